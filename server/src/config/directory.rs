@@ -1,0 +1,176 @@
+//! The recipient directory: answers "what happens to mail for this address?" at RCPT time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Address, ConfigError, ServerConfig};
+
+/// What RCPT TO should do with an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RcptVerdict {
+    /// Deliver to these local mailboxes (account keys), after alias expansion.
+    Local(Vec<String>),
+    /// A local domain, but nobody of that name: 550 5.1.1.
+    UnknownUser,
+    /// Not our domain, and this listener does not relay: 554 5.7.1.
+    RelayDenied,
+}
+
+/// Accounts and aliases, resolved once at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    domains: BTreeSet<String>,
+    accounts: BTreeSet<String>,
+    aliases: BTreeMap<String, Vec<String>>,
+}
+
+/// Alias chains deeper than this are a configuration loop; we stop expanding.
+const MAX_ALIAS_DEPTH: usize = 8;
+
+impl Directory {
+    pub(super) fn build(cfg: &ServerConfig) -> Result<Directory, ConfigError> {
+        let domains: BTreeSet<String> = cfg
+            .domains
+            .iter()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        let mut accounts = BTreeSet::new();
+        for acct in &cfg.accounts {
+            let a = Address::parse(acct.address())
+                .map_err(|e| ConfigError::BadAddress(acct.address().to_string(), e))?;
+            if !domains.contains(&a.domain) {
+                return Err(ConfigError::ForeignAccount(
+                    acct.address().to_string(),
+                    cfg.domains.clone(),
+                ));
+            }
+            if !accounts.insert(a.key()) {
+                return Err(ConfigError::DuplicateAccount(acct.address().to_string()));
+            }
+        }
+        let mut aliases = BTreeMap::new();
+        for (from, targets) in &cfg.aliases {
+            let mut keys = Vec::new();
+            for t in targets {
+                let a = Address::parse(t).map_err(|e| ConfigError::BadAddress(t.clone(), e))?;
+                keys.push(a.key());
+            }
+            if from.contains('@') {
+                let a = Address::parse(from).map_err(|e| ConfigError::BadAddress(from.clone(), e))?;
+                aliases.insert(a.key(), keys);
+            } else {
+                // A bare local part: the alias exists in every local domain.
+                for d in &domains {
+                    let a = Address::parse(&format!("{from}@{d}"))
+                        .map_err(|e| ConfigError::BadAddress(from.clone(), e))?;
+                    aliases.insert(a.key(), keys.clone());
+                }
+            }
+        }
+        Ok(Directory {
+            domains,
+            accounts,
+            aliases,
+        })
+    }
+
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.contains(&domain.to_ascii_lowercase())
+    }
+
+    pub fn has_account(&self, key: &str) -> bool {
+        self.accounts.contains(key)
+    }
+
+    /// Accounts in a stable order.
+    pub fn accounts(&self) -> impl Iterator<Item = &str> {
+        self.accounts.iter().map(String::as_str)
+    }
+
+    /// Resolves a recipient. Aliases expand recursively (depth-limited); a `+tag` in the local
+    /// part is ignored for lookup (`alice+news@` reaches `alice@`), as Postfix does with
+    /// `recipient_delimiter = +`.
+    pub fn resolve(&self, rcpt: &Address) -> RcptVerdict {
+        if !self.is_local_domain(&rcpt.domain) {
+            return RcptVerdict::RelayDenied;
+        }
+        let mut out = BTreeSet::new();
+        if self.expand(&rcpt.key(), 0, &mut out) {
+            RcptVerdict::Local(out.into_iter().collect())
+        } else {
+            RcptVerdict::UnknownUser
+        }
+    }
+
+    fn expand(&self, key: &str, depth: usize, out: &mut BTreeSet<String>) -> bool {
+        if depth > MAX_ALIAS_DEPTH {
+            return false;
+        }
+        if let Some(targets) = self.aliases.get(key) {
+            let mut any = false;
+            for t in targets {
+                any |= self.expand(t, depth + 1, out);
+            }
+            return any;
+        }
+        if self.accounts.contains(key) {
+            out.insert(key.to_string());
+            return true;
+        }
+        if let Some((local, domain)) = key.split_once('@') {
+            if let Some((base, _tag)) = local.split_once('+') {
+                return self.expand(&format!("{base}@{domain}"), depth + 1, out);
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Directory {
+        let cfg: ServerConfig = toml::from_str(
+            r#"
+            hostname = "mx.example.org"
+            domains = ["example.org"]
+            accounts = ["alice@example.org", { address = "bob@example.org" }]
+            [aliases]
+            "team@example.org" = ["alice@example.org", "bob@example.org"]
+            postmaster = ["alice@example.org"]
+            "loop@example.org" = ["loop@example.org"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap()
+    }
+
+    fn verdict(s: &str) -> RcptVerdict {
+        dir().resolve(&Address::parse(s).unwrap())
+    }
+
+    #[test]
+    fn resolves_accounts_aliases_and_tags() {
+        assert_eq!(verdict("ALICE@example.org"), RcptVerdict::Local(vec!["alice@example.org".into()]));
+        assert_eq!(
+            verdict("team@example.org"),
+            RcptVerdict::Local(vec!["alice@example.org".into(), "bob@example.org".into()])
+        );
+        assert_eq!(verdict("postmaster@example.org"), RcptVerdict::Local(vec!["alice@example.org".into()]));
+        assert_eq!(verdict("bob+lists@example.org"), RcptVerdict::Local(vec!["bob@example.org".into()]));
+        assert_eq!(verdict("carol@example.org"), RcptVerdict::UnknownUser);
+        assert_eq!(verdict("loop@example.org"), RcptVerdict::UnknownUser);
+        assert_eq!(verdict("x@elsewhere.net"), RcptVerdict::RelayDenied);
+    }
+
+    #[test]
+    fn rejects_foreign_accounts() {
+        let cfg: ServerConfig = toml::from_str(
+            r#"hostname = "h"
+               domains = ["example.org"]
+               accounts = ["a@other.net"]"#,
+        )
+        .unwrap();
+        assert!(matches!(cfg.validate(), Err(ConfigError::ForeignAccount(..))));
+    }
+}

@@ -1,0 +1,213 @@
+//! The Env seam: the only way the server touches the world.
+//!
+//! Every effect the mail server has — sockets, files, the clock and timers, DNS, randomness,
+//! spawning tasks, and the trace — goes through [`Env`]. Two worlds implement it: [`real`]
+//! (tokio sockets, std files, hickory-resolver, the OS RNG) for `mailsim serve`, and the
+//! simulator's turmoil-backed env in the `mailsim` crate. `clippy.toml` forbids the direct
+//! calls inside this crate so the seam cannot silently leak; only `env/real.rs` may use them.
+//!
+//! The trait is deliberately small: a few file primitives with an explicit `sync`, so the
+//! store decides where durability is paid for; a clock that is *read*, never assumed; one DNS
+//! call for every record type.
+
+pub mod real;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A point in time: the duration since the UNIX epoch, as the world's clock says.
+///
+/// A newtype rather than `SystemTime` so it is `Ord`, `Copy`, cheap to do arithmetic on and
+/// impossible to confuse with the real clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub Duration);
+
+impl Timestamp {
+    pub fn from_secs(secs: u64) -> Self {
+        Timestamp(Duration::from_secs(secs))
+    }
+    pub fn as_secs(self) -> u64 {
+        self.0.as_secs()
+    }
+    pub fn as_millis(self) -> u128 {
+        self.0.as_millis()
+    }
+    /// `self + d`, saturating instead of overflowing (a far-future deadline is still valid).
+    pub fn add(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(d))
+    }
+    /// How long from `earlier` to `self` (zero if `earlier` is later).
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// The record types the server asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Mx,
+    A,
+    Aaaa,
+    Txt,
+    Ptr,
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordKind::Mx => "MX",
+            RecordKind::A => "A",
+            RecordKind::Aaaa => "AAAA",
+            RecordKind::Txt => "TXT",
+            RecordKind::Ptr => "PTR",
+        })
+    }
+}
+
+/// One answer record. Names are lower-case and carry no trailing dot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Record {
+    Mx { preference: u16, exchange: String },
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Txt(String),
+    Ptr(String),
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Record::Mx {
+                preference,
+                exchange,
+            } => write!(f, "MX {preference} {exchange}"),
+            Record::A(ip) => write!(f, "A {ip}"),
+            Record::Aaaa(ip) => write!(f, "AAAA {ip}"),
+            Record::Txt(t) => write!(f, "TXT {t:?}"),
+            Record::Ptr(p) => write!(f, "PTR {p}"),
+        }
+    }
+}
+
+/// Why a lookup gave no records. The distinction matters to mail routing: NXDOMAIN is
+/// permanent (bounce 5.1.2), a temporary failure means "try again later".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsError {
+    /// The name does not exist.
+    NxDomain,
+    /// The name exists but has no records of that type (NODATA).
+    NoRecords,
+    /// SERVFAIL, timeout, unreachable resolver: try again later.
+    Temporary(String),
+}
+
+impl fmt::Display for DnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsError::NxDomain => f.write_str("NXDOMAIN"),
+            DnsError::NoRecords => f.write_str("NODATA"),
+            DnsError::Temporary(why) => write!(f, "temporary failure: {why}"),
+        }
+    }
+}
+
+/// A listening socket of either world.
+pub trait Listener: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Everything the server may do to the world. See the module docs.
+pub trait Env: Clone + Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Listener: Listener<Stream = Self::Stream>;
+
+    // ---- network ----
+    fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    // ---- files: paths are relative to the world's data root ----
+    /// Reads a whole file.
+    fn read(&self, path: &Path) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
+    /// Creates (or truncates) a file and writes `data`. Not durable until [`Env::sync_file`].
+    fn write(&self, path: &Path, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Appends to a file, creating it if needed. Not durable until [`Env::sync_file`].
+    fn append(&self, path: &Path, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// fsync: the file's contents are on stable storage when this returns.
+    fn sync_file(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    /// Atomically renames; durable once the parent directory is synced.
+    fn rename(&self, from: &Path, to: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    /// fsync of a directory: creations, renames and removals in it are durable.
+    fn sync_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    fn remove_file(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    fn create_dir_all(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    /// Names in a directory, sorted (iteration order must never leak into behaviour).
+    fn list_dir(&self, path: &Path) -> impl Future<Output = io::Result<Vec<String>>> + Send;
+
+    // ---- time ----
+    /// The world's current time.
+    fn now(&self) -> Timestamp;
+    /// Completes once [`Env::now`] is at or past `deadline`.
+    fn sleep_until(&self, deadline: Timestamp) -> impl Future<Output = ()> + Send;
+
+    // ---- DNS ----
+    fn lookup(
+        &self,
+        name: &str,
+        kind: RecordKind,
+    ) -> impl Future<Output = Result<Vec<Record>, DnsError>> + Send;
+
+    // ---- randomness ----
+    /// A random number: the OS RNG in the real world, the scenario seed's stream in the sim.
+    fn random_u64(&self) -> u64;
+
+    // ---- tasks ----
+    fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    // ---- observability ----
+    /// Records one event of the server (a protocol line, a commit, a decision). The sim puts
+    /// it in the trace with the simulated time; the real world logs it when asked to.
+    fn trace(&self, source: &str, event: fmt::Arguments<'_>);
+}
+
+/// Runs `fut` until `deadline` on the env's clock; `None` if the deadline came first.
+///
+/// Every timeout in the server goes through this, so a warp of simulated time fires it on the
+/// simulated deadline instead of skipping or stretching it.
+pub async fn timeout_at<E: Env, F: Future>(env: &E, deadline: Timestamp, fut: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        out = fut => Some(out),
+        _ = env.sleep_until(deadline) => None,
+    }
+}
+
+/// Convenience: all the addresses a name's A and AAAA records give, A first.
+pub async fn lookup_ips<E: Env>(env: &E, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+    let mut ips = Vec::new();
+    let mut last_err = None;
+    for kind in [RecordKind::A, RecordKind::Aaaa] {
+        match env.lookup(name, kind).await {
+            Ok(records) => ips.extend(records.into_iter().filter_map(|r| match r {
+                Record::A(ip) => Some(IpAddr::V4(ip)),
+                Record::Aaaa(ip) => Some(IpAddr::V6(ip)),
+                _ => None,
+            })),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (ips.is_empty(), last_err) {
+        (false, _) => Ok(ips),
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(DnsError::NoRecords),
+    }
+}

@@ -1,0 +1,8 @@
+//! mailsim-server: a complete mail server that reaches the world only through [`env::Env`].
+//!
+//! Layout follows DESIGN.md: protocol sessions (`smtp/`), state (`store/`, `config/`), and
+//! effects (`env/`). Nothing here knows whether it runs on real sockets or in the simulator.
+
+pub mod config;
+pub mod env;
+pub mod smtp;

@@ -1,0 +1,13 @@
+//! SMTP: the sans-IO session state machine ([`session`]), replies ([`reply`]), and the thin
+//! async driver that connects a session to an Env byte stream ([`driver`]).
+//!
+//! The session is a value you feed bytes and the current time; it hands back replies and
+//! actions ("deliver this transaction"). It never reads a clock or touches I/O, so every
+//! protocol rule is unit-testable without a world, and the parser is benchmarkable alone.
+
+pub mod driver;
+pub mod reply;
+pub mod session;
+
+pub use reply::Reply;
+pub use session::{Output, PeerInfo, Recipient, Session, SessionConfig, Transaction};
