@@ -5,4 +5,6 @@
 
 pub mod config;
 pub mod env;
+pub mod server;
 pub mod smtp;
+pub mod store;

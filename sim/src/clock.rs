@@ -52,7 +52,9 @@ impl SimClock {
         let turmoil_nanos = match turmoil::sim_elapsed() {
             Some(d) => {
                 let n = d.as_nanos() as u64;
-                self.inner.last_elapsed_nanos.fetch_max(n, Ordering::Relaxed);
+                self.inner
+                    .last_elapsed_nanos
+                    .fetch_max(n, Ordering::Relaxed);
                 n
             }
             None => self.inner.last_elapsed_nanos.load(Ordering::Relaxed),
@@ -69,7 +71,7 @@ impl SimClock {
 
     /// The world's absolute time.
     pub fn now(&self) -> Timestamp {
-        self.inner.epoch.add(self.elapsed())
+        self.inner.epoch.plus(self.elapsed())
     }
 
     pub fn epoch(&self) -> Timestamp {
@@ -106,7 +108,13 @@ impl SimClock {
     }
 
     fn register(&self, target: u64) {
-        *self.inner.deadlines.lock().unwrap().entry(target).or_insert(0) += 1;
+        *self
+            .inner
+            .deadlines
+            .lock()
+            .unwrap()
+            .entry(target)
+            .or_insert(0) += 1;
     }
 
     fn unregister(&self, target: u64) {

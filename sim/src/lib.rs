@@ -1,5 +1,14 @@
 //! mailsim: the deterministic simulated world around the mail server, the scenario runner
 //! and the `mailsim` CLI.
+//!
+//! scenario (TOML model) → world (turmoil hosts: DNS, server, actors) → trace → check → runner
 
+pub mod actor;
+pub mod check;
 pub mod clock;
+pub mod dns;
+pub mod env;
+pub mod runner;
+pub mod scenario;
 pub mod trace;
+pub mod world;

@@ -55,7 +55,8 @@ impl Directory {
                 keys.push(a.key());
             }
             if from.contains('@') {
-                let a = Address::parse(from).map_err(|e| ConfigError::BadAddress(from.clone(), e))?;
+                let a =
+                    Address::parse(from).map_err(|e| ConfigError::BadAddress(from.clone(), e))?;
                 aliases.insert(a.key(), keys);
             } else {
                 // A bare local part: the alias exists in every local domain.
@@ -151,13 +152,22 @@ mod tests {
 
     #[test]
     fn resolves_accounts_aliases_and_tags() {
-        assert_eq!(verdict("ALICE@example.org"), RcptVerdict::Local(vec!["alice@example.org".into()]));
+        assert_eq!(
+            verdict("ALICE@example.org"),
+            RcptVerdict::Local(vec!["alice@example.org".into()])
+        );
         assert_eq!(
             verdict("team@example.org"),
             RcptVerdict::Local(vec!["alice@example.org".into(), "bob@example.org".into()])
         );
-        assert_eq!(verdict("postmaster@example.org"), RcptVerdict::Local(vec!["alice@example.org".into()]));
-        assert_eq!(verdict("bob+lists@example.org"), RcptVerdict::Local(vec!["bob@example.org".into()]));
+        assert_eq!(
+            verdict("postmaster@example.org"),
+            RcptVerdict::Local(vec!["alice@example.org".into()])
+        );
+        assert_eq!(
+            verdict("bob+lists@example.org"),
+            RcptVerdict::Local(vec!["bob@example.org".into()])
+        );
         assert_eq!(verdict("carol@example.org"), RcptVerdict::UnknownUser);
         assert_eq!(verdict("loop@example.org"), RcptVerdict::UnknownUser);
         assert_eq!(verdict("x@elsewhere.net"), RcptVerdict::RelayDenied);
@@ -171,6 +181,9 @@ mod tests {
                accounts = ["a@other.net"]"#,
         )
         .unwrap();
-        assert!(matches!(cfg.validate(), Err(ConfigError::ForeignAccount(..))));
+        assert!(matches!(
+            cfg.validate(),
+            Err(ConfigError::ForeignAccount(..))
+        ));
     }
 }

@@ -39,7 +39,7 @@ impl Timestamp {
         self.0.as_millis()
     }
     /// `self + d`, saturating instead of overflowing (a far-future deadline is still valid).
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(d))
     }
     /// How long from `earlier` to `self` (zero if `earlier` is later).
@@ -183,7 +183,11 @@ pub trait Env: Clone + Send + Sync + 'static {
 ///
 /// Every timeout in the server goes through this, so a warp of simulated time fires it on the
 /// simulated deadline instead of skipping or stretching it.
-pub async fn timeout_at<E: Env, F: Future>(env: &E, deadline: Timestamp, fut: F) -> Option<F::Output> {
+pub async fn timeout_at<E: Env, F: Future>(
+    env: &E,
+    deadline: Timestamp,
+    fut: F,
+) -> Option<F::Output> {
     tokio::select! {
         biased;
         out = fut => Some(out),

@@ -1,1 +1,605 @@
-//! placeholder
+//! The real world: tokio sockets, std files, the system clock, hickory-resolver and the OS RNG.
+//!
+//! This is the `Env` that `mailsim serve` runs on. It is deliberately thin: every method does
+//! the one obvious thing with the operating system, so that whatever the simulator proves about
+//! the server's behaviour carries over. The few decisions it does make are about safety and
+//! honesty of the seam:
+//!
+//! - file paths are *relative to a data root* and anything that could climb out of it is
+//!   refused (defence in depth: the server never builds such a path on purpose);
+//! - blocking file work runs on tokio's blocking pool so a slow disk never stalls the sockets;
+//! - durability is exactly what the caller asks for: `write`/`append` never fsync, `sync_file`
+//!   and `sync_dir` always do;
+//! - DNS answers and failures are mapped onto the three outcomes mail routing cares about
+//!   (NXDOMAIN, NODATA, try-again-later), see [`dns`].
+
+// This module IS the seam: clippy.toml forbids std::fs, tokio::net, the clocks, tokio::spawn
+// and friends everywhere else in the crate precisely so that they can only be reached from here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod dns;
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::{OsRng, SmallRng};
+use rand::{RngCore, SeedableRng, TryRngCore};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{DnsError, Env, Listener, Record, RecordKind, Timestamp};
+
+/// How a [`RealEnv`] is set up. `RealOptions::default()` is a quiet env that resolves with the
+/// system's DNS configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RealOptions {
+    /// Write every [`Env::trace`] event to stderr as `{UTC time} {source} {event}`. Off by
+    /// default: the trace is the simulator's main artefact, in production it is a debug aid.
+    pub verbose: bool,
+    /// Nameservers to ask instead of the system's (`/etc/resolv.conf`). Each gets UDP with a
+    /// TCP fallback on the same port. Empty means "use the system configuration".
+    pub nameservers: Vec<SocketAddr>,
+    /// Per-query DNS timeout; `None` keeps the system's (or hickory's 5 s) default.
+    pub dns_timeout: Option<Duration>,
+    /// How many times a failed DNS query is retried; `None` keeps the system's default.
+    pub dns_attempts: Option<usize>,
+}
+
+/// The real-world [`Env`]. Cheap to clone: everything lives behind one `Arc`.
+#[derive(Clone)]
+pub struct RealEnv {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    verbose: bool,
+    resolver: dns::Resolver,
+    /// Only used if the OS RNG ever fails, so that `random_u64` stays infallible.
+    fallback_rng: Mutex<SmallRng>,
+}
+
+impl fmt::Debug for RealEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RealEnv")
+            .field("root", &self.inner.root)
+            .field("verbose", &self.inner.verbose)
+            .field("dns", &self.inner.resolver.source())
+            .finish()
+    }
+}
+
+impl RealEnv {
+    /// Creates the env over `data_root`, creating that directory if needed.
+    ///
+    /// Fails if the root cannot be created, the OS RNG cannot seed the fallback generator, or
+    /// the explicit DNS configuration is unusable. A missing or broken `/etc/resolv.conf` is
+    /// *not* an error: the resolver falls back to a local one on loopback port 53, as the C
+    /// library does when resolv.conf names no server.
+    ///
+    /// Needs no tokio runtime; the first lookup or socket call does.
+    pub fn new(data_root: PathBuf, opts: RealOptions) -> io::Result<RealEnv> {
+        std::fs::create_dir_all(&data_root)?;
+        let fallback_rng = SmallRng::try_from_os_rng().map_err(io::Error::other)?;
+        let resolver = dns::Resolver::new(&opts)?;
+        let env = RealEnv {
+            inner: Arc::new(Inner {
+                root: data_root,
+                verbose: opts.verbose,
+                resolver,
+                fallback_rng: Mutex::new(fallback_rng),
+            }),
+        };
+        env.trace(
+            "dns",
+            format_args!("resolver: {}", env.inner.resolver.source()),
+        );
+        Ok(env)
+    }
+
+    /// The directory every file path is relative to.
+    pub fn data_root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Joins a world path onto the data root, refusing anything that could leave it.
+    ///
+    /// Only plain names (and `.`) are accepted: an absolute path, `..`, a root or a Windows
+    /// prefix gives `InvalidInput`. This is lexical only — a symlink planted inside the root is
+    /// followed — which is enough because the server creates everything under the root itself.
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        for c in path.components() {
+            match c {
+                Component::Normal(_) | Component::CurDir => {}
+                Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("path {} escapes the data root", path.display()),
+                    ))
+                }
+            }
+        }
+        Ok(self.inner.root.join(path))
+    }
+
+    /// Runs blocking file work on tokio's blocking pool, adding the operation and the world
+    /// path to any error (keeping its kind, so `NotFound` checks still work).
+    async fn blocking<T, F>(&self, op: &'static str, path: &Path, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> io::Result<T> + Send + 'static,
+    {
+        let out = match tokio::task::spawn_blocking(f).await {
+            Ok(out) => out,
+            Err(join) => Err(io::Error::other(join)),
+        };
+        out.map_err(|e| io::Error::new(e.kind(), format!("{op} {}: {e}", path.display())))
+    }
+}
+
+/// A listening TCP socket of the real world.
+#[derive(Debug)]
+pub struct RealListener {
+    inner: TcpListener,
+}
+
+impl Listener for RealListener {
+    type Stream = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = self.inner.accept().await?;
+        set_nodelay(&stream);
+        Ok((stream, peer))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// SMTP is a lock-step dialogue of short lines: Nagle's algorithm would only add delay-ACK
+/// stalls to every reply. Failing to turn it off costs latency, not correctness, so an error
+/// here does not fail the connection.
+fn set_nodelay(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+}
+
+impl Env for RealEnv {
+    type Stream = TcpStream;
+    type Listener = RealListener;
+
+    // ---- network ----
+
+    async fn listen(&self, addr: SocketAddr) -> io::Result<RealListener> {
+        let inner = TcpListener::bind(addr).await?;
+        Ok(RealListener { inner })
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect(addr).await?;
+        set_nodelay(&stream);
+        Ok(stream)
+    }
+
+    // ---- files ----
+
+    async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let full = self.resolve(path)?;
+        self.blocking("read", path, move || std::fs::read(full))
+            .await
+    }
+
+    async fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        let data = data.to_vec();
+        self.blocking("write", path, move || File::create(full)?.write_all(&data))
+            .await
+    }
+
+    async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        let data = data.to_vec();
+        self.blocking("append", path, move || {
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(full)?
+                .write_all(&data)
+        })
+        .await
+    }
+
+    async fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        // fsync works on a read-only descriptor on Unix, and opening read-only never changes
+        // the file or needs write permission.
+        self.blocking("sync_file", path, move || File::open(full)?.sync_all())
+            .await
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let full_from = self.resolve(from)?;
+        let full_to = self.resolve(to)?;
+        self.blocking("rename", from, move || std::fs::rename(full_from, full_to))
+            .await
+    }
+
+    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        // Opening a directory read-only and fsyncing it is how POSIX makes the entries in it
+        // (creations, renames, removals) durable.
+        self.blocking("sync_dir", path, move || File::open(full)?.sync_all())
+            .await
+    }
+
+    async fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        self.blocking("remove_file", path, move || std::fs::remove_file(full))
+            .await
+    }
+
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        self.blocking("create_dir_all", path, move || {
+            std::fs::create_dir_all(full)
+        })
+        .await
+    }
+
+    /// Sorted, so the OS's directory order never leaks into behaviour. A name that is not
+    /// UTF-8 (never created by the server) is converted lossily rather than failing the whole
+    /// listing: one stray file must not hide the queue.
+    async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let full = self.resolve(path)?;
+        self.blocking("list_dir", path, move || {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(full)? {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+    }
+
+    // ---- time ----
+
+    /// The wall clock. A clock set before 1970 reads as the epoch rather than panicking.
+    fn now(&self) -> Timestamp {
+        Timestamp(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Sleeps on tokio's monotonic timer, then re-reads the wall clock: if the clock was
+    /// stepped back meanwhile it sleeps again, so on return `now() >= deadline` as promised.
+    fn sleep_until(&self, deadline: Timestamp) -> impl Future<Output = ()> + Send {
+        let env = self.clone();
+        async move {
+            loop {
+                let left = deadline.since(env.now());
+                if left.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(left).await;
+            }
+        }
+    }
+
+    // ---- DNS ----
+
+    async fn lookup(&self, name: &str, kind: RecordKind) -> Result<Vec<Record>, DnsError> {
+        self.inner.resolver.lookup(name, kind).await
+    }
+
+    // ---- randomness ----
+
+    /// The OS RNG, one `getrandom` per call: a few hundred nanoseconds, nothing at mail rates,
+    /// and it keeps IDs unpredictable. If the OS ever refuses, a generator seeded from it at
+    /// start-up takes over rather than panicking.
+    fn random_u64(&self) -> u64 {
+        match OsRng.try_next_u64() {
+            Ok(n) => n,
+            Err(_) => self
+                .inner
+                .fallback_rng
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .next_u64(),
+        }
+    }
+
+    // ---- tasks ----
+
+    /// Detached: the server owns its tasks' lifetimes through its own shutdown signals.
+    fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(tokio::spawn(fut));
+    }
+
+    // ---- observability ----
+
+    /// One line to stderr when verbose; when not, returns before formatting anything, so a
+    /// busy server pays one branch per event.
+    fn trace(&self, source: &str, event: fmt::Arguments<'_>) {
+        if !self.inner.verbose {
+            return;
+        }
+        let line = format!("{} {source} {event}\n", format_utc(self.now()));
+        // One write of the whole line keeps concurrent tasks' lines whole; a closed stderr
+        // must not take the server down, so the error is dropped.
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds), without a date crate.
+fn format_utc(t: Timestamp) -> String {
+    let secs = t.0.as_secs();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.0.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
+/// `civil_from_days`, restricted to non-negative day counts.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempRoot(PathBuf);
+
+    impl TempRoot {
+        fn new(tag: &str) -> TempRoot {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir()
+                .join(format!("mailsim-real-{tag}-{}-{nanos}", std::process::id()));
+            TempRoot(dir)
+        }
+    }
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// An env whose resolver never leaves loopback (port 9 on 127.0.0.1: discard, closed).
+    fn env_in(root: &TempRoot) -> RealEnv {
+        let opts = RealOptions {
+            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+            dns_timeout: Some(Duration::from_millis(200)),
+            dns_attempts: Some(0),
+            ..RealOptions::default()
+        };
+        RealEnv::new(root.0.clone(), opts).unwrap()
+    }
+
+    #[test]
+    fn new_creates_the_root_without_a_runtime() {
+        let root = TempRoot::new("new");
+        let env = env_in(&root);
+        assert!(root.0.is_dir());
+        assert_eq!(env.data_root(), root.0.as_path());
+        // The system configuration (or its fallback) also builds outside a runtime.
+        RealEnv::new(root.0.join("sys"), RealOptions::default()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn file_primitives_round_trip() {
+        let root = TempRoot::new("files");
+        let env = env_in(&root);
+        let p = Path::new;
+
+        env.create_dir_all(p("queue/new")).await.unwrap();
+        env.write(p("queue/new/b"), b"hello").await.unwrap();
+        env.append(p("queue/new/b"), b", world").await.unwrap();
+        env.append(p("queue/new/a"), b"created").await.unwrap();
+        env.sync_file(p("queue/new/b")).await.unwrap();
+        env.sync_dir(p("queue/new")).await.unwrap();
+        assert_eq!(env.read(p("queue/new/b")).await.unwrap(), b"hello, world");
+        assert_eq!(env.read(p("queue/new/a")).await.unwrap(), b"created");
+
+        // write truncates.
+        env.write(p("queue/new/b"), b"short").await.unwrap();
+        assert_eq!(env.read(p("queue/new/b")).await.unwrap(), b"short");
+
+        for name in ["c", "z", "m"] {
+            env.write(&Path::new("queue/new").join(name), b"")
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            env.list_dir(p("queue/new")).await.unwrap(),
+            ["a", "b", "c", "m", "z"]
+        );
+
+        env.create_dir_all(p("queue/cur")).await.unwrap();
+        env.rename(p("queue/new/b"), p("queue/cur/b"))
+            .await
+            .unwrap();
+        env.sync_dir(p("queue")).await.unwrap();
+        assert_eq!(env.read(p("queue/cur/b")).await.unwrap(), b"short");
+        let gone = env.read(p("queue/new/b")).await.unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
+        assert!(gone.to_string().contains("queue/new/b"), "{gone}");
+
+        env.remove_file(p("queue/cur/b")).await.unwrap();
+        assert!(env.list_dir(p("queue/cur")).await.unwrap().is_empty());
+        assert_eq!(
+            env.remove_file(p("queue/cur/b")).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+
+        // The root itself is reachable as "" and ".".
+        assert_eq!(env.list_dir(p("")).await.unwrap(), ["queue"]);
+        assert_eq!(env.list_dir(p(".")).await.unwrap(), ["queue"]);
+        env.sync_dir(p("")).await.unwrap();
+
+        // Everything landed under the root.
+        assert!(root.0.join("queue/new/a").is_file());
+    }
+
+    #[tokio::test]
+    async fn paths_that_leave_the_root_are_refused() {
+        let root = TempRoot::new("escape");
+        let env = env_in(&root);
+        let bad = ["../x", "/etc/passwd", "a/../../x", "a/..", ".."];
+        for b in bad {
+            let b = Path::new(b);
+            let kind = |r: io::Result<()>| r.unwrap_err().kind();
+            assert_eq!(
+                env.read(b).await.unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{}",
+                b.display()
+            );
+            assert_eq!(kind(env.write(b, b"x").await), io::ErrorKind::InvalidInput);
+            assert_eq!(kind(env.append(b, b"x").await), io::ErrorKind::InvalidInput);
+            assert_eq!(kind(env.sync_file(b).await), io::ErrorKind::InvalidInput);
+            assert_eq!(kind(env.sync_dir(b).await), io::ErrorKind::InvalidInput);
+            assert_eq!(kind(env.remove_file(b).await), io::ErrorKind::InvalidInput);
+            assert_eq!(
+                kind(env.create_dir_all(b).await),
+                io::ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind(env.rename(Path::new("ok"), b).await),
+                io::ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                kind(env.rename(b, Path::new("ok")).await),
+                io::ErrorKind::InvalidInput
+            );
+            assert_eq!(
+                env.list_dir(b).await.unwrap_err().kind(),
+                io::ErrorKind::InvalidInput
+            );
+        }
+        // Nothing was created next to the root.
+        assert!(!root.0.parent().unwrap().join("x").exists());
+    }
+
+    #[tokio::test]
+    async fn listen_connect_echo() {
+        let root = TempRoot::new("net");
+        let env = env_in(&root);
+        let mut listener = env.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+
+        env.spawn(async move {
+            let (mut s, _peer) = listener.accept().await.unwrap();
+            assert!(s.nodelay().unwrap());
+            let mut buf = [0u8; 64];
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                s.write_all(&buf[..n]).await.unwrap();
+            }
+        });
+
+        let mut c = env.connect(addr).await.unwrap();
+        assert!(c.nodelay().unwrap());
+        c.write_all(b"EHLO example.org\r\n").await.unwrap();
+        let mut back = [0u8; 18];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"EHLO example.org\r\n");
+    }
+
+    #[tokio::test]
+    async fn clock_and_sleep() {
+        let root = TempRoot::new("clock");
+        let env = env_in(&root);
+        let sys = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let now = env.now();
+        assert!(
+            now.0.abs_diff(sys) < Duration::from_secs(1),
+            "{now:?} vs {sys:?}"
+        );
+
+        // A deadline in the past returns at once (no timer involved at all).
+        let start = std::time::Instant::now();
+        env.sleep_until(Timestamp::from_secs(1)).await;
+        env.sleep_until(env.now()).await;
+        assert!(start.elapsed() < Duration::from_millis(50));
+
+        // A near deadline is honoured on the wall clock.
+        let deadline = env.now().plus(Duration::from_millis(30));
+        env.sleep_until(deadline).await;
+        assert!(env.now() >= deadline);
+    }
+
+    #[test]
+    fn random_numbers_differ() {
+        let root = TempRoot::new("rand");
+        let env = env_in(&root);
+        let draws: std::collections::BTreeSet<u64> = (0..16).map(|_| env.random_u64()).collect();
+        assert_eq!(draws.len(), 16);
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(
+            format_utc(Timestamp::default()),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        // 2000-02-29 (a leap day in a century leap year) 12:34:56.789012.
+        let t = Timestamp(Duration::new(951_827_696, 789_012_345));
+        assert_eq!(format_utc(t), "2000-02-29T12:34:56.789012Z");
+        let t = Timestamp::from_secs(1_767_225_599); // last second of 2025
+        assert_eq!(format_utc(t), "2025-12-31T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn trace_off_is_silent_and_on_does_not_panic() {
+        let root = TempRoot::new("trace");
+        let quiet = env_in(&root);
+        quiet.trace("smtp", format_args!("never formatted {}", 1));
+        let loud = RealEnv::new(
+            root.0.clone(),
+            RealOptions {
+                verbose: true,
+                nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+                ..RealOptions::default()
+            },
+        )
+        .unwrap();
+        loud.trace("test", format_args!("verbose trace line {}", 42));
+    }
+}

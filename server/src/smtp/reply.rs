@@ -87,6 +87,9 @@ mod tests {
         let mut out = Vec::new();
         Reply::new(550, (5, 1, 1), "No such user").write_to(&mut out);
         Reply::multi(250, vec!["mx".into(), "PIPELINING".into()]).write_to(&mut out);
-        assert_eq!(out, b"550 5.1.1 No such user\r\n250-mx\r\n250 PIPELINING\r\n");
+        assert_eq!(
+            out,
+            b"550 5.1.1 No such user\r\n250-mx\r\n250 PIPELINING\r\n"
+        );
     }
 }

@@ -1,0 +1,224 @@
+//! The simulated world's side of the Env seam: turmoil sockets, turmoil's simulated
+//! filesystem (crash semantics included), the warpable [`SimClock`], the fake DNS over
+//! simulated UDP, and an RNG seeded from the scenario seed.
+//!
+//! Every call bumps an activity counter the runner reads to decide quiescence (no Env
+//! activity for a step + nothing in flight ⇒ safe to warp time).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailsim_server::env::{DnsError, Env, Listener, Record, RecordKind, Timestamp};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use turmoil::fs::shim::std::fs as simfs;
+
+use crate::clock::SimClock;
+use crate::trace::Trace;
+
+/// How long the server's resolver waits for the fake DNS before calling it a timeout.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared counter of Env calls across the world (for quiescence detection).
+#[derive(Clone, Default)]
+pub struct Activity(Arc<AtomicU64>);
+
+impl Activity {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+pub struct SimEnv {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    root: PathBuf,
+    clock: SimClock,
+    trace: Trace,
+    rng: Mutex<SmallRng>,
+    dns_server: SocketAddr,
+    dns_ids: AtomicU64,
+    activity: Activity,
+}
+
+impl SimEnv {
+    pub fn new(
+        host: impl Into<String>,
+        clock: SimClock,
+        trace: Trace,
+        seed: u64,
+        dns_server: SocketAddr,
+        activity: Activity,
+    ) -> Self {
+        SimEnv {
+            inner: Arc::new(Inner {
+                host: host.into(),
+                root: PathBuf::from("/data"),
+                clock,
+                trace,
+                rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+                dns_server,
+                dns_ids: AtomicU64::new(1),
+                activity,
+            }),
+        }
+    }
+
+    /// The data root inside the host's simulated filesystem.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn path(&self, p: &Path) -> io::Result<PathBuf> {
+        if p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            if p.as_os_str().is_empty() {
+                return Ok(self.inner.root.clone());
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unsafe path {p:?}"),
+            ));
+        }
+        Ok(self.inner.root.join(p))
+    }
+
+    fn act(&self) {
+        self.inner.activity.bump();
+    }
+}
+
+pub struct SimListener(turmoil::net::TcpListener);
+
+impl Listener for SimListener {
+    type Stream = turmoil::net::TcpStream;
+    async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
+        self.0.accept().await
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Env for SimEnv {
+    type Stream = turmoil::net::TcpStream;
+    type Listener = SimListener;
+
+    async fn listen(&self, addr: SocketAddr) -> io::Result<SimListener> {
+        self.act();
+        // Inside the simulated host we bind every interface on the port asked for.
+        let bind = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+        Ok(SimListener(turmoil::net::TcpListener::bind(bind).await?))
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        self.act();
+        turmoil::net::TcpStream::connect(addr).await
+    }
+
+    async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.act();
+        simfs::read(self.path(path)?)
+    }
+
+    async fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.act();
+        simfs::write(self.path(path)?, data)
+    }
+
+    async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.act();
+        use std::io::Write;
+        let mut f = simfs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(path)?)?;
+        f.write_all(data)
+    }
+
+    async fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.act();
+        simfs::File::open(self.path(path)?)?.sync_all()
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.act();
+        simfs::rename(self.path(from)?, self.path(to)?)
+    }
+
+    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.act();
+        simfs::sync_dir(self.path(path)?)
+    }
+
+    async fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.act();
+        simfs::remove_file(self.path(path)?)
+    }
+
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.act();
+        simfs::create_dir_all(self.path(path)?)
+    }
+
+    async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.act();
+        let mut names = Vec::new();
+        for entry in simfs::read_dir(self.path(path)?)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    async fn sleep_until(&self, deadline: Timestamp) {
+        self.inner.clock.sleep_until(deadline).await
+    }
+
+    async fn lookup(&self, name: &str, kind: RecordKind) -> Result<Vec<Record>, DnsError> {
+        self.act();
+        let id = (self.inner.dns_ids.fetch_add(1, Ordering::Relaxed) & 0xffff) as u16;
+        let deadline = self.now().plus(DNS_TIMEOUT);
+        let clock = self.inner.clock.clone();
+        crate::dns::client::query(self.inner.dns_server, name, kind, id, async move {
+            clock.sleep_until(deadline).await
+        })
+        .await
+    }
+
+    fn random_u64(&self) -> u64 {
+        self.inner.rng.lock().unwrap().next_u64()
+    }
+
+    fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.act();
+        // Tasks live in the host's LocalSet: a crash of the host drops them all.
+        tokio::task::spawn_local(fut);
+    }
+
+    fn trace(&self, source: &str, event: fmt::Arguments<'_>) {
+        self.act();
+        self.inner.trace.record(&self.inner.host, source, event);
+    }
+}

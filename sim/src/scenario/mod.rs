@@ -1,0 +1,124 @@
+//! Scenario files: TOML describing a world and what must happen in it.
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere) and every error names the file, the
+//! line and the key: a broken scenario must never panic and never silently do nothing.
+
+mod error;
+pub use error::line_col;
+mod model;
+
+pub use error::ScenarioError;
+pub use model::*;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A scenario loaded from disk and checked.
+#[derive(Clone, Debug)]
+pub struct LoadedScenario {
+    /// Display name: the path relative to the folder it was found in, without `.toml`.
+    pub name: String,
+    pub path: PathBuf,
+    pub source: String,
+    pub scenario: Scenario,
+}
+
+/// Reads and validates one scenario file.
+pub fn load(path: &Path, name: String) -> Result<LoadedScenario, ScenarioError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })?;
+    parse(path, name, source)
+}
+
+/// Parses and validates scenario text (the path is only for messages).
+pub fn parse(path: &Path, name: String, source: String) -> Result<LoadedScenario, ScenarioError> {
+    let scenario: Scenario =
+        toml::from_str(&source).map_err(|e| ScenarioError::from_toml(path, &source, &e))?;
+    validate(path, &source, &scenario)?;
+    Ok(LoadedScenario {
+        name,
+        path: path.to_path_buf(),
+        source,
+        scenario,
+    })
+}
+
+/// Checks what serde cannot: references between sections, addresses, the server config.
+fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError> {
+    let err = |span: std::ops::Range<usize>, key: &str, msg: String| {
+        ScenarioError::at(path, source, span, key, msg)
+    };
+    if let Err(e) = s.server.get_ref().config.validate() {
+        return Err(err(s.server.span(), "server", e.to_string()));
+    }
+    let mut names = BTreeSet::new();
+    let mut addrs: BTreeSet<IpAddr> = BTreeSet::new();
+    addrs.insert(s.server_ip());
+    addrs.insert(s.dns_ip());
+    if s.server_ip() == s.dns_ip() {
+        return Err(err(
+            s.server.span(),
+            "server.listen.smtp",
+            "the server and the DNS host need different addresses".into(),
+        ));
+    }
+    for a in &s.actor {
+        if !names.insert(a.name.get_ref().clone()) {
+            return Err(err(
+                a.name.span(),
+                "actor.name",
+                format!("duplicate actor name {:?}", a.name.get_ref()),
+            ));
+        }
+        if !addrs.insert(*a.address.get_ref()) {
+            return Err(err(
+                a.address.span(),
+                "actor.address",
+                format!(
+                    "address {} is already used by another host",
+                    a.address.get_ref()
+                ),
+            ));
+        }
+        if let Err(msg) = a.target.get_ref().parse::<Target>() {
+            return Err(err(a.target.span(), "actor.target", msg));
+        }
+        for (i, step) in a.steps.iter().enumerate() {
+            if let Err(msg) = step.get_ref().check() {
+                return Err(err(step.span(), &format!("actor.steps[{i}]"), msg));
+            }
+        }
+    }
+    if let Err(e) = crate::dns::zone::build_zones(s.dns.zones.get_ref()) {
+        return Err(err(s.dns_span(), "dns.zones", e.to_string()));
+    }
+    for (i, e) in s.expect.iter().enumerate() {
+        let x = e.get_ref();
+        if let Some(actor) = &x.actor {
+            if !names.contains(actor.get_ref()) {
+                return Err(err(
+                    actor.span(),
+                    &format!("expect[{i}].actor"),
+                    format!("no actor named {:?} (actors: {:?})", actor.get_ref(), names),
+                ));
+            }
+        }
+        if let Err(msg) = x.check() {
+            return Err(err(e.span(), &format!("expect[{i}]"), msg));
+        }
+    }
+    if s.expect.is_empty() {
+        return Err(ScenarioError::at(
+            path,
+            source,
+            0..0,
+            "expect",
+            "a scenario needs at least one [[expect]]: a run that checks nothing cannot fail"
+                .into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! The scenario data model (what the TOML says). See README "Scenario format".
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+
+use mailsim_server::config::ServerConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::dns::zone::{DnsFault, ZoneSpec};
+
+/// Address of the server host when the scenario's `server.listen.smtp` is left at loopback.
+pub const DEFAULT_SERVER_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 25);
+/// Address of the world's DNS host unless `[dns] address` says otherwise.
+pub const DEFAULT_DNS_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 53));
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub world: World,
+    #[serde(default)]
+    pub dns: Dns,
+    pub server: Spanned<ServerSection>,
+    #[serde(default)]
+    pub actor: Vec<Actor>,
+    #[serde(default)]
+    pub expect: Vec<Spanned<Expect>>,
+}
+
+/// `[server]` is a server config exactly as `mailsim serve --config` reads it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct ServerSection {
+    pub config: ServerConfig,
+}
+
+impl std::ops::Deref for ServerSection {
+    type Target = ServerConfig;
+    fn deref(&self) -> &ServerConfig {
+        &self.config
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct World {
+    /// Seeds every random choice of the world (latencies, RNG of the server, ...).
+    pub seed: u64,
+    /// turmoil's fixed step, in milliseconds.
+    pub tick_ms: u64,
+    /// Simulated time after which the run stops (if actors have not all finished before).
+    pub duration_secs: f64,
+    /// Network latency range between hosts, in milliseconds.
+    pub min_latency_ms: u64,
+    pub max_latency_ms: u64,
+    /// The world's wall clock at start, seconds since the UNIX epoch (default 2026-01-01).
+    pub start_unix: u64,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            seed: 1,
+            tick_ms: 1,
+            duration_secs: 3600.0,
+            min_latency_ms: 1,
+            max_latency_ms: 5,
+            start_unix: 1_767_225_600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// The DNS host's address (default 192.0.2.53).
+    #[serde(default)]
+    pub address: Option<IpAddr>,
+    #[serde(default = "no_zones")]
+    pub zones: Spanned<BTreeMap<String, ZoneSpec>>,
+    #[serde(default)]
+    pub fault: Vec<DnsFault>,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            address: None,
+            zones: no_zones(),
+            fault: Vec::new(),
+        }
+    }
+}
+
+fn no_zones() -> Spanned<BTreeMap<String, ZoneSpec>> {
+    Spanned::new(0..0, BTreeMap::new())
+}
+
+/// A client of the world: it runs scripted SMTP sessions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    pub name: Spanned<String>,
+    pub address: Spanned<IpAddr>,
+    /// A domain (its MX is looked up through the world's DNS) or `ip:port`.
+    pub target: Spanned<String>,
+    /// When the actor starts, in simulated seconds from the world's start.
+    #[serde(default)]
+    pub start_secs: f64,
+    /// How long to wait for any one reply before calling it lost.
+    #[serde(default = "default_reply_timeout")]
+    pub reply_timeout_secs: f64,
+    /// The reply expected on connect (default 220).
+    #[serde(default = "default_greeting")]
+    pub greeting: ReplyPattern,
+    #[serde(default)]
+    pub steps: Vec<Spanned<Step>>,
+}
+
+fn default_reply_timeout() -> f64 {
+    600.0
+}
+fn default_greeting() -> ReplyPattern {
+    ReplyPattern("220".into())
+}
+
+/// Where an actor connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Domain(String),
+    Addr(SocketAddr),
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Target::Addr(a));
+        }
+        let valid = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if valid {
+            Ok(Target::Domain(s.to_ascii_lowercase()))
+        } else {
+            Err(format!("{s:?} is neither a domain name nor ip:port"))
+        }
+    }
+}
+
+/// One step of an actor's script. Exactly one action key per step.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Send one command line (CRLF is appended) and read one reply.
+    pub send: Option<String>,
+    /// Send several command lines in one write, then read one reply per line (RFC 2920).
+    pub pipeline: Option<Vec<String>>,
+    /// Send message content after a 354: line ends become CRLF, dots are stuffed, and the
+    /// terminating `<CRLF>.<CRLF>` is added. Reads one reply.
+    pub data: Option<String>,
+    /// Send these bytes exactly (TOML escapes like `\r`, `\n`, `\u0000` work); reads
+    /// `replies` replies (default: 1 if `expect` is given, else 0).
+    pub raw: Option<String>,
+    /// Drop the connection abruptly (no QUIT).
+    pub close: Option<bool>,
+    /// Pause for this many simulated seconds.
+    pub wait_secs: Option<f64>,
+    /// Reply check: a code (`250`), a code with enhanced code (`"550 5.1.1"`), or a prefix
+    /// of the reply text. For `pipeline`, a list with one entry per line.
+    pub expect: Option<ExpectReplies>,
+    /// Replies to read after `raw`.
+    pub replies: Option<usize>,
+}
+
+impl Step {
+    pub fn check(&self) -> Result<(), String> {
+        let actions = [
+            self.send.is_some(),
+            self.pipeline.is_some(),
+            self.data.is_some(),
+            self.raw.is_some(),
+            self.close.is_some(),
+            self.wait_secs.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if actions != 1 {
+            return Err(
+                "a step needs exactly one of send, pipeline, data, raw, close, wait_secs".into(),
+            );
+        }
+        if let (Some(lines), Some(ExpectReplies::Many(e))) = (&self.pipeline, &self.expect) {
+            if lines.len() != e.len() {
+                return Err(format!(
+                    "pipeline has {} lines but expect has {} entries",
+                    lines.len(),
+                    e.len()
+                ));
+            }
+        }
+        if let Some(s) = &self.send {
+            if s.contains(['\r', '\n']) {
+                return Err("send is one line: use raw for bytes with CR or LF".into());
+            }
+        }
+        if self.wait_secs.is_some_and(|w| !(0.0..=1e9).contains(&w)) {
+            return Err("wait_secs must be between 0 and 1e9".into());
+        }
+        Ok(())
+    }
+
+    /// How many replies this step reads.
+    pub fn reply_count(&self) -> usize {
+        if self.send.is_some() || self.data.is_some() {
+            1
+        } else if let Some(p) = &self.pipeline {
+            p.len()
+        } else if self.raw.is_some() {
+            self.replies.unwrap_or(match &self.expect {
+                Some(ExpectReplies::One(_)) => 1,
+                Some(ExpectReplies::Many(v)) => v.len(),
+                None => 0,
+            })
+        } else {
+            0
+        }
+    }
+
+    /// The pattern for the n-th reply of this step, if any.
+    pub fn pattern(&self, n: usize) -> Option<&ReplyPattern> {
+        match &self.expect {
+            Some(ExpectReplies::One(p)) if n == 0 => Some(p),
+            Some(ExpectReplies::Many(v)) => v.get(n),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ExpectReplies {
+    One(ReplyPattern),
+    Many(Vec<ReplyPattern>),
+}
+
+/// What a reply must start with: `250`, `"550 5.1.1"`, `"250 2.0.0 Ok"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyPattern(pub String);
+
+impl<'de> Deserialize<'de> for ReplyPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Code(u16),
+            Text(String),
+        }
+        Ok(ReplyPattern(match Raw::deserialize(d)? {
+            Raw::Code(c) => c.to_string(),
+            Raw::Text(t) => t,
+        }))
+    }
+}
+
+impl ReplyPattern {
+    /// Does the reply match? Each line is compared in its final-line form (`250-X` is read
+    /// as `250 X`), so a pattern can pick out any line of a multi-line reply.
+    pub fn matches(&self, reply: &str) -> bool {
+        reply.split(" / ").any(|line| {
+            let mut l = line.to_string();
+            if l.len() > 3 && l.as_bytes()[3] == b'-' {
+                l.replace_range(3..4, " ");
+            }
+            l.starts_with(&self.0)
+        })
+    }
+}
+
+/// A check on the world after the run.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// An account address: checks its mailbox.
+    pub mailbox: Option<String>,
+    /// Exactly this many messages in the mailbox.
+    pub count: Option<usize>,
+    /// Some message has these header values (decoded, exact match).
+    pub header: Option<BTreeMap<String, String>>,
+    /// Some message's body contains this text (the same message as `header`, if both).
+    pub body_contains: Option<String>,
+    /// No message's body contains this text.
+    pub body_lacks: Option<String>,
+    /// An actor: checks the replies it saw.
+    pub actor: Option<Spanned<String>>,
+    /// Some reply the actor saw starts with this.
+    pub saw_reply: Option<String>,
+    /// No reply the actor saw starts with this.
+    pub never_saw_reply: Option<String>,
+    /// The actor ran every step and every inline `expect` held.
+    pub completed: Option<bool>,
+    /// The trace contains this text.
+    pub trace_contains: Option<String>,
+    /// The trace does not contain this text.
+    pub trace_lacks: Option<String>,
+}
+
+impl Expect {
+    pub fn check(&self) -> Result<(), String> {
+        let kinds = [
+            self.mailbox.is_some(),
+            self.actor.is_some(),
+            self.trace_contains.is_some() || self.trace_lacks.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if kinds != 1 {
+            return Err("an expectation is about exactly one of: mailbox, actor, trace (trace_contains / trace_lacks)".into());
+        }
+        if self.mailbox.is_some()
+            && self.count.is_none()
+            && self.header.is_none()
+            && self.body_contains.is_none()
+            && self.body_lacks.is_none()
+        {
+            return Err(
+                "a mailbox expectation needs count, header, body_contains or body_lacks".into(),
+            );
+        }
+        if self.actor.is_some()
+            && self.saw_reply.is_none()
+            && self.never_saw_reply.is_none()
+            && self.completed.is_none()
+        {
+            return Err(
+                "an actor expectation needs saw_reply, never_saw_reply or completed".into(),
+            );
+        }
+        if self.mailbox.is_none()
+            && (self.count.is_some()
+                || self.header.is_some()
+                || self.body_contains.is_some()
+                || self.body_lacks.is_some())
+        {
+            return Err("count/header/body_* need a mailbox".into());
+        }
+        if self.actor.is_none()
+            && (self.saw_reply.is_some()
+                || self.never_saw_reply.is_some()
+                || self.completed.is_some())
+        {
+            return Err("saw_reply/never_saw_reply/completed need an actor".into());
+        }
+        Ok(())
+    }
+
+    /// A short human description, for reports.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = &self.mailbox {
+            parts.push(format!("mailbox {m}"));
+        }
+        if let Some(c) = self.count {
+            parts.push(format!("count = {c}"));
+        }
+        if let Some(h) = &self.header {
+            for (k, v) in h {
+                parts.push(format!("header {k}: {v:?}"));
+            }
+        }
+        if let Some(b) = &self.body_contains {
+            parts.push(format!("body contains {b:?}"));
+        }
+        if let Some(b) = &self.body_lacks {
+            parts.push(format!("body lacks {b:?}"));
+        }
+        if let Some(a) = &self.actor {
+            parts.push(format!("actor {}", a.get_ref()));
+        }
+        if let Some(r) = &self.saw_reply {
+            parts.push(format!("saw reply {r:?}"));
+        }
+        if let Some(r) = &self.never_saw_reply {
+            parts.push(format!("never saw reply {r:?}"));
+        }
+        if let Some(c) = self.completed {
+            parts.push(format!("completed = {c}"));
+        }
+        if let Some(t) = &self.trace_contains {
+            parts.push(format!("trace contains {t:?}"));
+        }
+        if let Some(t) = &self.trace_lacks {
+            parts.push(format!("trace lacks {t:?}"));
+        }
+        parts.join(", ")
+    }
+}
+
+impl Scenario {
+    /// The server host's address and SMTP port in the world.
+    pub fn server_addr(&self) -> SocketAddr {
+        let l = self.server.get_ref().config.listen.smtp;
+        if l.ip().is_loopback() {
+            DEFAULT_SERVER_ADDR
+        } else {
+            l
+        }
+    }
+    pub fn server_ip(&self) -> IpAddr {
+        self.server_addr().ip()
+    }
+    pub fn dns_ip(&self) -> IpAddr {
+        self.dns.address.unwrap_or(DEFAULT_DNS_IP)
+    }
+    pub fn dns_span(&self) -> std::ops::Range<usize> {
+        self.dns.zones.span()
+    }
+}

@@ -1,0 +1,205 @@
+//! Builds a turmoil world from a scenario and runs it: the DNS host, the server host, the
+//! actors; then steps the simulation, warping the clock over idle stretches.
+//!
+//! Quiescence (safe to warp) is decided only from the world's own state: nothing in flight on
+//! any link and no Env activity during the last step. Never from wall time.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use mailsim_server::env::Timestamp;
+use mailsim_server::server::{RunOptions, Server};
+use turmoil::fs::FsHandle;
+
+use crate::actor::{self, ActorCtx, ActorLogs};
+use crate::clock::SimClock;
+use crate::env::{Activity, SimEnv};
+use crate::scenario::LoadedScenario;
+use crate::trace::Trace;
+
+/// Steps with nothing in flight and no activity after the actors finish before we stop.
+const DRAIN_QUIET_STEPS: u32 = 5;
+
+/// What a finished world hands to the checks.
+pub struct WorldResult {
+    pub trace: Trace,
+    pub logs: ActorLogs,
+    /// The server host's filesystem, to inspect mailboxes.
+    pub server_fs: Option<FsHandle>,
+    /// Simulated time at the end (warps included).
+    pub sim_elapsed: Duration,
+    pub warped: Duration,
+    pub steps: u64,
+    pub wall: Duration,
+    /// A host failed (its software returned an error or panicked).
+    pub error: Option<String>,
+}
+
+/// Runs the scenario's world with `seed` and returns what happened.
+pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
+    let wall_start = Instant::now();
+    let s = &scn.scenario;
+    let clock = SimClock::new(Timestamp::from_secs(s.world.start_unix));
+    let trace = Trace::new(clock.clone());
+    let activity = Activity::default();
+    let logs: ActorLogs = Arc::new(Mutex::new(Default::default()));
+    let tick = Duration::from_millis(s.world.tick_ms.max(1));
+    let duration = Duration::from_secs_f64(s.world.duration_secs.max(0.0));
+
+    let mut builder = turmoil::Builder::new();
+    builder
+        .tick_duration(tick)
+        // Warps do not count against turmoil's limit; give its own budget ample room.
+        .simulation_duration(duration + Duration::from_secs(3600))
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(s.world.start_unix))
+        .min_message_latency(Duration::from_millis(s.world.min_latency_ms))
+        .max_message_latency(Duration::from_millis(
+            s.world.max_latency_ms.max(s.world.min_latency_ms),
+        ));
+    let mut sim = builder.build();
+
+    trace.record(
+        "world",
+        "world",
+        format_args!("scenario {} seed {seed}", scn.name),
+    );
+
+    // --- DNS host ---
+    let dns_addr = SocketAddr::new(s.dns_ip(), 53);
+    let zones = crate::dns::zone::build_zones(s.dns.zones.get_ref()).expect("validated at load");
+    {
+        let (zones, faults, clock, trace) = (
+            zones.clone(),
+            s.dns.fault.clone(),
+            clock.clone(),
+            trace.clone(),
+        );
+        sim.host(s.dns_ip(), move || {
+            crate::dns::server::serve(
+                zones.clone(),
+                faults.clone(),
+                clock.clone(),
+                trace.clone(),
+                "dns".into(),
+            )
+        });
+    }
+
+    // --- server host ---
+    let fs_slot: Arc<Mutex<Option<FsHandle>>> = Arc::new(Mutex::new(None));
+    {
+        let mut config = s.server.get_ref().config.clone();
+        config.listen.smtp = s.server_addr();
+        let boots = Arc::new(AtomicU64::new(0));
+        let (clock, trace, activity, fs_slot) = (
+            clock.clone(),
+            trace.clone(),
+            activity.clone(),
+            fs_slot.clone(),
+        );
+        sim.host(s.server_ip(), move || {
+            // Each boot gets its own RNG stream (derived from the seed), so ids chosen after
+            // a restart never collide with ids from before it.
+            let boot = boots.fetch_add(1, Ordering::Relaxed);
+            let env = SimEnv::new(
+                "server",
+                clock.clone(),
+                trace.clone(),
+                seed ^ 0x5EED_0000_0000_0000 ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                dns_addr,
+                activity.clone(),
+            );
+            let config = config.clone();
+            let fs_slot = fs_slot.clone();
+            async move {
+                use mailsim_server::env::Env;
+                *fs_slot.lock().unwrap() = Some(FsHandle::current());
+                env.trace("server", format_args!("boot {boot}"));
+                let server = Server::start(env, &config, RunOptions::default()).await?;
+                server.run().await?;
+                Ok(())
+            }
+        });
+    }
+
+    // --- actors ---
+    let ctx = ActorCtx {
+        clock: clock.clone(),
+        trace: trace.clone(),
+        dns: dns_addr,
+        logs: logs.clone(),
+    };
+    for a in &s.actor {
+        sim.client(*a.address.get_ref(), actor::run(a.clone(), ctx.clone()));
+    }
+
+    // --- run ---
+    let mut steps = 0u64;
+    let mut error = None;
+    let mut quiet = 0u32;
+    loop {
+        let before = activity.get();
+        let finished = match sim.step() {
+            Ok(f) => f,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        };
+        steps += 1;
+        clock.observe_turmoil_elapsed(sim.elapsed());
+        let now = clock.elapsed();
+        if now >= duration {
+            trace.record(
+                "world",
+                "world",
+                format_args!("duration of {}s reached", duration.as_secs_f64()),
+            );
+            break;
+        }
+        let mut in_flight = 0usize;
+        sim.links(|links| {
+            for link in links {
+                in_flight += link.count();
+            }
+        });
+        let idle = in_flight == 0 && activity.get() == before;
+        if finished {
+            quiet = if idle { quiet + 1 } else { 0 };
+            if quiet >= DRAIN_QUIET_STEPS {
+                break;
+            }
+            continue;
+        }
+        if idle {
+            if let Some(next) = clock.next_deadline() {
+                let target = next.min(duration);
+                if target > now + tick {
+                    let by = target - now;
+                    trace.record(
+                        "world",
+                        "world",
+                        format_args!("warp +{:.3}s (idle until the next timer)", by.as_secs_f64()),
+                    );
+                    clock.warp(by);
+                }
+            }
+        }
+    }
+    let sim_elapsed = clock.elapsed();
+    trace.record("world", "world", format_args!("end after {steps} steps"));
+    let server_fs = fs_slot.lock().unwrap().take();
+    WorldResult {
+        trace,
+        logs,
+        server_fs,
+        sim_elapsed,
+        warped: clock.warped(),
+        steps,
+        wall: wall_start.elapsed(),
+        error,
+    }
+}
