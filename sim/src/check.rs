@@ -139,7 +139,7 @@ fn check_one(
                 return fail(format!("message {} contains it", m.id), store_line);
             }
         }
-        if e.header.is_some() || e.body_contains.is_some() {
+        if e.header.is_some() || e.body_contains.is_some() || e.contains.is_some() {
             let ok = msgs.iter().any(|m| message_matches(m, e));
             if !ok {
                 let summary: Vec<String> = msgs.iter().map(summarize).collect();
@@ -209,6 +209,8 @@ fn message_matches(m: &StoredMessage, e: &Expect) -> bool {
     };
     if let Some(headers) = &e.header {
         for (name, want) in headers {
+            // Decoded text when the header is text (Subject, encoded words decoded); the raw
+            // value otherwise (addresses, Return-Path, dates).
             let got = parsed
                 .header(name.as_str())
                 .and_then(|h| h.as_text().map(str::to_string))
@@ -224,6 +226,11 @@ fn message_matches(m: &StoredMessage, e: &Expect) -> bool {
     }
     if let Some(b) = &e.body_contains {
         if !contains(body_of(&m.bytes), b) {
+            return false;
+        }
+    }
+    if let Some(t) = &e.contains {
+        if !contains(&m.bytes, t) {
             return false;
         }
     }

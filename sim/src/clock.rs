@@ -84,9 +84,13 @@ impl SimClock {
     }
 
     /// Sleeps until the world's time reaches `deadline`.
+    ///
+    /// The deadline stays registered (for the runner's warps) exactly as long as this future
+    /// lives: a guard removes it on completion *and* on drop, so a timeout that lost its race
+    /// (the usual case) leaves no stale deadline behind.
     pub async fn sleep_until(&self, deadline: Timestamp) {
         let target = deadline.since(self.inner.epoch).as_nanos() as u64;
-        self.register(target);
+        let _registration = Registration::new(self, target);
         loop {
             let now = self.elapsed().as_nanos() as u64;
             if now >= target {
@@ -102,27 +106,6 @@ impl SimClock {
                 biased;
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(remaining) => {}
-            }
-        }
-        self.unregister(target);
-    }
-
-    fn register(&self, target: u64) {
-        *self
-            .inner
-            .deadlines
-            .lock()
-            .unwrap()
-            .entry(target)
-            .or_insert(0) += 1;
-    }
-
-    fn unregister(&self, target: u64) {
-        let mut d = self.inner.deadlines.lock().unwrap();
-        if let Some(n) = d.get_mut(&target) {
-            *n -= 1;
-            if *n == 0 {
-                d.remove(&target);
             }
         }
     }
@@ -144,5 +127,39 @@ impl SimClock {
             .warp_nanos
             .fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
         self.inner.warped.notify_waiters();
+    }
+}
+
+/// A registered deadline; unregisters itself when dropped.
+struct Registration {
+    clock: SimClock,
+    target: u64,
+}
+
+impl Registration {
+    fn new(clock: &SimClock, target: u64) -> Self {
+        *clock
+            .inner
+            .deadlines
+            .lock()
+            .unwrap()
+            .entry(target)
+            .or_insert(0) += 1;
+        Registration {
+            clock: clock.clone(),
+            target,
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut d = self.clock.inner.deadlines.lock().unwrap();
+        if let Some(n) = d.get_mut(&self.target) {
+            *n -= 1;
+            if *n == 0 {
+                d.remove(&self.target);
+            }
+        }
     }
 }

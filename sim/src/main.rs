@@ -121,7 +121,7 @@ fn run(
             }
         }
     }
-    eprintln!(
+    println!(
         "({} scenarios in {:.2}s wall)",
         outcomes.len(),
         started.elapsed().as_secs_f64()

@@ -69,7 +69,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
 
     // --- DNS host ---
     let dns_addr = SocketAddr::new(s.dns_ip(), 53);
-    let zones = crate::dns::zone::build_zones(s.dns.zones.get_ref()).expect("validated at load");
+    let zones = crate::dns::zone::build_zones(&s.dns.zones).expect("validated at load");
     {
         let (zones, faults, clock, trace) = (
             zones.clone(),

@@ -198,6 +198,11 @@ struct Envelope {
     recipients: Vec<Recipient>,
     /// Union of the recipients' mailboxes, for deduplication.
     mailboxes: BTreeSet<String>,
+    /// Lookup keys of the recipient addresses, to record the same address once.
+    addresses: BTreeSet<String>,
+    /// The client's `SIZE=` (0 if none), already checked against our limit: a hint for how
+    /// much body buffer to reserve up front.
+    declared_size: usize,
 }
 
 /// The session itself.
@@ -320,9 +325,7 @@ impl Session {
                 (4, 3, 0),
                 "Requested action aborted: local error in processing",
             ),
-            Err(DeliveryError::Full) => {
-                Reply::new(452, (4, 3, 1), "Insufficient system storage")
-            }
+            Err(DeliveryError::Full) => Reply::new(452, (4, 3, 1), "Insufficient system storage"),
         };
         self.queue.push_back(Output::Reply(reply));
     }
@@ -335,7 +338,8 @@ impl Session {
             Phase::Data(_) => limits.data_timeout(),
             _ => limits.command_timeout(),
         };
-        self.last_activity.add(wait)
+        // Saturating: a far-future deadline is still a valid one.
+        Timestamp(self.last_activity.0.saturating_add(wait))
     }
 
     /// The deadline passed: the 421 to send; the next poll says Close.
@@ -445,11 +449,7 @@ impl Session {
         if text.iter().any(|&b| b < 0x20 || b == 0x7f) {
             // NUL, bare CR, TAB, ESC...: never part of a valid command, and a classic way to
             // confuse a parser further down the line.
-            return self.error(Reply::new(
-                500,
-                (5, 5, 2),
-                "Error: command not recognized",
-            ));
+            return self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"));
         }
         let verb = verb(text);
         if NOT_IMPLEMENTED.contains(&verb.as_str()) || verb == "EXPN" {
@@ -463,11 +463,9 @@ impl Session {
                 }
                 self.command(request, text);
             }
-            Err(ParseError::UnknownCommand) => self.error(Reply::new(
-                500,
-                (5, 5, 2),
-                "Error: command not recognized",
-            )),
+            Err(ParseError::UnknownCommand) => {
+                self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
+            }
             Err(e) => {
                 // A known command with bad arguments: the sequence error wins, as it would
                 // for the well-formed command.
@@ -482,11 +480,9 @@ impl Session {
     /// 503 for a command given at the wrong point of the dialogue.
     fn sequence_error(&self, verb: &str) -> Option<Reply> {
         match verb {
-            "MAIL" if self.greeted.is_none() => Some(Reply::new(
-                503,
-                (5, 5, 1),
-                "Error: send HELO/EHLO first",
-            )),
+            "MAIL" if self.greeted.is_none() => {
+                Some(Reply::new(503, (5, 5, 1), "Error: send HELO/EHLO first"))
+            }
             "MAIL" if self.envelope.is_some() => {
                 Some(Reply::new(503, (5, 5, 1), "Error: nested MAIL command"))
             }
@@ -547,11 +543,9 @@ impl Session {
                 "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
             )),
             // LHLO is LMTP, not SMTP.
-            Request::Lhlo { .. } => self.error(Reply::new(
-                500,
-                (5, 5, 2),
-                "Error: command not recognized",
-            )),
+            Request::Lhlo { .. } => {
+                self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
+            }
             // Normally caught by NOT_IMPLEMENTED from the verb already.
             Request::Expn { .. }
             | Request::Auth { .. }
@@ -587,6 +581,8 @@ impl Session {
             mail_from,
             recipients: Vec::new(),
             mailboxes: BTreeSet::new(),
+            addresses: BTreeSet::new(),
+            declared_size: from.size,
         });
         self.reply(Reply::new(250, (2, 1, 0), "Ok"));
     }
@@ -639,13 +635,7 @@ impl Session {
             // §4.1.1.3), and smtp-proto gives "" for both.
             match angle_content(text) {
                 Some(c) if c.eq_ignore_ascii_case(b"postmaster") => self.postmaster(),
-                _ => {
-                    return self.error(Reply::new(
-                        501,
-                        (5, 1, 3),
-                        "Bad recipient address syntax",
-                    ))
-                }
+                _ => return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax")),
             }
         } else {
             match Address::parse(&to.address) {
@@ -654,11 +644,7 @@ impl Session {
                     (a, verdict)
                 }
                 Err(_) => {
-                    return self.error(Reply::new(
-                        501,
-                        (5, 1, 3),
-                        "Bad recipient address syntax",
-                    ))
+                    return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"))
                 }
             }
         };
@@ -678,8 +664,7 @@ impl Session {
         let (address, verdict) = resolved;
         match verdict {
             RcptVerdict::Local(mailboxes) => {
-                let key = address.key();
-                if !env.recipients.iter().any(|r| r.address.key() == key) {
+                if env.addresses.insert(address.key()) {
                     let fresh: Vec<String> = mailboxes
                         .into_iter()
                         .filter(|m| env.mailboxes.insert(m.clone()))
@@ -747,9 +732,11 @@ impl Session {
             return self.error(Reply::new(554, (5, 5, 1), "No valid recipients"));
         }
         let limits = &self.config.limits;
+        let declared = self.envelope.as_ref().map_or(0, |e| e.declared_size);
         self.phase = Phase::Data(Box::new(DataBody::new(
             limits.text_line,
             limits.message_size,
+            declared,
         )));
         self.reply(Reply::plain(354, "End data with <CR><LF>.<CR><LF>"));
     }
@@ -768,9 +755,7 @@ impl Session {
             self.log
                 .push(format!("[message discarded: {}]", rejection.reason()));
             return self.error(match rejection {
-                Rejection::TooBig => {
-                    Reply::new(552, (5, 3, 4), "Message size exceeds fixed limit")
-                }
+                Rejection::TooBig => Reply::new(552, (5, 3, 4), "Message size exceeds fixed limit"),
                 Rejection::LineTooLong => Reply::new(500, (5, 5, 6), "Line too long"),
             });
         }
@@ -779,9 +764,12 @@ impl Session {
             return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
         let header = self.received_header(greeted, now);
-        let mut message = Vec::with_capacity(header.len() + finished.content.len());
-        message.extend_from_slice(header.as_bytes());
-        message.extend_from_slice(&finished.content);
+        // Put the header in front of the content in place: no second body-sized buffer.
+        let mut message = finished.content;
+        let (h, len) = (header.len(), message.len());
+        message.resize(len + h, 0);
+        message.copy_within(..len, h);
+        message[..h].copy_from_slice(header.as_bytes());
         self.phase = Phase::AwaitDelivery;
         self.queue.push_back(Output::Deliver(Transaction {
             helo: greeted.name.clone(),
@@ -844,9 +832,7 @@ impl Session {
 /// Maps a parse error of a known command to its reply.
 fn argument_error(e: &ParseError, verb: &str) -> Reply {
     match e {
-        ParseError::InvalidSenderAddress => {
-            Reply::new(501, (5, 1, 7), "Bad sender address syntax")
-        }
+        ParseError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "Bad sender address syntax"),
         ParseError::InvalidRecipientAddress => {
             Reply::new(501, (5, 1, 3), "Bad recipient address syntax")
         }

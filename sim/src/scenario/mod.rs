@@ -92,8 +92,18 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
             }
         }
     }
-    if let Err(e) = crate::dns::zone::build_zones(s.dns.zones.get_ref()) {
-        return Err(err(s.dns_span(), "dns.zones", e.to_string()));
+    if let Err(e) = crate::dns::zone::build_zones(&s.dns.zones) {
+        // toml cannot span a dotted table's map, so find the record (or the zone header)
+        // in the text: the record string is quoted exactly as written.
+        let quoted = format!("{:?}", e.record);
+        let at = (!e.record.is_empty())
+            .then(|| source.find(&quoted))
+            .flatten()
+            .or_else(|| source.find(&format!("zones.{:?}", e.zone)))
+            .or_else(|| source.find("[dns"))
+            .unwrap_or(0);
+        let key = format!("dns.zones.{:?}.records", e.zone);
+        return Err(err(at..at, &key, e.to_string()));
     }
     for (i, e) in s.expect.iter().enumerate() {
         let x = e.get_ref();

@@ -75,30 +75,16 @@ impl Default for World {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
     /// The DNS host's address (default 192.0.2.53).
     #[serde(default)]
     pub address: Option<IpAddr>,
-    #[serde(default = "no_zones")]
-    pub zones: Spanned<BTreeMap<String, ZoneSpec>>,
+    #[serde(default)]
+    pub zones: BTreeMap<String, ZoneSpec>,
     #[serde(default)]
     pub fault: Vec<DnsFault>,
-}
-
-impl Default for Dns {
-    fn default() -> Self {
-        Dns {
-            address: None,
-            zones: no_zones(),
-            fault: Vec::new(),
-        }
-    }
-}
-
-fn no_zones() -> Spanned<BTreeMap<String, ZoneSpec>> {
-    Spanned::new(0..0, BTreeMap::new())
 }
 
 /// A client of the world: it runs scripted SMTP sessions.
@@ -301,6 +287,8 @@ pub struct Expect {
     pub body_contains: Option<String>,
     /// No message's body contains this text.
     pub body_lacks: Option<String>,
+    /// Some message, headers included, contains this text (e.g. a `Received:` line).
+    pub contains: Option<String>,
     /// An actor: checks the replies it saw.
     pub actor: Option<Spanned<String>>,
     /// Some reply the actor saw starts with this.
@@ -333,6 +321,7 @@ impl Expect {
             && self.header.is_none()
             && self.body_contains.is_none()
             && self.body_lacks.is_none()
+            && self.contains.is_none()
         {
             return Err(
                 "a mailbox expectation needs count, header, body_contains or body_lacks".into(),
@@ -385,6 +374,9 @@ impl Expect {
         if let Some(b) = &self.body_lacks {
             parts.push(format!("body lacks {b:?}"));
         }
+        if let Some(c) = &self.contains {
+            parts.push(format!("message contains {c:?}"));
+        }
         if let Some(a) = &self.actor {
             parts.push(format!("actor {}", a.get_ref()));
         }
@@ -422,8 +414,5 @@ impl Scenario {
     }
     pub fn dns_ip(&self) -> IpAddr {
         self.dns.address.unwrap_or(DEFAULT_DNS_IP)
-    }
-    pub fn dns_span(&self) -> std::ops::Range<usize> {
-        self.dns.zones.span()
     }
 }

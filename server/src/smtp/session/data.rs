@@ -21,12 +21,23 @@
 //! included: RFC 5321 §4.5.3.1.6 does not count the transparency dot. Only the library's
 //! output is measured, so lines that bare CRs split count as separate lines, as stored.
 
-use memchr::memchr2;
+use memchr::{memchr2, memchr_iter};
 use smtp_proto::request::receiver::DataReceiver;
 
 /// How much input one `feed` hands to the library at most, so that a huge push cannot make us
 /// buffer far beyond the size limit before we get to check it.
 const SLICE: usize = 64 * 1024;
+
+/// Room for our Received: header in a buffer reserved from `SIZE=`.
+const HEADER_ROOM: usize = 512;
+
+/// A receiver at the beginning of a line (see the module docs).
+fn primed_receiver() -> DataReceiver {
+    let mut receiver = DataReceiver::new();
+    let ended = receiver.ingest(&mut b"\r\n".iter(), &mut Vec::new());
+    debug_assert!(!ended);
+    receiver
+}
 
 /// Why a complete body is not stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +72,9 @@ pub(super) struct Finished {
 /// One DATA body being received.
 pub(super) struct DataBody {
     receiver: DataReceiver,
+    /// The last five wire octets the library consumed (the priming CRLF included), to check
+    /// that it ended the data on exactly `<CRLF>.<CRLF>`; see [`DataBody::feed`].
+    tail: [u8; 5],
     /// The library's sink. `buf[..checked]` is normalised content; `buf[checked..]` is at most
     /// one held-back CR between calls (it may be the first half of a CRLF, or the CR of the
     /// terminating `<CRLF>.<CRLF>` that the library pops when the LF arrives).
@@ -77,17 +91,18 @@ pub(super) struct DataBody {
 }
 
 impl DataBody {
-    /// `max_line` counts the CRLF; `max_size` is the content size limit.
-    pub(super) fn new(max_line: usize, max_size: usize) -> DataBody {
-        let mut receiver = DataReceiver::new();
-        let mut buf = Vec::new();
-        // Prime: we are at the beginning of a line (see the module docs).
-        let ended = receiver.ingest(&mut b"\r\n".iter(), &mut buf);
-        debug_assert!(!ended);
-        buf.clear();
+    /// `max_line` counts the CRLF; `max_size` is the content size limit; `expected` is the
+    /// size the client announced (`SIZE=`, 0 if none), for which we reserve room up front,
+    /// with some to spare for the Received: header put in front at the end.
+    pub(super) fn new(max_line: usize, max_size: usize, expected: usize) -> DataBody {
+        let reserve = match expected.min(max_size) {
+            0 => 0,
+            n => n + HEADER_ROOM,
+        };
         DataBody {
-            receiver,
-            buf,
+            receiver: primed_receiver(),
+            tail: [0, 0, 0, b'\r', b'\n'],
+            buf: Vec::with_capacity(reserve),
             checked: 0,
             line: 0,
             octets: 0,
@@ -106,8 +121,21 @@ impl DataBody {
         while consumed < input.len() {
             let slice = &input[consumed..input.len().min(consumed + SLICE)];
             let mut it = slice.iter();
-            let ended = self.receiver.ingest(&mut it, &mut self.buf);
-            consumed += slice.len() - it.as_slice().len();
+            let mut ended = self.receiver.ingest(&mut it, &mut self.buf);
+            let used = slice.len() - it.as_slice().len();
+            self.remember(&slice[..used]);
+            consumed += used;
+            if ended && &self.tail != b"\r\n.\r\n" {
+                // smtp-proto 0.2.5 also ends the data on `<CRLF>.<CR><CR>...<LF>` (every CR
+                // after the dot keeps it looking for the LF). That is no end of data; other
+                // implementations read it as a line of CRs, so accepting it would open a
+                // smuggling gap. The library has already dropped the dot (right: a leading
+                // dot is unstuffed), pushed the CRs and popped the last one; restore the CR,
+                // add the LF, and go on with a receiver that is at the start of a line.
+                self.buf.extend_from_slice(b"\r\n");
+                self.receiver = primed_receiver();
+                ended = false;
+            }
             self.absorb(ended);
             if ended {
                 return (consumed, true);
@@ -156,7 +184,66 @@ impl DataBody {
             len
         };
 
-        // Rebuilt tail, only when a bare line ending needs an inserted byte (rare).
+        if !self.absorb_crlf_only(start, end) {
+            self.absorb_general(start, end);
+        }
+
+        if self.rejection().is_some() {
+            // Discard what we have; keep only a held-back CR for the library to pop.
+            let held = self.buf.len() > self.checked;
+            self.buf.clear();
+            if held {
+                self.buf.push(b'\r');
+            }
+            self.checked = 0;
+        }
+    }
+
+    /// The fast path for `buf[start..end]` when every line ending in it is a CRLF (the
+    /// normal case): nothing to rewrite, only count and check. False, and nothing done, if
+    /// there is a bare CR or LF.
+    fn absorb_crlf_only(&mut self, start: usize, end: usize) -> bool {
+        let region = &self.buf[start..end];
+        let mut line_start = 0;
+        let mut first = true;
+        let mut lines = 0;
+        let mut longest = 0;
+        for p in memchr_iter(b'\n', region) {
+            if p == 0 || region[p - 1] != b'\r' {
+                return false;
+            }
+            // Content octets of this line, CRLF excluded.
+            let mut len = p - 1 - line_start;
+            if first {
+                len += self.line;
+                first = false;
+            }
+            longest = longest.max(len);
+            lines += 1;
+            line_start = p + 1;
+        }
+        // Every CR must be the first half of one of those CRLFs.
+        if memchr_iter(b'\r', region).count() != lines {
+            return false;
+        }
+        let tail = region.len() - line_start;
+        self.line = if first { self.line + tail } else { tail };
+        longest = longest.max(self.line);
+        if longest + 2 > self.max_line {
+            self.line_too_long = true;
+        }
+        self.lines += lines;
+        self.octets = self.octets.saturating_add(region.len());
+        if self.octets > self.max_size {
+            self.too_big = true;
+        }
+        self.checked = end;
+        true
+    }
+
+    /// Any mix of CRLF, bare CR and bare LF in `buf[start..end]`.
+    fn absorb_general(&mut self, start: usize, end: usize) {
+        // Rebuilt tail, only when a bare line ending needs an inserted byte.
         let mut rebuilt: Option<Vec<u8>> = None;
         let mut copied = start;
         let mut added = end - start;
@@ -198,15 +285,16 @@ impl DataBody {
         } else {
             self.checked = end;
         }
+    }
 
-        if self.rejection().is_some() {
-            // Discard what we have; keep only a held-back CR for the library to pop.
-            let held = self.buf.len() > self.checked;
-            self.buf.clear();
-            if held {
-                self.buf.push(b'\r');
-            }
-            self.checked = 0;
+    /// Keeps the last five consumed octets in `tail`.
+    fn remember(&mut self, consumed: &[u8]) {
+        let n = consumed.len();
+        if n >= 5 {
+            self.tail.copy_from_slice(&consumed[n - 5..]);
+        } else {
+            self.tail.rotate_left(n);
+            self.tail[5 - n..].copy_from_slice(consumed);
         }
     }
 
@@ -226,7 +314,7 @@ mod tests {
     /// Feeds `chunks` and returns the result once the end of data is seen, plus the bytes
     /// that were left after it.
     fn receive(chunks: &[&[u8]], max_line: usize, max_size: usize) -> Option<(Finished, Vec<u8>)> {
-        let mut body = DataBody::new(max_line, max_size);
+        let mut body = DataBody::new(max_line, max_size, 0);
         for (n, chunk) in chunks.iter().enumerate() {
             let (used, ended) = body.feed(chunk);
             if ended {
@@ -256,14 +344,27 @@ mod tests {
 
     #[test]
     fn bare_endings_become_crlf() {
-        assert_eq!(content(b"a\nb\rc\r\r\nd\r\n.\r\n"), b"a\r\nb\r\nc\r\n\r\nd\r\n");
+        assert_eq!(
+            content(b"a\nb\rc\r\r\nd\r\n.\r\n"),
+            b"a\r\nb\r\nc\r\n\r\nd\r\n"
+        );
         // A bare CR right before the terminator is content.
         assert_eq!(content(b"a\r\r\n.\r\n"), b"a\r\n\r\n");
+        // `.` then CRs then LF is a line of CRs (unstuffed), not the end.
+        assert_eq!(content(b"a\r\n.\r\r\nb\r\n.\r\n"), b"a\r\n\r\n\r\nb\r\n");
     }
 
     #[test]
     fn only_crlf_dot_crlf_ends() {
-        for fake in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r"] {
+        for fake in [
+            &b"\n.\n"[..],
+            b"\r.\r",
+            b"\n.\r\n",
+            b"\r\n.\n",
+            b"\r\n.\r",
+            b"\r\n.\r\r\n",
+            b"\r\n.\r\r\r\n",
+        ] {
             let mut input = b"x".to_vec();
             input.extend_from_slice(fake);
             input.extend_from_slice(b"QUIT\r\n.\r\nNEXT");
@@ -277,12 +378,13 @@ mod tests {
 
     #[test]
     fn every_split_gives_the_same_result() {
-        let input: &[u8] = b"a\r\n..b\nc\rd\r\n\r\n.\r\r\n.\r\nREST";
+        let input: &[u8] = b"a\r\n..b\nc\rd\r\n\r\n.\r\r\n.x\r\n.\r\nREST";
         let (whole, rest) = receive(&[input], 1000, 1 << 20).unwrap();
         assert_eq!(rest, b"REST");
         for i in 0..=input.len() {
             for j in i..=input.len() {
-                let (f, rest) = receive(&[&input[..i], &input[i..j], &input[j..]], 1000, 1 << 20).unwrap();
+                let (f, rest) =
+                    receive(&[&input[..i], &input[i..j], &input[j..]], 1000, 1 << 20).unwrap();
                 assert_eq!(f.content, whole.content, "split {i}/{j}");
                 assert_eq!((f.octets, f.lines), (whole.octets, whole.lines));
                 assert_eq!(rest, b"REST");
@@ -311,7 +413,10 @@ mod tests {
         let (f, _) = receive(&[b"0123456789\r\n.\r\n"], 1000, 12).unwrap();
         assert_eq!((f.rejection, f.octets), (None, 12));
         let (f, _) = receive(&[b"0123456789\r\n", b"x\r\n.\r\n"], 1000, 12).unwrap();
-        assert_eq!((f.rejection, f.octets, f.lines), (Some(Rejection::TooBig), 15, 2));
+        assert_eq!(
+            (f.rejection, f.octets, f.lines),
+            (Some(Rejection::TooBig), 15, 2)
+        );
         // Both: size wins, however the input is split.
         let mut input = vec![b'y'; 2000];
         input.extend_from_slice(b"\r\n.\r\n");
