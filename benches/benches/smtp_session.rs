@@ -4,6 +4,13 @@
 //! adds on top of the library (line framing, line-ending normalisation, limit checks, the
 //! Received header, the copy into the Transaction) is visible as the difference.
 //!
+//! - `session/one_push`: the whole dialogue in one `push_input` (best case for pipelining);
+//! - `session/16k_reads`: in reads of the driver's buffer size, as in production;
+//! - `session/16k_reads_no_size`: the same without `SIZE=` (no up-front body buffer);
+//! - `smtp_proto/data_receiver`: the library alone on the dot-stuffed body;
+//! - `session/tiny_body`: the same dialogue with a one-line body: the per-session fixed
+//!   cost (13 commands, directory lookups, replies), to subtract from the above.
+//!
 //! `cargo bench -p mailsim-benches --bench smtp_session`
 
 use std::hint::black_box;
@@ -149,6 +156,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The per-session fixed cost: the same dialogue with a one-line body.
+    let tiny = wire_session(b"Subject: tiny\r\n\r\nhi\r\n", true);
+    c.bench_function("smtp_session/session/tiny_body", |b| {
+        b.iter(|| run(&config, black_box(&tiny), tiny.len()))
+    });
 }
 
 criterion_group!(benches, bench);

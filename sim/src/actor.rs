@@ -27,6 +27,9 @@ pub struct ActorLog {
     pub failures: Vec<String>,
     /// Every step ran.
     pub finished: bool,
+    /// For each `data` step that got a reply: (step index, reply). A `250` here is an
+    /// acknowledgement the server must never lose.
+    pub data_replies: Vec<(usize, String)>,
 }
 
 pub type ActorLogs = Arc<Mutex<BTreeMap<String, ActorLog>>>;
@@ -218,6 +221,16 @@ impl Runner {
             .map_err(|e| format!("write: {e}"))?;
         for n in 0..step.reply_count() {
             let reply = self.read_reply(conn).await?;
+            if step.data.is_some() {
+                self.ctx
+                    .logs
+                    .lock()
+                    .unwrap()
+                    .get_mut(&self.name)
+                    .unwrap()
+                    .data_replies
+                    .push((i, reply.clone()));
+            }
             if let Some(p) = step.pattern(n) {
                 if !p.matches(&reply) {
                     self.fail(format!("step {}: expected {:?}, got {reply:?}", i + 1, p.0));

@@ -51,6 +51,7 @@ struct Inner {
     dns_server: SocketAddr,
     dns_ids: AtomicU64,
     activity: Activity,
+    fs_latency: Duration,
 }
 
 impl SimEnv {
@@ -72,8 +73,17 @@ impl SimEnv {
                 dns_server,
                 dns_ids: AtomicU64::new(1),
                 activity,
+                fs_latency: Duration::ZERO,
             }),
         }
+    }
+
+    /// Every file operation takes this much simulated time (so crashes can fall between them).
+    pub fn with_fs_latency(mut self, latency: Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("configure before cloning")
+            .fs_latency = latency;
+        self
     }
 
     /// The data root inside the host's simulated filesystem.
@@ -99,6 +109,15 @@ impl SimEnv {
 
     fn act(&self) {
         self.inner.activity.bump();
+    }
+
+    /// Called before each file operation: counts as activity and waits out the latency.
+    async fn fs_op(&self) {
+        self.act();
+        if !self.inner.fs_latency.is_zero() {
+            let until = self.now().plus(self.inner.fs_latency);
+            self.inner.clock.sleep_until(until).await;
+        }
     }
 }
 
@@ -131,17 +150,17 @@ impl Env for SimEnv {
     }
 
     async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.act();
+        self.fs_op().await;
         simfs::read(self.path(path)?)
     }
 
     async fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         simfs::write(self.path(path)?, data)
     }
 
     async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         use std::io::Write;
         let mut f = simfs::OpenOptions::new()
             .create(true)
@@ -151,32 +170,32 @@ impl Env for SimEnv {
     }
 
     async fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         simfs::File::open(self.path(path)?)?.sync_all()
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         simfs::rename(self.path(from)?, self.path(to)?)
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         simfs::sync_dir(self.path(path)?)
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         simfs::remove_file(self.path(path)?)
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.act();
+        self.fs_op().await;
         simfs::create_dir_all(self.path(path)?)
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.act();
+        self.fs_op().await;
         let mut names = Vec::new();
         for entry in simfs::read_dir(self.path(path)?)? {
             names.push(entry?.file_name().to_string_lossy().into_owned());

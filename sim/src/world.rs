@@ -16,11 +16,18 @@ use turmoil::fs::FsHandle;
 use crate::actor::{self, ActorCtx, ActorLogs};
 use crate::clock::SimClock;
 use crate::env::{Activity, SimEnv};
-use crate::scenario::LoadedScenario;
+use crate::scenario::{FaultKind, LoadedScenario};
 use crate::trace::Trace;
 
 /// Steps with nothing in flight and no activity after the actors finish before we stop.
 const DRAIN_QUIET_STEPS: u32 = 5;
+
+/// A scheduled change to the world.
+#[derive(Clone, Copy, Debug)]
+enum WorldEvent {
+    Crash,
+    Restart,
+}
 
 /// What a finished world hands to the checks.
 pub struct WorldResult {
@@ -59,6 +66,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         .max_message_latency(Duration::from_millis(
             s.world.max_latency_ms.max(s.world.min_latency_ms),
         ));
+    builder.fs().sync_probability(s.world.fs_sync_probability);
     let mut sim = builder.build();
 
     trace.record(
@@ -94,6 +102,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         let mut config = s.server.get_ref().config.clone();
         config.listen.smtp = s.server_addr();
         let boots = Arc::new(AtomicU64::new(0));
+        let fs_latency = Duration::from_secs_f64(s.world.fs_latency_ms / 1000.0);
         let (clock, trace, activity, fs_slot) = (
             clock.clone(),
             trace.clone(),
@@ -111,7 +120,8 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
                 seed ^ 0x5EED_0000_0000_0000 ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 dns_addr,
                 activity.clone(),
-            );
+            )
+            .with_fs_latency(fs_latency);
             let config = config.clone();
             let fs_slot = fs_slot.clone();
             async move {
@@ -136,11 +146,40 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         sim.client(*a.address.get_ref(), actor::run(a.clone(), ctx.clone()));
     }
 
+    // --- faults, in time order (stable for equal times) ---
+    let mut events: Vec<(Duration, WorldEvent)> = Vec::new();
+    for f in &s.fault {
+        let f = f.get_ref();
+        let at = Duration::from_secs_f64(f.at_secs);
+        match f.kind {
+            FaultKind::Crash => {
+                events.push((at, WorldEvent::Crash));
+                if let Some(r) = f.restart_after_secs {
+                    events.push((at + Duration::from_secs_f64(r), WorldEvent::Restart));
+                }
+            }
+        }
+    }
+    events.sort_by_key(|(t, _)| *t);
+    let mut events = events.into_iter().peekable();
+
     // --- run ---
     let mut steps = 0u64;
     let mut error = None;
     let mut quiet = 0u32;
     loop {
+        while let Some((_, event)) = events.next_if(|(t, _)| *t <= clock.elapsed()) {
+            match event {
+                WorldEvent::Crash => {
+                    trace.record("world", "fault", "crash server (unsynced writes are lost)");
+                    sim.crash(s.server_ip());
+                }
+                WorldEvent::Restart => {
+                    trace.record("world", "fault", "restart server");
+                    sim.bounce(s.server_ip());
+                }
+            }
+        }
         let before = activity.get();
         let finished = match sim.step() {
             Ok(f) => f,
@@ -167,7 +206,8 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
             }
         });
         let idle = in_flight == 0 && activity.get() == before;
-        if finished {
+        let next_event = events.peek().map(|(t, _)| *t);
+        if finished && next_event.is_none() {
             quiet = if idle { quiet + 1 } else { 0 };
             if quiet >= DRAIN_QUIET_STEPS {
                 break;
@@ -175,7 +215,11 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
             continue;
         }
         if idle {
-            if let Some(next) = clock.next_deadline() {
+            let next = match (clock.next_deadline(), next_event) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(next) = next {
                 let target = next.min(duration);
                 if target > now + tick {
                     let by = target - now;

@@ -23,12 +23,25 @@
 //! not use its `RequestReceiver` because its line limit is a fixed 4096 octets, while RFC 5321
 //! §4.5.3.1.4 and our config want 512, and because a too-long line must be answered and then
 //! skipped up to its LF rather than cut in the middle. DATA bodies go through smtp-proto's
-//! `DataReceiver` (see [`data`]), which only ends data at `<CRLF>.<CRLF>`.
+//! `DataReceiver` (see `session/data.rs`), which only ends data at `<CRLF>.<CRLF>` (and
+//! where we close the one gap it leaves, `<CRLF>.<CR><CR><LF>`).
+//!
+//! A command line with a control character (NUL, a bare CR, TAB, ESC, DEL...) is refused
+//! with 500 5.5.2 before it is parsed; one that is not UTF-8 gets 501 5.5.4 (SMTPUTF8
+//! addresses are UTF-8, anything else is garbage).
 //!
 //! # Stored messages
 //!
 //! Every line of a stored message ends in CRLF: bare LF and bare CR in the body are turned
-//! into CRLF (see [`data`] for why). Our `Received:` header comes first.
+//! into CRLF (see `session/data.rs` for why). Our `Received:` header comes first.
+//!
+//! # Errors and the error limit
+//!
+//! Every 4xx/5xx reply the client causes counts towards `limits.errors`; the reply that
+//! reaches it is followed by `421 4.7.0` and Close. Two kinds do not count, because the
+//! client did nothing wrong: store failures after DATA (451 4.3.0, 452 4.3.1) and `452 4.5.3
+//! Too many recipients`, which RFC 5321 §4.5.3.1.10 makes the normal way to split a long
+//! recipient list across transactions.
 //!
 //! # Recipients and deduplication
 //!
@@ -230,6 +243,7 @@ pub struct Session {
 const NOT_IMPLEMENTED: &[&str] = &["STARTTLS", "AUTH", "BDAT", "BURL", "ETRN", "ATRN"];
 
 impl Session {
+    /// A session for a connection accepted at `now` (the first deadline counts from it).
     pub fn new(config: Arc<SessionConfig>, peer: PeerInfo, now: Timestamp) -> Session {
         Session {
             config,
@@ -252,6 +266,8 @@ impl Session {
         Reply::plain(220, format!("{} ESMTP mailsim", self.config.hostname))
     }
 
+    /// Appends received bytes. Nothing is interpreted until [`Session::poll`], which also
+    /// takes the time of this activity. Ignored once the session is closed.
     pub fn push_input(&mut self, bytes: &[u8]) {
         if bytes.is_empty() || matches!(self.phase, Phase::Closed) {
             return;
@@ -265,7 +281,10 @@ impl Session {
         self.touched = true;
     }
 
-    /// The next thing to do. See the module docs.
+    /// The next thing to do: one output per call, in input order; [`Output::NeedInput`] once
+    /// no complete command (or the rest of a DATA body) is buffered. `now` is the time of the
+    /// activity if input arrived (or a delivery finished) since the last poll; polling
+    /// without news does not move the deadline.
     pub fn poll(&mut self, now: Timestamp) -> Output {
         if self.touched {
             self.touched = false;
@@ -422,9 +441,14 @@ impl Session {
         let window = &rest[..rest.len().min(limit)];
         match memchr(b'\n', window) {
             Some(p) => {
-                let line = rest[..=p].to_vec();
+                // Borrow the line out of the buffer without copying it; handling a command
+                // never touches the input buffer.
+                let input = std::mem::take(&mut self.input);
+                let start = self.input_pos;
                 self.input_pos += p + 1;
-                self.command_line(&line);
+                self.command_line(&input[start..=start + p]);
+                debug_assert!(self.input.is_empty());
+                self.input = input;
                 true
             }
             None if rest.len() >= limit => {
@@ -873,7 +897,8 @@ fn angle_content(text: &[u8]) -> Option<&[u8]> {
 /// Lossy UTF-8 with control characters escaped, so that no client can forge trace lines.
 fn printable(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
-    if !s.chars().any(char::is_control) {
+    // Printable ASCII, the normal case, needs no look at characters.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) || !s.chars().any(char::is_control) {
         return s.into_owned();
     }
     let mut out = String::with_capacity(s.len() + 8);

@@ -120,6 +120,37 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
             return Err(err(e.span(), &format!("expect[{i}]"), msg));
         }
     }
+    for (i, f) in s.fault.iter().enumerate() {
+        let x = f.get_ref();
+        if !(x.at_secs >= 0.0 && x.at_secs.is_finite())
+            || x.restart_after_secs
+                .is_some_and(|r| !(r >= 0.0 && r.is_finite()))
+        {
+            return Err(err(
+                f.span(),
+                &format!("fault[{i}]"),
+                "at_secs and restart_after_secs must be finite and >= 0".into(),
+            ));
+        }
+    }
+    if !(s.world.fs_latency_ms >= 0.0 && s.world.fs_latency_ms <= 60_000.0) {
+        return Err(ScenarioError::at(
+            path,
+            source,
+            0..0,
+            "world.fs_latency_ms",
+            "must be between 0 and 60000".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&s.world.fs_sync_probability) {
+        return Err(ScenarioError::at(
+            path,
+            source,
+            0..0,
+            "world.fs_sync_probability",
+            "must be between 0 and 1".into(),
+        ));
+    }
     if s.expect.is_empty() {
         return Err(ScenarioError::at(
             path,

@@ -29,7 +29,28 @@ pub struct Scenario {
     #[serde(default)]
     pub actor: Vec<Actor>,
     #[serde(default)]
+    pub fault: Vec<Spanned<Fault>>,
+    #[serde(default)]
     pub expect: Vec<Spanned<Expect>>,
+}
+
+/// Something that goes wrong at a given simulated time.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// When, in simulated seconds from the world's start.
+    pub at_secs: f64,
+    /// For `crash`: bring the server back up this many seconds later (omit: stays down).
+    pub restart_after_secs: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// The server host dies: its tasks stop, its connections break, and every write it had
+    /// not fsynced is lost (turmoil's filesystem durability model).
+    Crash,
 }
 
 /// `[server]` is a server config exactly as `mailsim serve --config` reads it.
@@ -60,6 +81,12 @@ pub struct World {
     pub max_latency_ms: u64,
     /// The world's wall clock at start, seconds since the UNIX epoch (default 2026-01-01).
     pub start_unix: u64,
+    /// Simulated time every file operation of the server takes, in milliseconds (default 0).
+    /// With a latency, a crash can land between a write, its fsync and the rename.
+    pub fs_latency_ms: f64,
+    /// Chance that a write's file data becomes durable without an fsync, as when the kernel
+    /// flushes on its own (0..1, default 0). Directory entries still need a directory sync.
+    pub fs_sync_probability: f64,
 }
 
 impl Default for World {
@@ -71,6 +98,8 @@ impl Default for World {
             min_latency_ms: 1,
             max_latency_ms: 5,
             start_unix: 1_767_225_600,
+            fs_latency_ms: 0.0,
+            fs_sync_probability: 0.0,
         }
     }
 }

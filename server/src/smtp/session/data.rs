@@ -21,7 +21,7 @@
 //! included: RFC 5321 §4.5.3.1.6 does not count the transparency dot. Only the library's
 //! output is measured, so lines that bare CRs split count as separate lines, as stored.
 
-use memchr::{memchr2, memchr_iter};
+use memchr::memchr2;
 use smtp_proto::request::receiver::DataReceiver;
 
 /// How much input one `feed` hands to the library at most, so that a huge push cannot make us
@@ -184,9 +184,7 @@ impl DataBody {
             len
         };
 
-        if !self.absorb_crlf_only(start, end) {
-            self.absorb_general(start, end);
-        }
+        self.normalise(start, end);
 
         if self.rejection().is_some() {
             // Discard what we have; keep only a held-back CR for the library to pop.
@@ -199,50 +197,9 @@ impl DataBody {
         }
     }
 
-    /// The fast path for `buf[start..end]` when every line ending in it is a CRLF (the
-    /// normal case): nothing to rewrite, only count and check. False, and nothing done, if
-    /// there is a bare CR or LF.
-    fn absorb_crlf_only(&mut self, start: usize, end: usize) -> bool {
-        let region = &self.buf[start..end];
-        let mut line_start = 0;
-        let mut first = true;
-        let mut lines = 0;
-        let mut longest = 0;
-        for p in memchr_iter(b'\n', region) {
-            if p == 0 || region[p - 1] != b'\r' {
-                return false;
-            }
-            // Content octets of this line, CRLF excluded.
-            let mut len = p - 1 - line_start;
-            if first {
-                len += self.line;
-                first = false;
-            }
-            longest = longest.max(len);
-            lines += 1;
-            line_start = p + 1;
-        }
-        // Every CR must be the first half of one of those CRLFs.
-        if memchr_iter(b'\r', region).count() != lines {
-            return false;
-        }
-        let tail = region.len() - line_start;
-        self.line = if first { self.line + tail } else { tail };
-        longest = longest.max(self.line);
-        if longest + 2 > self.max_line {
-            self.line_too_long = true;
-        }
-        self.lines += lines;
-        self.octets = self.octets.saturating_add(region.len());
-        if self.octets > self.max_size {
-            self.too_big = true;
-        }
-        self.checked = end;
-        true
-    }
-
-    /// Any mix of CRLF, bare CR and bare LF in `buf[start..end]`.
-    fn absorb_general(&mut self, start: usize, end: usize) {
+    /// Counts and checks the lines of `buf[start..end]` and rewrites bare CRs and LFs in it.
+    /// Pure-CRLF text (the normal case) is only scanned, never copied.
+    fn normalise(&mut self, start: usize, end: usize) {
         // Rebuilt tail, only when a bare line ending needs an inserted byte.
         let mut rebuilt: Option<Vec<u8>> = None;
         let mut copied = start;
