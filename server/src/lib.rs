@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod env;
+pub mod queue;
 pub mod server;
 pub mod smtp;
 pub mod store;

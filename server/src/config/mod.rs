@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     #[serde(default)]
     pub listen: ListenConfig,
+    /// The outbound queue: retry schedule, lifetime, delay warnings.
+    #[serde(default)]
+    pub queue: crate::queue::QueueConfig,
 }
 
 /// An account: a plain address string, or a table for more settings.

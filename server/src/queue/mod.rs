@@ -1,0 +1,16 @@
+//! Outbound mail: the durable queue, its scheduler, the outbound SMTP client and delivery
+//! status notifications (RFC 3464).
+//!
+//! - [`config`]: the `[queue]` section (retry schedule, lifetime, delay warnings, limits).
+//! - [`store`]: queued messages and per-recipient state on the Env filesystem, crash-safe.
+//! - [`schedule`]: which recipient is due next — O(log n), never a scan.
+//! - [`client`]: the outbound SMTP client over any Env stream.
+//! - [`dsn`]: failure and delay DSNs built with mail-builder.
+
+pub mod client;
+pub mod config;
+pub mod dsn;
+pub mod schedule;
+pub mod store;
+
+pub use config::QueueConfig;
