@@ -182,6 +182,28 @@ fn check_one(
         }
         return None;
     }
+    if let Some(remote) = &e.remote {
+        let name = remote.get_ref();
+        let log = world
+            .remote_logs
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let line = find_last(trace, name);
+        if let Some(n) = e.accepted {
+            if log.accepted.len() != n {
+                return fail(format!("{} accepted", log.accepted.len()), line);
+            }
+        }
+        if let Some(n) = e.connections {
+            if log.connections != n {
+                return fail(format!("{} connections", log.connections), line);
+            }
+        }
+        return None;
+    }
     let text = trace.join("\n");
     if let Some(t) = &e.trace_contains {
         if !text.contains(t.as_str()) {

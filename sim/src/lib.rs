@@ -8,6 +8,7 @@ pub mod check;
 pub mod clock;
 pub mod dns;
 pub mod env;
+pub mod remote;
 pub mod runner;
 pub mod scenario;
 pub mod trace;

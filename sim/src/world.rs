@@ -16,6 +16,7 @@ use turmoil::fs::FsHandle;
 use crate::actor::{self, ActorCtx, ActorLogs};
 use crate::clock::SimClock;
 use crate::env::{Activity, SimEnv};
+use crate::remote::{self, RemoteLogs};
 use crate::scenario::{FaultKind, LoadedScenario};
 use crate::trace::Trace;
 
@@ -33,6 +34,8 @@ enum WorldEvent {
 pub struct WorldResult {
     pub trace: Trace,
     pub logs: ActorLogs,
+    /// What each remote MTA received.
+    pub remote_logs: RemoteLogs,
     /// The server host's filesystem, to inspect mailboxes.
     pub server_fs: Option<FsHandle>,
     /// Simulated time at the end (warps included).
@@ -132,6 +135,16 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
                 server.run().await?;
                 Ok(())
             }
+        });
+    }
+
+    // --- remote MTAs ---
+    let remote_logs: RemoteLogs = Arc::new(Mutex::new(Default::default()));
+    for r in &s.remote {
+        let spec = r.get_ref().clone();
+        let (clock, trace, logs) = (clock.clone(), trace.clone(), remote_logs.clone());
+        sim.host(spec.address, move || {
+            remote::serve(spec.clone(), clock.clone(), trace.clone(), logs.clone())
         });
     }
 
@@ -239,6 +252,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
     WorldResult {
         trace,
         logs,
+        remote_logs,
         server_fs,
         sim_elapsed,
         warped: clock.warped(),

@@ -92,6 +92,27 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
             }
         }
     }
+    let mut remotes = BTreeSet::new();
+    for (i, r) in s.remote.iter().enumerate() {
+        let spec = r.get_ref();
+        if !remotes.insert(spec.name.clone()) {
+            return Err(err(
+                r.span(),
+                &format!("remote[{i}].name"),
+                format!("duplicate remote name {:?}", spec.name),
+            ));
+        }
+        if !addrs.insert(spec.address) {
+            return Err(err(
+                r.span(),
+                &format!("remote[{i}].address"),
+                format!("address {} is already used by another host", spec.address),
+            ));
+        }
+        if let Err(msg) = spec.check() {
+            return Err(err(r.span(), &format!("remote[{i}]"), msg));
+        }
+    }
     if let Err(e) = crate::dns::zone::build_zones(&s.dns.zones) {
         // toml cannot span a dotted table's map, so find the record (or the zone header)
         // in the text: the record string is quoted exactly as written.
@@ -113,6 +134,19 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
                     actor.span(),
                     &format!("expect[{i}].actor"),
                     format!("no actor named {:?} (actors: {:?})", actor.get_ref(), names),
+                ));
+            }
+        }
+        if let Some(remote) = &x.remote {
+            if !remotes.contains(remote.get_ref()) {
+                return Err(err(
+                    remote.span(),
+                    &format!("expect[{i}].remote"),
+                    format!(
+                        "no remote named {:?} (remotes: {:?})",
+                        remote.get_ref(),
+                        remotes
+                    ),
                 ));
             }
         }

@@ -28,6 +28,9 @@ pub struct Scenario {
     pub server: Spanned<ServerSection>,
     #[serde(default)]
     pub actor: Vec<Actor>,
+    /// Remote MTAs: the other end of outbound delivery (scriptable per phase and over time).
+    #[serde(default)]
+    pub remote: Vec<Spanned<crate::remote::RemoteSpec>>,
     #[serde(default)]
     pub fault: Vec<Spanned<Fault>>,
     #[serde(default)]
@@ -326,6 +329,12 @@ pub struct Expect {
     pub never_saw_reply: Option<String>,
     /// The actor ran every step and every inline `expect` held.
     pub completed: Option<bool>,
+    /// A remote MTA: checks what it accepted.
+    pub remote: Option<Spanned<String>>,
+    /// Exactly this many messages accepted by the remote.
+    pub accepted: Option<usize>,
+    /// Exactly this many connections made to the remote.
+    pub connections: Option<usize>,
     /// The trace contains this text.
     pub trace_contains: Option<String>,
     /// The trace does not contain this text.
@@ -337,13 +346,14 @@ impl Expect {
         let kinds = [
             self.mailbox.is_some(),
             self.actor.is_some(),
+            self.remote.is_some(),
             self.trace_contains.is_some() || self.trace_lacks.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if kinds != 1 {
-            return Err("an expectation is about exactly one of: mailbox, actor, trace (trace_contains / trace_lacks)".into());
+            return Err("an expectation is about exactly one of: mailbox, actor, remote, trace (trace_contains / trace_lacks)".into());
         }
         if self.mailbox.is_some()
             && self.count.is_none()
@@ -417,6 +427,15 @@ impl Expect {
         }
         if let Some(c) = self.completed {
             parts.push(format!("completed = {c}"));
+        }
+        if let Some(r) = &self.remote {
+            parts.push(format!("remote {}", r.get_ref()));
+        }
+        if let Some(n) = self.accepted {
+            parts.push(format!("accepted = {n}"));
+        }
+        if let Some(n) = self.connections {
+            parts.push(format!("connections = {n}"));
         }
         if let Some(t) = &self.trace_contains {
             parts.push(format!("trace contains {t:?}"));
