@@ -43,6 +43,7 @@ fn config() -> Arc<SessionConfig> {
         hostname: cfg.hostname,
         limits: cfg.limits,
         directory: Arc::new(directory),
+        relay_networks: cfg.relay_networks,
     })
 }
 

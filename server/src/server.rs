@@ -78,6 +78,7 @@ impl<E: Env> Server<E> {
                 hostname: config.hostname.clone(),
                 limits: config.limits.clone(),
                 directory: Arc::new(directory),
+                relay_networks: config.relay_networks.clone(),
             }),
             connections: Arc::new(Semaphore::new(config.limits.connections)),
             env,

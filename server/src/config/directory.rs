@@ -9,6 +9,12 @@ use super::{Address, ConfigError, ServerConfig};
 pub enum RcptVerdict {
     /// Deliver to these local mailboxes (account keys), after alias expansion.
     Local(Vec<String>),
+    /// An alias that expands (also) to remote addresses: these local mailboxes plus these
+    /// forward-paths, which go through the outbound queue.
+    Forward {
+        mailboxes: Vec<String>,
+        remote: Vec<Address>,
+    },
     /// A local domain, but nobody of that name: 550 5.1.1.
     UnknownUser,
     /// Not our domain, and this listener does not relay: 554 5.7.1.
@@ -95,23 +101,46 @@ impl Directory {
             return RcptVerdict::RelayDenied;
         }
         let mut out = BTreeSet::new();
-        if self.expand(&rcpt.key(), 0, &mut out) {
+        let mut remote = BTreeSet::new();
+        if !self.expand(&rcpt.key(), 0, &mut out, &mut remote) {
+            return RcptVerdict::UnknownUser;
+        }
+        if remote.is_empty() {
             RcptVerdict::Local(out.into_iter().collect())
         } else {
-            RcptVerdict::UnknownUser
+            RcptVerdict::Forward {
+                mailboxes: out.into_iter().collect(),
+                remote: remote
+                    .into_iter()
+                    .filter_map(|k| Address::parse(&k).ok())
+                    .collect(),
+            }
         }
     }
 
-    fn expand(&self, key: &str, depth: usize, out: &mut BTreeSet<String>) -> bool {
+    fn expand(
+        &self,
+        key: &str,
+        depth: usize,
+        out: &mut BTreeSet<String>,
+        remote: &mut BTreeSet<String>,
+    ) -> bool {
         if depth > MAX_ALIAS_DEPTH {
             return false;
         }
         if let Some(targets) = self.aliases.get(key) {
             let mut any = false;
             for t in targets {
-                any |= self.expand(t, depth + 1, out);
+                any |= self.expand(t, depth + 1, out, remote);
             }
             return any;
+        }
+        // An alias target outside our domains is forwarded.
+        if let Some((_, domain)) = key.rsplit_once('@') {
+            if depth > 0 && !self.domains.contains(domain) {
+                remote.insert(key.to_string());
+                return true;
+            }
         }
         if self.accounts.contains(key) {
             out.insert(key.to_string());
@@ -119,7 +148,7 @@ impl Directory {
         }
         if let Some((local, domain)) = key.split_once('@') {
             if let Some((base, _tag)) = local.split_once('+') {
-                return self.expand(&format!("{base}@{domain}"), depth + 1, out);
+                return self.expand(&format!("{base}@{domain}"), depth + 1, out, remote);
             }
         }
         false
@@ -140,6 +169,7 @@ mod tests {
             "team@example.org" = ["alice@example.org", "bob@example.org"]
             postmaster = ["alice@example.org"]
             "loop@example.org" = ["loop@example.org"]
+            "fwd@example.org" = ["alice@example.org", "Carol@Elsewhere.NET"]
             "#,
         )
         .unwrap();
@@ -171,6 +201,13 @@ mod tests {
         assert_eq!(verdict("carol@example.org"), RcptVerdict::UnknownUser);
         assert_eq!(verdict("loop@example.org"), RcptVerdict::UnknownUser);
         assert_eq!(verdict("x@elsewhere.net"), RcptVerdict::RelayDenied);
+        assert_eq!(
+            verdict("fwd@example.org"),
+            RcptVerdict::Forward {
+                mailboxes: vec!["alice@example.org".into()],
+                remote: vec![Address::parse("carol@elsewhere.net").unwrap()],
+            }
+        );
     }
 
     #[test]

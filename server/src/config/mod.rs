@@ -4,9 +4,11 @@
 
 pub mod address;
 mod directory;
+mod network;
 
 pub use address::{Address, AddressError};
 pub use directory::{Directory, RcptVerdict};
+pub use network::IpNet;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +32,10 @@ pub struct ServerConfig {
     /// `postmaster` applies to every local domain.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// Clients in these networks may relay (send to any domain), like Postfix's
+    /// `mynetworks`. Everyone else may only send to our own domains: no open relay.
+    #[serde(default)]
+    pub relay_networks: Vec<IpNet>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

@@ -10,6 +10,8 @@
 //! store decides where durability is paid for; a clock that is *read*, never assumed; one DNS
 //! call for every record type.
 
+#[cfg(test)]
+pub mod fake;
 pub mod real;
 
 use std::fmt;
@@ -49,7 +51,7 @@ impl Timestamp {
 }
 
 /// The record types the server asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordKind {
     Mx,
     A,

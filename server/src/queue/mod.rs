@@ -6,10 +6,12 @@
 //! - [`schedule`]: which recipient is due next — O(log n), never a scan.
 //! - [`client`]: the outbound SMTP client over any Env stream.
 //! - [`dsn`]: failure and delay DSNs built with mail-builder.
+//! - [`route`]: where mail for a domain goes (RFC 5321 §5: MX, implicit MX, null MX).
 
 pub mod client;
 pub mod config;
 pub mod dsn;
+pub mod route;
 pub mod schedule;
 pub mod store;
 

@@ -68,7 +68,7 @@ use smtp_proto::{
     MAIL_SMTPUTF8,
 };
 
-use crate::config::{Address, Directory, Limits, RcptVerdict};
+use crate::config::{Address, Directory, IpNet, Limits, RcptVerdict};
 use crate::env::Timestamp;
 
 use self::data::{DataBody, Rejection};
@@ -80,6 +80,8 @@ pub struct SessionConfig {
     pub hostname: String,
     pub limits: Limits,
     pub directory: Arc<Directory>,
+    /// Clients from these networks may relay to any domain (Postfix's `mynetworks`).
+    pub relay_networks: Vec<IpNet>,
 }
 
 /// Who is on the other end.
@@ -97,6 +99,10 @@ pub struct Recipient {
     /// The local mailboxes (account keys) it expands to, minus those an earlier recipient of
     /// the same transaction already reaches (see the module docs): possibly empty.
     pub mailboxes: Vec<String>,
+    /// Remote forward-paths for the outbound queue: the address itself when a client from a
+    /// relay network sends to a foreign domain, or an alias's remote targets. Like
+    /// `mailboxes`, disjoint across the recipients of one transaction.
+    pub remote: Vec<Address>,
 }
 
 /// A complete mail transaction, ready to be stored.
@@ -120,6 +126,14 @@ impl Transaction {
         self.recipients
             .iter()
             .flat_map(|r| r.mailboxes.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Every remote forward-path, each exactly once, in recipient order.
+    pub fn remote_recipients(&self) -> Vec<&Address> {
+        self.recipients
+            .iter()
+            .flat_map(|r| r.remote.iter())
             .collect()
     }
 }
@@ -211,6 +225,8 @@ struct Envelope {
     recipients: Vec<Recipient>,
     /// Union of the recipients' mailboxes, for deduplication.
     mailboxes: BTreeSet<String>,
+    /// Union of the recipients' remote forward-paths (lookup keys), for deduplication.
+    remote: BTreeSet<String>,
     /// Lookup keys of the recipient addresses, to record the same address once.
     addresses: BTreeSet<String>,
     /// The client's `SIZE=` (0 if none), already checked against our limit: a hint for how
@@ -605,6 +621,7 @@ impl Session {
             mail_from,
             recipients: Vec::new(),
             mailboxes: BTreeSet::new(),
+            remote: BTreeSet::new(),
             addresses: BTreeSet::new(),
             declared_size: from.size,
         });
@@ -686,26 +703,45 @@ impl Session {
             return self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
         }
         let (address, verdict) = resolved;
-        match verdict {
-            RcptVerdict::Local(mailboxes) => {
-                if env.addresses.insert(address.key()) {
-                    let fresh: Vec<String> = mailboxes
-                        .into_iter()
-                        .filter(|m| env.mailboxes.insert(m.clone()))
-                        .collect();
-                    env.recipients.push(Recipient {
-                        address,
-                        mailboxes: fresh,
-                    });
-                }
-                self.reply(Reply::new(250, (2, 1, 5), "Ok"));
-            }
-            RcptVerdict::UnknownUser => self.error(Reply::new(
+        let may_relay = self
+            .config
+            .relay_networks
+            .iter()
+            .any(|n| n.contains(self.peer.remote.ip()));
+        let (mailboxes, remote) = match verdict {
+            RcptVerdict::Local(mailboxes) => (mailboxes, Vec::new()),
+            RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
+            RcptVerdict::RelayDenied if may_relay => (Vec::new(), vec![address.clone()]),
+            RcptVerdict::UnknownUser => return self.refuse_rcpt(&address, true),
+            RcptVerdict::RelayDenied => return self.refuse_rcpt(&address, false),
+        };
+        if env.addresses.insert(address.key()) {
+            let mailboxes = mailboxes
+                .into_iter()
+                .filter(|m| env.mailboxes.insert(m.clone()))
+                .collect();
+            let remote = remote
+                .into_iter()
+                .filter(|a| env.remote.insert(a.key()))
+                .collect();
+            env.recipients.push(Recipient {
+                address,
+                mailboxes,
+                remote,
+            });
+        }
+        self.reply(Reply::new(250, (2, 1, 5), "Ok"));
+    }
+
+    /// The reply for a recipient we do not take: an unknown local user, or relay denied.
+    fn refuse_rcpt(&mut self, address: &Address, unknown_user: bool) {
+        match unknown_user {
+            true => self.error(Reply::new(
                 550,
                 (5, 1, 1),
                 format!("<{address}>: Recipient address rejected: User unknown"),
             )),
-            RcptVerdict::RelayDenied => self.error(Reply::new(
+            false => self.error(Reply::new(
                 554,
                 (5, 7, 1),
                 format!("<{address}>: Relay access denied"),
@@ -731,7 +767,7 @@ impl Session {
                 continue;
             };
             let verdict = dir.resolve(&a);
-            if matches!(verdict, RcptVerdict::Local(_)) {
+            if matches!(verdict, RcptVerdict::Local(_) | RcptVerdict::Forward { .. }) {
                 return (a, verdict);
             }
             first.get_or_insert((a, verdict));
