@@ -1,1 +1,1042 @@
-//! Being written.
+//! The outbound SMTP client: one session over an already-connected Env stream.
+//!
+//! [`deliver`] is the whole job in one call — greeting, EHLO (HELO fallback), one mail
+//! transaction, QUIT — and answers with an outcome per recipient. When the caller needs a
+//! step in between (STARTTLS after EHLO, several messages over one connection), it drives a
+//! [`Client`] itself:
+//!
+//! ```text
+//! Client::open(env, stream, cfg)   greeting + EHLO          → capabilities()
+//!   .starttls(handshake)           STARTTLS, caller's TLS,  → Client over the TLS stream,
+//!                                  then EHLO again             or Refused (still plaintext)
+//!   .send(&msg) …                  MAIL, RCPT…, DATA, body  → Vec<RcptOutcome>
+//!   .quit()                        QUIT                     → capabilities + transcript
+//! ```
+//!
+//! # Outcomes and errors
+//!
+//! Replies about one recipient become a [`RcptOutcome`]: 2xx after the final dot is
+//! `Delivered`, any 4xx is `Deferred`, any 5xx is `Failed`, each with the server's [`Reply`].
+//! A rejected MAIL FROM gives every recipient that reply; a reply to DATA or to the final dot
+//! applies to every recipient the server had accepted. A few outcomes are decided here without
+//! asking (the message is over the peer's SIZE limit: `552 5.3.4`; it needs SMTPUTF8 and the
+//! peer lacks it: `550 5.6.7`, RFC 6531 §3.2; an address with control characters), so the
+//! queue treats every recipient the same way whatever decided it.
+//!
+//! Everything that is not about a recipient is a [`SessionError`]: a 4xx/5xx greeting, EHLO
+//! and HELO both refused, a timeout, a lost connection, a reply that is not SMTP. It comes in a
+//! [`SessionFailure`] together with the outcomes that *were* final before it happened (a 550
+//! to one RCPT stays a bounce even if the connection drops later) and `None` for the others,
+//! which the caller retries — on the next MX or later. A connection lost after the final dot
+//! but before its reply is such an error too: the message may have been delivered, and RFC
+//! 5321 §4.1.1.4 accepts the duplicate a retry may cause over losing mail.
+//!
+//! A `421` to any command means the server is closing (RFC 5321 §3.8): it is treated like any
+//! other 4xx for the recipients still open (all `Deferred` with that reply) and no further
+//! command — not even QUIT — is sent.
+//!
+//! # Pipelining
+//!
+//! With PIPELINING (RFC 2920) MAIL, all RCPTs and DATA go out in one write and the replies are
+//! read in order (in windows of [`PIPELINE_WINDOW`] commands, so a huge recipient list cannot
+//! deadlock against a server that stops reading while its replies are not read). If no
+//! recipient was accepted and the server still answers DATA with 354, a lone `.` ends the
+//! empty message (RFC 2920 §3.1). Without PIPELINING each command waits for its reply, and
+//! DATA is not sent at all when every RCPT failed.
+//!
+//! # Time
+//!
+//! No clock is read here except through the Env: every wait is `env::timeout_at` with a
+//! deadline of `env.now()` plus [`ClientConfig::command_timeout`] (greeting, each command's
+//! reply, each write — RFC 5321 §4.5.3.2 gives 5 minutes for most) or
+//! [`ClientConfig::data_timeout`] (the reply to the final dot: 10 minutes).
+//!
+//! # Transcript
+//!
+//! Every line sent (`C: ...`) and received (`S: ...`, control characters escaped) in wire
+//! order, the body as `C: [message N octets]` and `C: .`, and `note: ...` for decisions the
+//! client took on its own. It is returned, not traced, so the caller can tag it with the
+//! queue id and the peer's address.
+
+mod body;
+mod capabilities;
+mod reader;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::config::Address;
+use crate::env::{timeout_at, Env};
+use crate::smtp::Reply;
+
+use self::body::DotStuffer;
+use self::reader::ReplyReader;
+
+pub use self::capabilities::Capabilities;
+
+/// Most commands sent before their replies are read, with PIPELINING.
+pub const PIPELINE_WINDOW: usize = 100;
+/// The body goes out in writes of this size.
+const BODY_CHUNK: usize = 64 * 1024;
+/// One read from the stream.
+const READ_BUF: usize = 4096;
+
+/// How the client behaves; shared by every session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Our name in EHLO/HELO.
+    pub helo_name: String,
+    /// Waiting for the greeting or a command's reply, and for each write.
+    pub command_timeout: Duration,
+    /// Waiting for the reply to the final `.` of DATA.
+    pub data_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// RFC 5321 §4.5.3.2's values: 5 minutes per command, 10 minutes after the final dot.
+    pub fn new(helo_name: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            helo_name: helo_name.into(),
+            command_timeout: Duration::from_secs(5 * 60),
+            data_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// One message for one session: the envelope and the bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboundMessage<'a> {
+    /// `None` is the null reverse-path `<>` (DSNs, RFC 5321 §4.5.5).
+    pub mail_from: Option<&'a Address>,
+    pub recipients: &'a [Address],
+    /// The message as stored (headers and body, CRLF lines); dot-stuffing is done here.
+    pub message: &'a [u8],
+    /// Non-ASCII addresses or headers (RFC 6531). Non-ASCII addresses turn it on anyway.
+    pub needs_smtputf8: bool,
+    /// 8-bit octets in the body (RFC 6152).
+    pub has_8bit: bool,
+}
+
+/// What happened to one recipient, with the reply that decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RcptOutcome {
+    /// 2xx to the final dot: the peer took responsibility.
+    Delivered(Reply),
+    /// 4xx at some step: try again later.
+    Deferred(Reply),
+    /// 5xx at some step (or decided here, see the module docs): bounce.
+    Failed(Reply),
+}
+
+impl RcptOutcome {
+    pub fn reply(&self) -> &Reply {
+        match self {
+            RcptOutcome::Delivered(r) | RcptOutcome::Deferred(r) | RcptOutcome::Failed(r) => r,
+        }
+    }
+
+    /// 2xx → Delivered, 4xx → Deferred, anything else → Failed. Callers only pass 2xx for the
+    /// final reply to DATA; 2xx to RCPT means "accepted", not delivered.
+    fn from_reply(reply: &Reply) -> RcptOutcome {
+        match reply.code / 100 {
+            2 => RcptOutcome::Delivered(reply.clone()),
+            4 => RcptOutcome::Deferred(reply.clone()),
+            _ => RcptOutcome::Failed(reply.clone()),
+        }
+    }
+}
+
+/// A session that reached its end: one outcome per recipient, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionReport {
+    pub per_recipient: Vec<RcptOutcome>,
+    pub peer_capabilities: Capabilities,
+    pub transcript: Vec<String>,
+}
+
+/// Where in the session something happened; for error texts and DSNs ("... while sending
+/// message content").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Greeting,
+    Ehlo,
+    Helo,
+    StartTls,
+    TlsHandshake,
+    Rset,
+    MailFrom,
+    RcptTo,
+    Data,
+    /// Sending the body.
+    Message,
+    /// Waiting for the reply to the final dot.
+    EndOfData,
+    Quit,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Greeting => "greeting",
+            Stage::Ehlo => "EHLO",
+            Stage::Helo => "HELO",
+            Stage::StartTls => "STARTTLS",
+            Stage::TlsHandshake => "TLS handshake",
+            Stage::Rset => "RSET",
+            Stage::MailFrom => "MAIL FROM",
+            Stage::RcptTo => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Message => "message content",
+            Stage::EndOfData => "end of data",
+            Stage::Quit => "QUIT",
+        })
+    }
+}
+
+/// A connection-level failure: nothing in it is about one recipient.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The server refused the session: a 4xx/5xx greeting, EHLO 4xx, HELO refused after the
+    /// EHLO fallback, a failed RSET, a 421 outside a transaction.
+    #[error("{stage}: server replied {reply}")]
+    Rejected { stage: Stage, reply: Reply },
+    /// No reply (or no progress writing) before the deadline.
+    #[error("timeout during {stage}")]
+    Timeout { stage: Stage },
+    /// EOF or an I/O error.
+    #[error("connection lost during {stage}: {detail}")]
+    ConnectionLost { stage: Stage, detail: String },
+    /// Something that is not an SMTP reply, or not one that may come here.
+    #[error("protocol error during {stage}: {detail}")]
+    Protocol { stage: Stage, detail: String },
+    /// The caller's TLS handshake after a 220 to STARTTLS failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+}
+
+impl SessionError {
+    /// True for a 5xx greeting or HELO refusal: this server will not take mail from us, now or
+    /// later. Everything else is worth a retry (RFC 5321 §4.2.1: only 5yz is permanent).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SessionError::Rejected { stage, reply } => {
+                reply.code >= 500 && matches!(stage, Stage::Greeting | Stage::Ehlo | Stage::Helo)
+            }
+            _ => false,
+        }
+    }
+
+    /// The server's reply, when the error is one.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            SessionError::Rejected { reply, .. } => Some(reply),
+            _ => None,
+        }
+    }
+
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            SessionError::Rejected { stage, .. }
+            | SessionError::Timeout { stage }
+            | SessionError::ConnectionLost { stage, .. }
+            | SessionError::Protocol { stage, .. } => Some(*stage),
+            SessionError::Tls(_) => Some(Stage::TlsHandshake),
+        }
+    }
+}
+
+/// A session that ended with a [`SessionError`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFailure {
+    pub error: SessionError,
+    /// Per recipient (empty if no transaction was attempted, e.g. from [`Client::open`]):
+    /// `Some` for an outcome that was final before the error (a 550 to RCPT), `None` for a
+    /// recipient the error leaves open.
+    pub per_recipient: Vec<Option<RcptOutcome>>,
+    /// `None` when the session failed before EHLO/HELO succeeded.
+    pub peer_capabilities: Option<Capabilities>,
+    pub transcript: Vec<String>,
+}
+
+/// [`Client::send`] failed at the connection level; see [`SessionFailure::per_recipient`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionFailure {
+    pub error: SessionError,
+    pub per_recipient: Vec<Option<RcptOutcome>>,
+}
+
+/// One SMTP session: greeting + EHLO, one message, QUIT.
+///
+/// `stream` is already connected (and, for implicit TLS, already wrapped). For STARTTLS or
+/// several messages per connection use [`Client`] directly.
+pub async fn deliver<E: Env, S: AsyncRead + AsyncWrite + Unpin>(
+    env: &E,
+    stream: S,
+    cfg: &ClientConfig,
+    msg: &OutboundMessage<'_>,
+) -> Result<SessionReport, SessionFailure> {
+    let n = msg.recipients.len();
+    let mut client = match Client::open(env, stream, cfg).await {
+        Ok(client) => client,
+        Err(mut failure) => {
+            failure.per_recipient = vec![None; n];
+            return Err(failure);
+        }
+    };
+    let sent = client.send(msg).await;
+    let (peer_capabilities, transcript) = client.quit().await;
+    match sent {
+        Ok(per_recipient) => Ok(SessionReport {
+            per_recipient,
+            peer_capabilities,
+            transcript,
+        }),
+        Err(TransactionFailure {
+            error,
+            per_recipient,
+        }) => Err(SessionFailure {
+            error,
+            per_recipient,
+            peer_capabilities: Some(peer_capabilities),
+            transcript,
+        }),
+    }
+}
+
+/// Where the session is between commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// No transaction open: MAIL may come next.
+    Idle,
+    /// MAIL was accepted and the transaction was not completed: RSET before the next MAIL.
+    InTransaction,
+    /// The server closed (421), or the stream is unusable: send nothing more.
+    Closed,
+}
+
+/// An SMTP client session after its greeting and EHLO; see the module docs.
+pub struct Client<E: Env, S> {
+    env: E,
+    stream: S,
+    cfg: ClientConfig,
+    reader: ReplyReader,
+    caps: Capabilities,
+    transcript: Vec<String>,
+    state: State,
+    rbuf: Box<[u8]>,
+}
+
+impl<E: Env, S> fmt::Debug for Client<E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("caps", &self.caps)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of [`Client::starttls`].
+#[derive(Debug)]
+pub enum StartTls<E: Env, S, T> {
+    /// 220, handshake done, EHLO sent again over TLS (capabilities are the new ones).
+    Secured(Client<E, T>),
+    /// The server refused STARTTLS (4xx/5xx other than 421); the session goes on in
+    /// plaintext if the caller's policy allows.
+    Refused { client: Client<E, S>, reply: Reply },
+}
+
+impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
+    /// Reads the greeting and says EHLO (HELO if EHLO gets a 5xx).
+    pub async fn open(env: &E, stream: S, cfg: &ClientConfig) -> Result<Self, SessionFailure> {
+        let mut client = Client {
+            env: env.clone(),
+            stream,
+            cfg: cfg.clone(),
+            reader: ReplyReader::default(),
+            caps: Capabilities::default(),
+            transcript: Vec::new(),
+            state: State::Idle,
+            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+        };
+        match client.greet().await {
+            Ok(()) => Ok(client),
+            Err(error) => Err(client.into_failure(error, false).await),
+        }
+    }
+
+    /// What the peer offered in its last EHLO.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The session so far.
+    pub fn transcript(&self) -> &[String] {
+        &self.transcript
+    }
+
+    /// STARTTLS (RFC 3207): on 220, `handshake` turns the plaintext stream into a TLS one
+    /// (within `command_timeout`), and EHLO is sent again, since capabilities may differ over
+    /// TLS and what was said in plaintext must be forgotten (RFC 3207 §4.2).
+    ///
+    /// Call it right after [`Client::open`] when [`Capabilities::starttls`] is set. If the
+    /// server sent anything after its 220 the session fails: those plaintext octets could
+    /// otherwise be taken for TLS-protected replies (the client side of CVE-2011-0411).
+    pub async fn starttls<T, F, Fut>(
+        mut self,
+        handshake: F,
+    ) -> Result<StartTls<E, S, T>, SessionFailure>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+        F: FnOnce(S) -> Fut,
+        Fut: Future<Output = io::Result<T>>,
+    {
+        let reply = match self.command(Stage::StartTls, "STARTTLS").await {
+            Ok(reply) => reply,
+            Err(error) => return Err(self.into_failure(error, true).await),
+        };
+        match reply.code / 100 {
+            2 => {}
+            4 | 5 if reply.code != 421 => {
+                return Ok(StartTls::Refused {
+                    client: self,
+                    reply,
+                })
+            }
+            4 | 5 => {
+                let error = SessionError::Rejected {
+                    stage: Stage::StartTls,
+                    reply,
+                };
+                return Err(self.into_failure(error, true).await);
+            }
+            _ => {
+                let error = unexpected(Stage::StartTls, &reply);
+                return Err(self.into_failure(error, true).await);
+            }
+        }
+        if !self.reader.is_drained() {
+            let error = SessionError::Protocol {
+                stage: Stage::StartTls,
+                detail: "data received after the STARTTLS reply, before TLS".into(),
+            };
+            return Err(self.into_failure(error, true).await);
+        }
+        let Client {
+            env,
+            stream,
+            cfg,
+            caps,
+            mut transcript,
+            rbuf,
+            ..
+        } = self;
+        let deadline = env.now().plus(cfg.command_timeout);
+        let tls = match timeout_at(&env, deadline, handshake(stream)).await {
+            Some(Ok(tls)) => tls,
+            failed => {
+                let error = match failed {
+                    Some(Err(e)) => SessionError::Tls(e.to_string()),
+                    _ => SessionError::Timeout {
+                        stage: Stage::TlsHandshake,
+                    },
+                };
+                return Err(SessionFailure {
+                    error,
+                    per_recipient: Vec::new(),
+                    peer_capabilities: Some(caps),
+                    transcript,
+                });
+            }
+        };
+        transcript.push("note: TLS handshake complete".into());
+        let mut client = Client {
+            env,
+            stream: tls,
+            cfg,
+            reader: ReplyReader::default(),
+            caps: Capabilities::default(),
+            transcript,
+            state: State::Idle,
+            rbuf,
+        };
+        match client.hello().await {
+            Ok(()) => Ok(StartTls::Secured(client)),
+            Err(error) => Err(client.into_failure(error, false).await),
+        }
+    }
+
+    /// One mail transaction. `Ok` has one outcome per recipient, in order.
+    ///
+    /// On `Err` the session is unusable (only [`Client::quit`] is left, and it sends nothing).
+    pub async fn send(
+        &mut self,
+        msg: &OutboundMessage<'_>,
+    ) -> Result<Vec<RcptOutcome>, TransactionFailure> {
+        let mut outcomes = vec![None; msg.recipients.len()];
+        if self.state == State::Closed {
+            return Err(TransactionFailure {
+                error: SessionError::ConnectionLost {
+                    stage: Stage::MailFrom,
+                    detail: "the session has already ended".into(),
+                },
+                per_recipient: outcomes,
+            });
+        }
+        match self.transaction(msg, &mut outcomes).await {
+            Ok(()) => Ok(outcomes
+                .into_iter()
+                .map(|o| {
+                    // Every path of `transaction` decides every recipient; this is a guard,
+                    // not a case.
+                    o.unwrap_or_else(|| {
+                        RcptOutcome::Deferred(Reply::new(451, (4, 3, 0), "no outcome recorded"))
+                    })
+                })
+                .collect()),
+            Err(error) => {
+                self.state = State::Closed;
+                Err(TransactionFailure {
+                    error,
+                    per_recipient: outcomes,
+                })
+            }
+        }
+    }
+
+    /// QUIT (unless the session is already over), then the capabilities and transcript.
+    /// QUIT's reply and any error are ignored: the outcomes are already known.
+    pub async fn quit(mut self) -> (Capabilities, Vec<String>) {
+        if self.state != State::Closed {
+            self.send_quit().await;
+            let deadline = self.env.now().plus(self.cfg.command_timeout);
+            let _ = timeout_at(&self.env, deadline, self.stream.shutdown()).await;
+        }
+        (self.caps, self.transcript)
+    }
+
+    // ---- session steps ----
+
+    async fn greet(&mut self) -> Result<(), SessionError> {
+        let greeting = self
+            .read_reply(Stage::Greeting, self.cfg.command_timeout)
+            .await?;
+        match greeting.code / 100 {
+            2 => self.hello().await,
+            4 | 5 => Err(SessionError::Rejected {
+                stage: Stage::Greeting,
+                reply: greeting,
+            }),
+            _ => Err(unexpected(Stage::Greeting, &greeting)),
+        }
+    }
+
+    async fn hello(&mut self) -> Result<(), SessionError> {
+        let ehlo = format!("EHLO {}", self.cfg.helo_name);
+        let reply = self.command(Stage::Ehlo, &ehlo).await?;
+        match reply.code / 100 {
+            2 => {
+                self.caps = Capabilities::from_ehlo(&reply);
+                Ok(())
+            }
+            // 500/502 from an old server, or a policy 5xx: either way HELO is the fallback
+            // (RFC 5321 §3.2), and HELO's own reply says whether we may go on.
+            5 => {
+                let helo = format!("HELO {}", self.cfg.helo_name);
+                let reply = self.command(Stage::Helo, &helo).await?;
+                match reply.code / 100 {
+                    2 => {
+                        self.caps = Capabilities::from_helo(&reply);
+                        Ok(())
+                    }
+                    4 | 5 => Err(SessionError::Rejected {
+                        stage: Stage::Helo,
+                        reply,
+                    }),
+                    _ => Err(unexpected(Stage::Helo, &reply)),
+                }
+            }
+            4 => Err(SessionError::Rejected {
+                stage: Stage::Ehlo,
+                reply,
+            }),
+            _ => Err(unexpected(Stage::Ehlo, &reply)),
+        }
+    }
+
+    async fn transaction(
+        &mut self,
+        msg: &OutboundMessage<'_>,
+        outcomes: &mut [Option<RcptOutcome>],
+    ) -> Result<(), SessionError> {
+        if msg.recipients.is_empty() {
+            return Ok(());
+        }
+        let peer = if self.caps.hostname.is_empty() {
+            "the remote server".to_string()
+        } else {
+            self.caps.hostname.clone()
+        };
+
+        // Decisions that need no round trip.
+        if let Some(limit) = self.caps.size_limit() {
+            let size = msg.message.len() as u64;
+            if size > limit {
+                let reply = Reply::new(
+                    552,
+                    (5, 3, 4),
+                    format!("Message size {size} exceeds the size limit {limit} of {peer}"),
+                );
+                self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
+                return Ok(());
+            }
+        }
+        let non_ascii = msg.mail_from.is_some_and(|a| !is_ascii(a))
+            || msg.recipients.iter().any(|a| !is_ascii(a));
+        let smtputf8 = msg.needs_smtputf8 || non_ascii;
+        if smtputf8 && !self.caps.smtputf8 {
+            let reply = Reply::new(
+                550,
+                (5, 6, 7),
+                format!("SMTPUTF8 is required, but was not offered by {peer}"),
+            );
+            self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
+            return Ok(());
+        }
+        if msg.mail_from.is_some_and(|a| !is_sendable(a)) {
+            let reply = Reply::new(553, (5, 1, 7), "Sender address cannot be sent over SMTP");
+            self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
+            return Ok(());
+        }
+        let mut targets = Vec::with_capacity(msg.recipients.len());
+        for (i, rcpt) in msg.recipients.iter().enumerate() {
+            if is_sendable(rcpt) {
+                targets.push(i);
+            } else {
+                let reply =
+                    Reply::new(553, (5, 1, 3), "Recipient address cannot be sent over SMTP");
+                self.note(format!("<{rcpt}> not sent: {reply}"));
+                outcomes[i] = Some(RcptOutcome::Failed(reply));
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        if msg.has_8bit && !self.caps.eight_bit_mime {
+            // What Postfix does without a converter: send it and hope (RFC 6152 would want a
+            // conversion to 7 bit, which would break DKIM signatures anyway).
+            self.note("8-bit message, peer does not offer 8BITMIME: sent as is".into());
+        }
+
+        if self.state == State::InTransaction {
+            let reply = self.command(Stage::Rset, "RSET").await?;
+            if reply.code / 100 != 2 {
+                return Err(SessionError::Rejected {
+                    stage: Stage::Rset,
+                    reply,
+                });
+            }
+            self.state = State::Idle;
+        }
+
+        let mut mail = match msg.mail_from {
+            Some(from) => format!("MAIL FROM:<{from}>"),
+            None => "MAIL FROM:<>".to_string(),
+        };
+        if self.caps.size.is_some() {
+            mail.push_str(&format!(" SIZE={}", msg.message.len()));
+        }
+        if msg.has_8bit && self.caps.eight_bit_mime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if smtputf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        let rcpts: Vec<String> = targets
+            .iter()
+            .map(|&i| format!("RCPT TO:<{}>", msg.recipients[i]))
+            .collect();
+
+        if self.caps.pipelining {
+            self.pipelined(msg, mail, rcpts, &targets, outcomes).await
+        } else {
+            self.lockstep(msg, mail, rcpts, &targets, outcomes).await
+        }
+    }
+
+    /// One command, one reply.
+    async fn lockstep(
+        &mut self,
+        msg: &OutboundMessage<'_>,
+        mail: String,
+        rcpts: Vec<String>,
+        targets: &[usize],
+        outcomes: &mut [Option<RcptOutcome>],
+    ) -> Result<(), SessionError> {
+        let reply = self.command(Stage::MailFrom, &mail).await?;
+        if !self.on_mail_reply(reply, targets, outcomes)? {
+            return Ok(());
+        }
+        let mut accepted = Vec::with_capacity(targets.len());
+        for (&i, rcpt) in targets.iter().zip(&rcpts) {
+            let reply = self.command(Stage::RcptTo, rcpt).await?;
+            if !self.on_rcpt_reply(reply, i, &mut accepted, targets, outcomes)? {
+                return Ok(());
+            }
+        }
+        if accepted.is_empty() {
+            // Nothing to send; the open transaction is reset before the next MAIL, or QUIT
+            // ends it.
+            return Ok(());
+        }
+        let reply = self.command(Stage::Data, "DATA").await?;
+        self.on_data_reply(msg, reply, &accepted, outcomes).await
+    }
+
+    /// MAIL, every RCPT and DATA in one write (per window), then their replies in order.
+    async fn pipelined(
+        &mut self,
+        msg: &OutboundMessage<'_>,
+        mail: String,
+        rcpts: Vec<String>,
+        targets: &[usize],
+        outcomes: &mut [Option<RcptOutcome>],
+    ) -> Result<(), SessionError> {
+        let mut commands = Vec::with_capacity(rcpts.len() + 2);
+        commands.push(mail);
+        commands.extend(rcpts);
+        commands.push("DATA".to_string());
+        let last = commands.len() - 1;
+        let mut mail_ok = false;
+        let mut accepted = Vec::with_capacity(targets.len());
+        let mut start = 0;
+        while start <= last {
+            let end = (start + PIPELINE_WINDOW).min(last + 1);
+            let stage = if start == 0 {
+                Stage::MailFrom
+            } else {
+                Stage::RcptTo
+            };
+            self.write_lines(stage, &commands[start..end]).await?;
+            for k in start..end {
+                let stage = match k {
+                    0 => Stage::MailFrom,
+                    k if k == last => Stage::Data,
+                    _ => Stage::RcptTo,
+                };
+                let reply = self.read_reply(stage, self.cfg.command_timeout).await?;
+                if k == 0 {
+                    mail_ok = self.on_mail_reply(reply, targets, outcomes)?;
+                    if self.state == State::Closed {
+                        return Ok(());
+                    }
+                } else if k < last {
+                    if !mail_ok {
+                        // 503 "need MAIL first", presumably: the MAIL reply decided already.
+                        if reply.code == 421 {
+                            self.state = State::Closed;
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    let i = targets[k - 1];
+                    if !self.on_rcpt_reply(reply, i, &mut accepted, targets, outcomes)? {
+                        return Ok(());
+                    }
+                } else if mail_ok && !accepted.is_empty() {
+                    return self.on_data_reply(msg, reply, &accepted, outcomes).await;
+                } else {
+                    return self.on_needless_data_reply(reply).await;
+                }
+            }
+            if !mail_ok {
+                // No transaction: the RCPTs of later windows would only earn 503s.
+                return Ok(());
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// `Ok(true)`: MAIL accepted, go on. `Ok(false)`: every target has its outcome.
+    fn on_mail_reply(
+        &mut self,
+        reply: Reply,
+        targets: &[usize],
+        outcomes: &mut [Option<RcptOutcome>],
+    ) -> Result<bool, SessionError> {
+        match reply.code / 100 {
+            2 => {
+                self.state = State::InTransaction;
+                Ok(true)
+            }
+            4 | 5 => {
+                if reply.code == 421 {
+                    self.state = State::Closed;
+                }
+                let outcome = RcptOutcome::from_reply(&reply);
+                for &i in targets {
+                    outcomes[i] = Some(outcome.clone());
+                }
+                Ok(false)
+            }
+            _ => Err(unexpected(Stage::MailFrom, &reply)),
+        }
+    }
+
+    /// `Ok(true)`: go on with the next recipient. `Ok(false)`: 421, every target that was
+    /// still open is deferred with it and the session is over.
+    fn on_rcpt_reply(
+        &mut self,
+        reply: Reply,
+        i: usize,
+        accepted: &mut Vec<usize>,
+        targets: &[usize],
+        outcomes: &mut [Option<RcptOutcome>],
+    ) -> Result<bool, SessionError> {
+        match reply.code / 100 {
+            2 => {
+                accepted.push(i);
+                Ok(true)
+            }
+            4 | 5 if reply.code == 421 => {
+                self.close_deferring(&reply, targets, outcomes);
+                Ok(false)
+            }
+            4 | 5 => {
+                outcomes[i] = Some(RcptOutcome::from_reply(&reply));
+                Ok(true)
+            }
+            _ => Err(unexpected(Stage::RcptTo, &reply)),
+        }
+    }
+
+    /// The reply to DATA when some recipient was accepted: 354 → body and final reply.
+    async fn on_data_reply(
+        &mut self,
+        msg: &OutboundMessage<'_>,
+        reply: Reply,
+        accepted: &[usize],
+        outcomes: &mut [Option<RcptOutcome>],
+    ) -> Result<(), SessionError> {
+        let reply = match reply.code / 100 {
+            3 => {
+                self.send_body(msg.message).await?;
+                let end = self
+                    .read_reply(Stage::EndOfData, self.cfg.data_timeout)
+                    .await?;
+                // After the final reply the transaction is over, whatever it said.
+                self.state = State::Idle;
+                if !matches!(end.code / 100, 2 | 4 | 5) {
+                    return Err(unexpected(Stage::EndOfData, &end));
+                }
+                end
+            }
+            4 | 5 => reply,
+            _ => return Err(unexpected(Stage::Data, &reply)),
+        };
+        if reply.code == 421 {
+            self.state = State::Closed;
+        }
+        let outcome = RcptOutcome::from_reply(&reply);
+        for &i in accepted {
+            outcomes[i] = Some(outcome.clone());
+        }
+        Ok(())
+    }
+
+    /// The reply to a pipelined DATA after MAIL or every RCPT failed. It should be 503/554;
+    /// if the server says 354 anyway, a lone dot ends an empty message (RFC 2920 §3.1).
+    async fn on_needless_data_reply(&mut self, reply: Reply) -> Result<(), SessionError> {
+        match reply.code / 100 {
+            3 => {
+                self.transcript.push("C: .".into());
+                self.write_raw(Stage::Message, b".\r\n").await?;
+                let end = self
+                    .read_reply(Stage::EndOfData, self.cfg.data_timeout)
+                    .await?;
+                self.state = if end.code == 421 {
+                    State::Closed
+                } else {
+                    State::Idle
+                };
+                Ok(())
+            }
+            4 | 5 => {
+                if reply.code == 421 {
+                    self.state = State::Closed;
+                }
+                Ok(())
+            }
+            _ => Err(unexpected(Stage::Data, &reply)),
+        }
+    }
+
+    /// A 421 in the middle of the RCPTs: every target still open (accepted ones included: the
+    /// transaction dies with the connection) is deferred with that reply.
+    fn close_deferring(
+        &mut self,
+        reply: &Reply,
+        targets: &[usize],
+        outcomes: &mut [Option<RcptOutcome>],
+    ) {
+        self.state = State::Closed;
+        for &i in targets {
+            if outcomes[i].is_none() {
+                outcomes[i] = Some(RcptOutcome::Deferred(reply.clone()));
+            }
+        }
+    }
+
+    fn decide_all_locally(&mut self, outcomes: &mut [Option<RcptOutcome>], outcome: RcptOutcome) {
+        self.note(format!("not sent: {}", outcome.reply()));
+        for o in outcomes.iter_mut() {
+            *o = Some(outcome.clone());
+        }
+    }
+
+    async fn send_body(&mut self, message: &[u8]) -> Result<(), SessionError> {
+        self.transcript
+            .push(format!("C: [message {} octets]", message.len()));
+        let mut stuffer = DotStuffer::default();
+        let mut out = Vec::with_capacity(BODY_CHUNK.min(message.len()) + 64);
+        let mut chunks = message.chunks(BODY_CHUNK).peekable();
+        loop {
+            out.clear();
+            if let Some(chunk) = chunks.next() {
+                stuffer.encode(chunk, &mut out);
+            }
+            let done = chunks.peek().is_none();
+            if done {
+                stuffer.finish(&mut out);
+                self.transcript.push("C: .".into());
+            }
+            self.write_raw(Stage::Message, &out).await?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send_quit(&mut self) {
+        if self.write_lines(Stage::Quit, &["QUIT"]).await.is_ok() {
+            let _ = self.read_reply(Stage::Quit, self.cfg.command_timeout).await;
+        }
+        self.state = State::Closed;
+    }
+
+    /// Ends a session that failed: QUIT if the server refused something but is still there
+    /// (RFC 5321 §3.1 asks for it after a 554 greeting), nothing after a 421 or a broken stream.
+    async fn into_failure(mut self, error: SessionError, ehlo_done: bool) -> SessionFailure {
+        let polite = matches!(&error, SessionError::Rejected { reply, .. } if reply.code != 421);
+        if polite && self.state != State::Closed {
+            self.send_quit().await;
+        }
+        SessionFailure {
+            error,
+            per_recipient: Vec::new(),
+            peer_capabilities: ehlo_done.then_some(self.caps),
+            transcript: self.transcript,
+        }
+    }
+
+    // ---- I/O ----
+
+    async fn command(&mut self, stage: Stage, line: &str) -> Result<Reply, SessionError> {
+        self.write_lines(stage, &[line]).await?;
+        self.read_reply(stage, self.cfg.command_timeout).await
+    }
+
+    async fn write_lines<L: AsRef<str>>(
+        &mut self,
+        stage: Stage,
+        lines: &[L],
+    ) -> Result<(), SessionError> {
+        let mut out = Vec::new();
+        for line in lines {
+            let line = line.as_ref();
+            self.transcript.push(format!("C: {line}"));
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        self.write_raw(stage, &out).await
+    }
+
+    async fn write_raw(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), SessionError> {
+        let deadline = self.env.now().plus(self.cfg.command_timeout);
+        let stream = &mut self.stream;
+        let io = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match timeout_at(&self.env, deadline, io).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(SessionError::ConnectionLost {
+                stage,
+                detail: e.to_string(),
+            }),
+            None => Err(SessionError::Timeout { stage }),
+        }
+    }
+
+    /// The next reply, within `timeout` for all of it (a server trickling one octet at a time
+    /// cannot stretch the wait).
+    async fn read_reply(&mut self, stage: Stage, timeout: Duration) -> Result<Reply, SessionError> {
+        let deadline = self.env.now().plus(timeout);
+        loop {
+            if let Some(next) = self.reader.next_reply() {
+                self.reader.drain_log(&mut self.transcript);
+                return next.map_err(|detail| SessionError::Protocol { stage, detail });
+            }
+            let read = timeout_at(&self.env, deadline, self.stream.read(&mut self.rbuf)).await;
+            let error = match read {
+                Some(Ok(0)) => SessionError::ConnectionLost {
+                    stage,
+                    detail: "connection closed by the server".into(),
+                },
+                Some(Ok(n)) => {
+                    let n = n.min(self.rbuf.len());
+                    self.reader.push(&self.rbuf[..n]);
+                    self.reader.drain_log(&mut self.transcript);
+                    continue;
+                }
+                Some(Err(e)) => SessionError::ConnectionLost {
+                    stage,
+                    detail: e.to_string(),
+                },
+                None => SessionError::Timeout { stage },
+            };
+            if let Some(unfinished) = self.reader.take_unfinished() {
+                self.transcript.push(unfinished);
+            }
+            return Err(error);
+        }
+    }
+
+    fn note(&mut self, text: String) {
+        self.transcript.push(format!("note: {text}"));
+    }
+}
+
+fn unexpected(stage: Stage, reply: &Reply) -> SessionError {
+    SessionError::Protocol {
+        stage,
+        detail: format!("unexpected reply code {}", reply.code),
+    }
+}
+
+fn is_ascii(a: &Address) -> bool {
+    a.local.is_ascii() && a.domain.is_ascii()
+}
+
+/// Nothing that could end the command line or the path early: `Address::parse` already
+/// refuses these, but the fields are public and a command injection costs too much.
+fn is_sendable(a: &Address) -> bool {
+    let bad = |c: char| c.is_control() || c.is_whitespace() || c == '<' || c == '>';
+    !a.local.is_empty() && !a.domain.is_empty() && !a.local.contains(bad) && !a.domain.contains(bad)
+}
