@@ -10,11 +10,56 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use crate::config::Address;
 use crate::config::{ConfigError, ServerConfig};
 use crate::env::{Env, Listener};
+use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::run_session;
+use crate::smtp::session::{DeliveryError, Transaction};
 use crate::smtp::{PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
+
+/// Where accepted mail goes: local recipients to their mailboxes, remote ones to the
+/// outbound queue. Both are durable before [`Sink::deliver`] returns, so the session's 250
+/// means durable for every recipient.
+#[derive(Clone)]
+pub struct Sink<E: Env> {
+    pub mailboxes: MailStore<E>,
+    pub outbound: Outbound<E>,
+}
+
+impl<E: Env> Sink<E> {
+    pub async fn deliver(&self, tx: &Transaction) -> Result<String, DeliveryError> {
+        let remote: Vec<Address> = tx.remote_recipients().into_iter().cloned().collect();
+        let local = !tx.mailboxes().is_empty();
+        let (l, r) = tokio::join!(
+            async {
+                match local {
+                    true => Some(self.mailboxes.deliver(tx).await),
+                    false => None,
+                }
+            },
+            async {
+                match remote.is_empty() {
+                    true => None,
+                    false => Some(
+                        self.outbound
+                            .enqueue(tx.mail_from.clone(), remote, &tx.message)
+                            .await
+                            .map(|id| id.to_string()),
+                    ),
+                }
+            }
+        );
+        // Either failing fails the transaction (the client retries; a part that did
+        // succeed may then arrive twice: at least once, never lost).
+        match (l, r) {
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
+            (_, Some(Ok(id))) | (Some(Ok(id)), None) => Ok(id),
+            (None, None) => Err(DeliveryError::Temporary("no recipients".into())),
+        }
+    }
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +94,7 @@ pub struct Server<E: Env> {
     env: E,
     listener: E::Listener,
     session: Arc<SessionConfig>,
-    store: MailStore<E>,
+    sink: Sink<E>,
     connections: Arc<Semaphore>,
 }
 
@@ -60,10 +105,27 @@ impl<E: Env> Server<E> {
         config: &ServerConfig,
         opts: RunOptions,
     ) -> Result<Self, StartError> {
-        let directory = config.validate()?;
+        let directory = Arc::new(config.validate()?);
         let store = MailStore::open(env.clone(), directory.accounts(), opts.commit)
             .await
             .map_err(StartError::Store)?;
+        let me = Identity {
+            hostname: config.hostname.clone(),
+            addrs: match config.listen.smtp.ip() {
+                ip if ip.is_unspecified() => Vec::new(),
+                ip => vec![ip],
+            },
+            directory: directory.clone(),
+            mailboxes: store.clone(),
+        };
+        let outbound = Outbound::start(
+            env.clone(),
+            config.queue.clone(),
+            me,
+            config.queue.smtp_port,
+        )
+        .await
+        .map_err(StartError::Store)?;
         let addr = config.listen.smtp;
         let listener = env
             .listen(addr)
@@ -77,13 +139,16 @@ impl<E: Env> Server<E> {
             session: Arc::new(SessionConfig {
                 hostname: config.hostname.clone(),
                 limits: config.limits.clone(),
-                directory: Arc::new(directory),
+                directory,
                 relay_networks: config.relay_networks.clone(),
             }),
             connections: Arc::new(Semaphore::new(config.limits.connections)),
             env,
             listener,
-            store,
+            sink: Sink {
+                mailboxes: store,
+                outbound,
+            },
         })
     }
 
@@ -101,10 +166,10 @@ impl<E: Env> Server<E> {
             let env = self.env.clone();
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let (session, store) = (self.session.clone(), self.store.clone());
+                    let (session, sink) = (self.session.clone(), self.sink.clone());
                     let peer = PeerInfo { remote, local };
                     self.env.spawn(async move {
-                        run_session(env, stream, peer, session, store, conn).await;
+                        run_session(env, stream, peer, session, sink, conn).await;
                         drop(permit);
                     });
                 }

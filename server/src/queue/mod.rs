@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod dsn;
 pub mod route;
+pub mod runner;
 pub mod schedule;
 pub mod store;
 

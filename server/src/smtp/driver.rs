@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{timeout_at, Env};
-use crate::store::MailStore;
+use crate::server::Sink;
 
 use super::session::{Output, PeerInfo, Session, SessionConfig};
 
@@ -22,7 +22,7 @@ pub async fn run_session<E: Env>(
     mut stream: E::Stream,
     peer: PeerInfo,
     config: Arc<SessionConfig>,
-    store: MailStore<E>,
+    sink: Sink<E>,
     conn: u64,
 ) {
     let tag = format!("#{conn}");
@@ -44,7 +44,7 @@ pub async fn run_session<E: Env>(
                 reply.write_to(&mut out);
             }
             Output::Deliver(tx) => {
-                let result = store.deliver(&tx).await;
+                let result = sink.deliver(&tx).await;
                 session.delivered(result);
             }
             Output::Close => {

@@ -1,0 +1,528 @@
+//! The on-disk format of a queue file, version 1. See [`super`] for the layout and why.
+//!
+//! Everything textual is ASCII: envelope strings and SMTP replies are percent-escaped
+//! ([`escape`]), so a field can never contain the space, comma, `=` or newline that separate
+//! fields and records, and a queue file can be read with `less`. Parsing is strict: numbers
+//! are plain digits, escapes are canonical, and anything unexpected makes the file (or, in
+//! the state tail, the one record) invalid rather than half-understood.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::time::Duration;
+
+use memchr::memchr;
+
+use super::crc::{crc32, Crc32};
+use super::RecipientState;
+use crate::config::Address;
+use crate::env::Timestamp;
+
+/// First word of every queue file.
+pub(super) const MAGIC: &str = "mailsim-queue";
+/// The format version this code writes and reads.
+pub(super) const VERSION: &str = "1";
+/// The header line is short; a file whose first newline is further away is not ours.
+const MAX_HEADER: usize = 128;
+
+/// Why a queue file cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum FormatError {
+    /// A queue file of another version: left alone for the software that wrote it.
+    Unsupported(String),
+    /// Not a (complete, intact) queue file.
+    Corrupt(String),
+}
+
+/// The part of a queued message that never changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Envelope {
+    pub queued_at: Timestamp,
+    pub mail_from: Option<Address>,
+    pub recipients: Vec<Address>,
+}
+
+/// A checked queue file: its envelope, where the body is, where the state tail starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Parsed {
+    pub envelope: Envelope,
+    pub body: Range<usize>,
+    pub tail: usize,
+}
+
+/// One change in a state record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Change {
+    Warned,
+    Recipient(usize, RecipientState),
+}
+
+/// Serializes a new queue file: header line, envelope, body; no state records yet.
+pub(super) fn encode_message(
+    queued_at: Timestamp,
+    mail_from: Option<&Address>,
+    recipients: &[Address],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut env = String::with_capacity(64 + 48 * recipients.len());
+    env.push_str("created ");
+    push_timestamp(&mut env, queued_at);
+    env.push_str("\nfrom");
+    if let Some(a) = mail_from {
+        push_address(&mut env, a);
+    }
+    env.push('\n');
+    for r in recipients {
+        env.push_str("rcpt");
+        push_address(&mut env, r);
+        env.push('\n');
+    }
+    let prefix = format!("{MAGIC} {VERSION} {} {} ", env.len(), body.len());
+    let mut crc = Crc32::new();
+    crc.update(prefix.as_bytes());
+    crc.update(env.as_bytes());
+    crc.update(body);
+    let mut out = Vec::with_capacity(prefix.len() + 9 + env.len() + body.len());
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(format!("{:08x}\n", crc.finish()).as_bytes());
+    out.extend_from_slice(env.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Checks and parses a queue file (without its state tail, see [`parse_tail`]).
+pub(super) fn parse_message(data: &[u8]) -> Result<Parsed, FormatError> {
+    let corrupt = |why: &str| FormatError::Corrupt(why.to_string());
+    let nl = memchr(b'\n', &data[..data.len().min(MAX_HEADER)])
+        .ok_or_else(|| corrupt("no header line"))?;
+    let header = std::str::from_utf8(&data[..nl]).map_err(|_| corrupt("header not UTF-8"))?;
+    let fields: Vec<&str> = header.split(' ').collect();
+    if fields[0] != MAGIC {
+        return Err(corrupt("not a queue file"));
+    }
+    match fields.get(1) {
+        Some(&VERSION) => {}
+        Some(v) => return Err(FormatError::Unsupported((*v).to_string())),
+        None => return Err(corrupt("no version")),
+    }
+    let &[_, _, env_len, body_len, crc] = fields.as_slice() else {
+        return Err(corrupt("bad header"));
+    };
+    let env_len = parse_usize(env_len).ok_or_else(|| corrupt("bad envelope length"))?;
+    let body_len = parse_usize(body_len).ok_or_else(|| corrupt("bad body length"))?;
+    let crc = parse_hex32(crc).ok_or_else(|| corrupt("bad checksum field"))?;
+    let start = nl + 1;
+    let avail = data.len() - start;
+    if env_len > avail || body_len > avail - env_len {
+        return Err(corrupt("truncated"));
+    }
+    let body_start = start + env_len;
+    let body_end = body_start + body_len;
+    let mut sum = Crc32::new();
+    sum.update(&data[..nl - 8]);
+    sum.update(&data[start..body_end]);
+    if sum.finish() != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let envelope = parse_envelope(&data[start..body_start]).map_err(corrupt)?;
+    Ok(Parsed {
+        envelope,
+        body: body_start..body_end,
+        tail: body_end,
+    })
+}
+
+fn parse_envelope(env: &[u8]) -> Result<Envelope, &'static str> {
+    let env = std::str::from_utf8(env).map_err(|_| "envelope not UTF-8")?;
+    let env = env
+        .strip_suffix('\n')
+        .ok_or("envelope not newline-terminated")?;
+    let mut lines = env.split('\n');
+    let created = lines
+        .next()
+        .and_then(|l| l.strip_prefix("created "))
+        .ok_or("no created line")?;
+    let queued_at = parse_timestamp(created).ok_or("bad created time")?;
+    let from = lines.next().ok_or("no from line")?;
+    let mail_from = match from {
+        "from" => None,
+        _ => Some(
+            from.strip_prefix("from ")
+                .and_then(parse_address)
+                .ok_or("bad from line")?,
+        ),
+    };
+    let mut recipients = Vec::new();
+    for line in lines {
+        let a = line
+            .strip_prefix("rcpt ")
+            .and_then(parse_address)
+            .ok_or("bad rcpt line")?;
+        recipients.push(a);
+    }
+    if recipients.is_empty() {
+        return Err("no recipients");
+    }
+    Ok(Envelope {
+        queued_at,
+        mail_from,
+        recipients,
+    })
+}
+
+/// One state record: `\n<crc32 of payload, 8 hex> <payload>`, the payload being
+/// space-separated changes. The leading newline is what lets a reader resynchronise after a
+/// torn record: whatever a crash left of the previous append ends at this newline.
+pub(super) fn encode_record(changes: &[Change]) -> Vec<u8> {
+    let mut payload = String::new();
+    for (i, c) in changes.iter().enumerate() {
+        if i > 0 {
+            payload.push(' ');
+        }
+        match c {
+            Change::Warned => payload.push_str("warned"),
+            Change::Recipient(idx, state) => {
+                let _ = write!(payload, "{idx}=");
+                match state {
+                    RecipientState::Pending => payload.push_str("pending"),
+                    RecipientState::Deferred {
+                        attempts,
+                        last_reply,
+                        next_attempt,
+                    } => {
+                        let _ = write!(payload, "deferred,{attempts},");
+                        push_timestamp(&mut payload, *next_attempt);
+                        payload.push(',');
+                        escape(last_reply, &mut payload);
+                    }
+                    RecipientState::Delivered { reply } => {
+                        payload.push_str("delivered,");
+                        escape(reply, &mut payload);
+                    }
+                    RecipientState::Failed { reply } => {
+                        payload.push_str("failed,");
+                        escape(reply, &mut payload);
+                    }
+                }
+            }
+        }
+    }
+    format!("\n{:08x} {payload}", crc32(payload.as_bytes())).into_bytes()
+}
+
+/// Parses the state tail: the records that check out, in order, and for every line that
+/// does not, its line number and why (a torn append, or damage). A bad record is skipped
+/// whole: a record is all-or-nothing, like the `record` call that wrote it.
+pub(super) fn parse_tail(tail: &[u8], recipients: usize) -> (Vec<Vec<Change>>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for (n, line) in tail.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match parse_record(line, recipients) {
+            Ok(r) => records.push(r),
+            Err(why) => skipped.push(format!("state line {n}: {why}")),
+        }
+    }
+    (records, skipped)
+}
+
+fn parse_record(line: &[u8], recipients: usize) -> Result<Vec<Change>, &'static str> {
+    if line.len() < 10 || line[8] != b' ' {
+        return Err("malformed record");
+    }
+    let crc = std::str::from_utf8(&line[..8])
+        .ok()
+        .and_then(parse_hex32)
+        .ok_or("malformed record")?;
+    let payload = &line[9..];
+    if crc32(payload) != crc {
+        return Err("checksum mismatch");
+    }
+    let payload = std::str::from_utf8(payload).map_err(|_| "record not UTF-8")?;
+    payload
+        .split(' ')
+        .map(|token| parse_change(token, recipients))
+        .collect()
+}
+
+fn parse_change(token: &str, recipients: usize) -> Result<Change, &'static str> {
+    if token == "warned" {
+        return Ok(Change::Warned);
+    }
+    let (idx, state) = token.split_once('=').ok_or("unknown change")?;
+    let idx = parse_usize(idx).ok_or("bad recipient index")?;
+    if idx >= recipients {
+        return Err("recipient index out of range");
+    }
+    let (kind, rest) = state.split_once(',').unwrap_or((state, ""));
+    let state = match kind {
+        "pending" if state == "pending" => RecipientState::Pending,
+        "deferred" => {
+            let mut parts = rest.splitn(3, ',');
+            let attempts = parts
+                .next()
+                .and_then(parse_usize)
+                .and_then(|a| u32::try_from(a).ok())
+                .ok_or("bad attempts")?;
+            let next_attempt = parts
+                .next()
+                .and_then(parse_timestamp)
+                .ok_or("bad next attempt")?;
+            let last_reply = parts.next().and_then(unescape).ok_or("bad reply")?;
+            RecipientState::Deferred {
+                attempts,
+                last_reply,
+                next_attempt,
+            }
+        }
+        "delivered" if state.contains(',') => RecipientState::Delivered {
+            reply: unescape(rest).ok_or("bad reply")?,
+        },
+        "failed" if state.contains(',') => RecipientState::Failed {
+            reply: unescape(rest).ok_or("bad reply")?,
+        },
+        _ => return Err("unknown state"),
+    };
+    Ok(Change::Recipient(idx, state))
+}
+
+/// Bytes that stand for themselves: printable ASCII except the escape character and the
+/// field separators.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'%' | b',' | b'=')
+}
+
+/// Percent-escapes every other byte (`%XX`, upper-case hex).
+pub(super) fn escape(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if is_plain(b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// The inverse of [`escape`]; `None` unless the input is exactly what `escape` writes.
+pub(super) fn unescape(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            if hex.bytes().any(|c| c.is_ascii_lowercase()) {
+                return None;
+            }
+            let v = u8::from_str_radix(hex, 16).ok()?;
+            if is_plain(v) {
+                return None;
+            }
+            out.push(v);
+            i += 3;
+        } else if is_plain(b[i]) {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn push_address(out: &mut String, a: &Address) {
+    out.push(' ');
+    escape(&a.local, out);
+    out.push(' ');
+    escape(&a.domain, out);
+}
+
+/// `<local> <domain>`, each escaped. Built directly, not through `Address::parse`: the file
+/// holds exactly what was queued, and its checksum vouches for it.
+fn parse_address(s: &str) -> Option<Address> {
+    let (local, domain) = s.split_once(' ')?;
+    Some(Address {
+        local: unescape(local)?,
+        domain: unescape(domain)?,
+    })
+}
+
+/// `<secs>.<nanos, 9 digits>`: exact, so a timestamp survives a round trip unchanged.
+fn push_timestamp(out: &mut String, t: Timestamp) {
+    let _ = write!(out, "{}.{:09}", t.0.as_secs(), t.0.subsec_nanos());
+}
+
+fn parse_timestamp(s: &str) -> Option<Timestamp> {
+    let (secs, nanos) = s.split_once('.')?;
+    if nanos.len() != 9 {
+        return None;
+    }
+    let secs = parse_usize(secs).and_then(|v| u64::try_from(v).ok())?;
+    let nanos = u32::try_from(parse_usize(nanos)?).ok()?;
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    Some(Timestamp(Duration::new(secs, nanos)))
+}
+
+/// Plain decimal digits only (no sign, no spaces), without overflow.
+fn parse_usize(s: &str) -> Option<usize> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Exactly eight lower-case hex digits.
+fn parse_hex32(s: &str) -> Option<u32> {
+    if s.len() != 8 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(local: &str, domain: &str) -> Address {
+        Address {
+            local: local.into(),
+            domain: domain.into(),
+        }
+    }
+
+    #[test]
+    fn message_round_trip_and_layout() {
+        let from = addr("Alice", "example.org");
+        let rcpts = [addr("bob", "example.net"), addr("we ird%,=\n", "ÿ.example")];
+        let t = Timestamp(Duration::new(1_700_000_000, 123_456_789));
+        let data = encode_message(t, Some(&from), &rcpts, b"Subject: x\r\n\r\nhi\r\n");
+        let text = String::from_utf8(data.clone()).unwrap();
+        let (header, rest) = text.split_once('\n').unwrap();
+        assert!(header.starts_with("mailsim-queue 1 "), "{header}");
+        assert!(rest.starts_with(
+            "created 1700000000.123456789\nfrom Alice example.org\nrcpt bob example.net\n\
+             rcpt we%20ird%25%2C%3D%0A %C3%BF.example\nSubject: x"
+        ));
+        let p = parse_message(&data).unwrap();
+        assert_eq!(p.envelope.queued_at, t);
+        assert_eq!(p.envelope.mail_from, Some(from));
+        assert_eq!(p.envelope.recipients, rcpts);
+        assert_eq!(&data[p.body.clone()], b"Subject: x\r\n\r\nhi\r\n");
+        assert_eq!(p.tail, data.len());
+
+        let null = encode_message(t, None, &rcpts[..1], b"");
+        let p = parse_message(&null).unwrap();
+        assert_eq!(p.envelope.mail_from, None);
+        assert!(p.body.is_empty());
+    }
+
+    #[test]
+    fn every_truncation_and_every_bit_flip_is_detected() {
+        let data = encode_message(
+            Timestamp::from_secs(5),
+            None,
+            &[addr("a", "b.example")],
+            b"body\r\n",
+        );
+        for len in 0..data.len() {
+            assert!(parse_message(&data[..len]).is_err(), "truncated to {len}");
+        }
+        for i in 0..data.len() {
+            for bit in 0..8 {
+                let mut bad = data.clone();
+                bad[i] ^= 1 << bit;
+                assert!(parse_message(&bad).is_err(), "flip byte {i} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn versions_and_garbage() {
+        assert_eq!(
+            parse_message(b"mailsim-queue 2 whatever\n"),
+            Err(FormatError::Unsupported("2".into()))
+        );
+        for junk in [
+            &b""[..],
+            b"\n",
+            b"hello world\n",
+            b"mailsim-queue\n",
+            b"mailsim-queue 1\n",
+            b"mailsim-queue 1 1 1 0000000g\nxx",
+            b"mailsim-queue 1 +1 1 00000000\nxx",
+            b"mailsim-queue 1 99999999999999999999999 1 00000000\nxx",
+            &[0u8; 4096][..],
+        ] {
+            assert!(
+                matches!(parse_message(junk), Err(FormatError::Corrupt(_))),
+                "{junk:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_torn_records_are_skipped() {
+        let changes = vec![
+            Change::Recipient(
+                0,
+                RecipientState::Deferred {
+                    attempts: 3,
+                    last_reply: "451 4.7.1 greylisted, try again".into(),
+                    next_attempt: Timestamp(Duration::new(99, 5)),
+                },
+            ),
+            Change::Warned,
+            Change::Recipient(
+                1,
+                RecipientState::Delivered {
+                    reply: "250 ok".into(),
+                },
+            ),
+            Change::Recipient(2, RecipientState::Failed { reply: "".into() }),
+            Change::Recipient(3, RecipientState::Pending),
+        ];
+        let rec = encode_record(&changes);
+        assert!(rec.starts_with(b"\n"));
+        let (got, skipped) = parse_tail(&rec, 4);
+        assert_eq!(got, vec![changes.clone()]);
+        assert!(skipped.is_empty());
+
+        // A torn record followed by a good one: the good one is still read.
+        let second = encode_record(&[Change::Warned]);
+        for cut in 1..rec.len() {
+            let mut tail = rec[..cut].to_vec();
+            tail.extend_from_slice(&second);
+            let (got, skipped) = parse_tail(&tail, 4);
+            assert_eq!(got, vec![vec![Change::Warned]], "cut at {cut}");
+            assert_eq!(skipped.len(), usize::from(cut > 1), "cut at {cut}");
+        }
+        // Zeros (a crash after the size grew but before the data landed) are skipped too.
+        let mut tail = vec![0u8; 100];
+        tail.extend_from_slice(&second);
+        let (got, skipped) = parse_tail(&tail, 4);
+        assert_eq!(got, vec![vec![Change::Warned]]);
+        assert_eq!(skipped.len(), 1);
+        // An index past the recipients invalidates the whole record.
+        let (got, skipped) = parse_tail(&rec, 3);
+        assert!(got.is_empty());
+        assert_eq!(skipped.len(), 1);
+    }
+
+    #[test]
+    fn escaping_is_canonical() {
+        for s in ["", "plain", "a b", "%", "%41", "é", "x,y=z", "\r\n"] {
+            let mut e = String::new();
+            escape(s, &mut e);
+            assert!(e.bytes().all(is_plain) || e.contains('%'), "{e}");
+            assert!(!e.contains([' ', ',', '=', '\n']), "{e}");
+            assert_eq!(unescape(&e).as_deref(), Some(s));
+        }
+        for bad in ["%4", "%zz", "%41", "%2c", "a b", "a,b", "%FF"] {
+            assert_eq!(unescape(bad), None, "{bad}");
+        }
+    }
+}
