@@ -180,6 +180,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
     let mut steps = 0u64;
     let mut error = None;
     let mut quiet = 0u32;
+    let mut idle_streak = 0u32;
     loop {
         while let Some((_, event)) = events.next_if(|(t, _)| *t <= clock.elapsed()) {
             match event {
@@ -193,7 +194,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
                 }
             }
         }
-        let before = activity.get();
+        let before = (activity.get(), trace.len());
         let finished = match sim.step() {
             Ok(f) => f,
             Err(e) => {
@@ -218,21 +219,26 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
                 in_flight += link.count();
             }
         });
-        let idle = in_flight == 0 && activity.get() == before;
+        // Idle for two steps in a row: a task woken by a host that runs later in a step only
+        // runs in the next one (turmoil polls hosts in order), so one quiet step is not proof
+        // that nobody is runnable.
+        let quiet_step = in_flight == 0 && (activity.get(), trace.len()) == before;
+        idle_streak = if quiet_step { idle_streak + 1 } else { 0 };
+        let idle = idle_streak >= 2;
         let next_event = events.peek().map(|(t, _)| *t);
-        if finished && next_event.is_none() {
-            quiet = if idle { quiet + 1 } else { 0 };
-            if quiet >= DRAIN_QUIET_STEPS {
-                break;
-            }
+        let next = match (clock.next_deadline(), next_event) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if !idle {
+            quiet = 0;
             continue;
         }
-        if idle {
-            let next = match (clock.next_deadline(), next_event) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(next) = next {
+        match next {
+            // Someone waits on a timer (a retry days away, an actor's pause, a fault):
+            // jump there instead of stepping through idle ticks.
+            Some(next) => {
+                quiet = 0;
                 let target = next.min(duration);
                 if target > now + tick {
                     let by = target - now;
@@ -244,6 +250,15 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
                     clock.warp(by);
                 }
             }
+            // No timer, nothing in flight, nobody active: once the actors are done and this
+            // holds for a few steps, the world has nothing left to do.
+            None if finished => {
+                quiet += 1;
+                if quiet >= DRAIN_QUIET_STEPS {
+                    break;
+                }
+            }
+            None => {}
         }
     }
     let sim_elapsed = clock.elapsed();
