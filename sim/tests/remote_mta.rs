@@ -14,6 +14,7 @@ duration_secs = 86400
 hostname = "mx.example.org"
 domains = ["example.org"]
 accounts = ["alice@example.org"]
+relay_networks = ["192.0.2.0/24"]
 [server.listen]
 smtp = "192.0.2.1:25"
 "#;
@@ -188,4 +189,36 @@ fn bad_remote_reply_is_a_scenario_error() {
         err.contains("remote[0]") && err.contains("is not a reply"),
         "{err}"
     );
+}
+
+#[test]
+fn relayhost_sends_everything_to_one_host_without_mx_lookups() {
+    let o = run(r#"
+[server.queue]
+relayhost = "203.0.113.99:2526"
+
+[[remote]]
+name = "smarthost"
+address = "203.0.113.99"
+port = 2526
+
+[[actor]]
+name = "client"
+address = "192.0.2.77"
+target = "192.0.2.1:25"
+steps = [
+  { send = "EHLO client.test", expect = 250 },
+  { pipeline = ["MAIL FROM:<alice@example.org>", "RCPT TO:<x@nowhere.test>", "DATA"], expect = [250, 250, 354] },
+  { data = "Subject: via relay\n\nhi\n", expect = 250 },
+  { send = "QUIT", expect = 221 },
+]
+
+[[expect]]
+remote = "smarthost"
+accepted = 1
+
+[[expect]]
+trace_lacks = "nowhere.test MX"
+"#);
+    assert!(o.passed(), "{}", o.failure_report());
 }

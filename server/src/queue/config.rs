@@ -43,6 +43,9 @@ pub struct QueueConfig {
     pub command_timeout_secs: u64,
     /// The port remote MXs are reached on (25; another port only for tests and benchmarks).
     pub smtp_port: u16,
+    /// Send all remote mail to this host instead of looking up MX records (Postfix's
+    /// `relayhost`): `"ip:port"`. Unset by default.
+    pub relayhost: Option<std::net::SocketAddr>,
 }
 
 impl Default for QueueConfig {
@@ -57,6 +60,7 @@ impl Default for QueueConfig {
             connect_timeout_secs: 30,
             command_timeout_secs: 300,
             smtp_port: 25,
+            relayhost: None,
         }
     }
 }

@@ -327,7 +327,16 @@ async fn attempt<E: Env>(inner: &Inner<E>, id: QueueId, domain: &str, slots: Vec
                 .iter_mut()
                 .for_each(|o| *o = Some(Outcome::Failed(r.clone(), None)));
         } else {
-            match route::resolve(env, domain, &inner.me).await {
+            let routed = match inner.config.relayhost {
+                Some(relay) => Ok(vec![route::Hop {
+                    host: relay.ip().to_string(),
+                    preference: 0,
+                    addrs: vec![relay.ip()],
+                }]),
+                None => route::resolve(env, domain, &inner.me).await,
+            };
+            let port = inner.config.relayhost.map_or(inner.port, |r| r.port());
+            match routed {
                 Err(RouteError::Temporary(why)) => {
                     last = Reply::new(451, (4, 4, 3), why);
                 }
@@ -352,7 +361,7 @@ async fn attempt<E: Env>(inner: &Inner<E>, id: QueueId, domain: &str, slots: Vec
                                 inner,
                                 id,
                                 &peer,
-                                SocketAddr::new(ip, inner.port),
+                                SocketAddr::new(ip, port),
                                 &msg,
                                 &open,
                                 &recipients,
