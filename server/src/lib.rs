@@ -4,6 +4,7 @@
 //! effects (`env/`). Nothing here knows whether it runs on real sockets or in the simulator.
 
 pub mod config;
+pub mod date;
 pub mod env;
 pub mod queue;
 pub mod server;

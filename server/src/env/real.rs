@@ -334,41 +334,11 @@ impl Env for RealEnv {
         if !self.inner.verbose {
             return;
         }
-        let line = format!("{} {source} {event}\n", format_utc(self.now()));
+        let line = format!("{} {source} {event}\n", crate::date::rfc3339(self.now()));
         // One write of the whole line keeps concurrent tasks' lines whole; a closed stderr
         // must not take the server down, so the error is dropped.
         let _ = io::stderr().lock().write_all(line.as_bytes());
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds), without a date crate.
-fn format_utc(t: Timestamp) -> String {
-    let secs = t.0.as_secs();
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        t.0.subsec_micros()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
-/// `civil_from_days`, restricted to non-negative day counts.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -576,14 +546,14 @@ mod tests {
     #[test]
     fn utc_formatting() {
         assert_eq!(
-            format_utc(Timestamp::default()),
+            crate::date::rfc3339(Timestamp::default()),
             "1970-01-01T00:00:00.000000Z"
         );
         // 2000-02-29 (a leap day in a century leap year) 12:34:56.789012.
         let t = Timestamp(Duration::new(951_827_696, 789_012_345));
-        assert_eq!(format_utc(t), "2000-02-29T12:34:56.789012Z");
+        assert_eq!(crate::date::rfc3339(t), "2000-02-29T12:34:56.789012Z");
         let t = Timestamp::from_secs(1_767_225_599); // last second of 2025
-        assert_eq!(format_utc(t), "2025-12-31T23:59:59.000000Z");
+        assert_eq!(crate::date::rfc3339(t), "2025-12-31T23:59:59.000000Z");
     }
 
     #[test]

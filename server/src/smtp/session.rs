@@ -54,7 +54,6 @@
 //! gives the flat list.
 
 mod data;
-mod date;
 #[cfg(test)]
 mod tests;
 
@@ -869,7 +868,7 @@ impl Session {
             format!("from {helo} ({ip})"),
             format!("by {}", self.config.hostname),
             format!("with {with};"),
-            date::rfc5322(now),
+            crate::date::rfc5322(now),
         ];
         let mut out = String::from("Received:");
         let mut column = out.len();

@@ -1,8 +1,9 @@
-//! RFC 5322 §3.3 date-time for our `Received:` header, from a [`Timestamp`].
+//! Formatting a [`Timestamp`] as text: RFC 5322 §3.3 (`Received:` headers) and RFC 3339
+//! (log lines).
 //!
-//! A few lines of civil-calendar arithmetic instead of a dependency: the session must not
-//! read a clock, so all we need is "format these seconds", always in UTC (`+0000`), which
-//! keeps simulated traces identical on every machine whatever its time zone.
+//! A few lines of civil-calendar arithmetic instead of a dependency: nothing here reads a
+//! clock, all we need is "format these seconds", always in UTC, which keeps simulated traces
+//! identical on every machine whatever its time zone.
 
 use crate::env::Timestamp;
 
@@ -12,7 +13,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// `Tue, 14 Nov 2023 22:13:20 +0000`.
-pub(super) fn rfc5322(t: Timestamp) -> String {
+pub fn rfc5322(t: Timestamp) -> String {
     let secs = t.as_secs();
     let days = secs / 86_400;
     let rem = secs % 86_400;
@@ -26,6 +27,21 @@ pub(super) fn rfc5322(t: Timestamp) -> String {
         rem / 3600,
         rem / 60 % 60,
         rem % 60
+    )
+}
+
+/// `2026-01-01T00:00:00.000000Z` (RFC 3339, UTC, microseconds).
+pub fn rfc3339(t: Timestamp) -> String {
+    let secs = t.as_secs();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.0.subsec_micros()
     )
 }
 
