@@ -2,14 +2,41 @@
 //! delivery. Each phase of a session (banner, EHLO, MAIL, RCPT per address, DATA, end of
 //! data) answers as the scenario says; behaviour can change at given simulated times (down
 //! from 0 to 3 h, then up). A remote records what it received, for expectations.
+//!
+//! # STARTTLS
+//!
+//! A remote whose `extensions` include `"STARTTLS"` answers STARTTLS with its `starttls`
+//! reply (`220 2.0.0 Ready to start TLS` unless scripted otherwise, e.g. `"454 4.7.0 TLS not
+//! available"`) and, after a 2xx, does a rustls server handshake with a self-signed Ed25519
+//! certificate for its name, made by rcgen once at world start ([`RemoteTls::generate`]).
+//! The session then starts over (the client must EHLO again; STARTTLS is no longer
+//! advertised), the trace says `TLS established`, and what is accepted afterwards is
+//! recorded with `tls: true`. `tls_handshake = "fail"` breaks the handshake instead: the
+//! remote closes the connection right after its 220.
+//!
+//! Only plaintext above TLS is traced. The certificate's key and the handshake's ephemeral
+//! values come from the OS RNG, but their sizes are fixed (Ed25519, X25519, a fixed serial
+//! number), so the simulated network sees the same writes in every run and the trace cannot
+//! change (see `mailsim_server::queue::tls`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::NoServerSessionStorage;
+use rustls::time_provider::TimeProvider;
+use rustls::ServerConfig;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 use turmoil::net::{TcpListener, TcpStream};
 
 use crate::clock::SimClock;
@@ -73,6 +100,19 @@ pub struct Behaviour {
     pub greylist_secs: f64,
     /// Wait this long (simulated seconds) before every reply.
     pub reply_delay_secs: f64,
+    /// Reply to STARTTLS when `extensions` offer it; a 2xx starts the TLS handshake.
+    pub starttls: String,
+    /// `ok`: complete the handshake after a 2xx to STARTTLS; `fail`: close the connection
+    /// right after the 2xx instead.
+    pub tls_handshake: TlsHandshake,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsHandshake {
+    #[default]
+    Ok,
+    Fail,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -105,6 +145,8 @@ impl Default for Behaviour {
             end_of_data: "250 2.0.0 Ok: queued".into(),
             greylist_secs: 0.0,
             reply_delay_secs: 0.0,
+            starttls: "220 2.0.0 Ready to start TLS".into(),
+            tls_handshake: TlsHandshake::Ok,
         }
     }
 }
@@ -120,6 +162,7 @@ impl RemoteSpec {
                 ("rcpt", &b.rcpt),
                 ("data", &b.data),
                 ("end_of_data", &b.end_of_data),
+                ("starttls", &b.starttls),
             ]
             .into_iter()
             .chain(b.rcpt_for.iter().map(|(k, v)| (k.as_str(), v)))
@@ -148,6 +191,13 @@ impl RemoteSpec {
         Ok(())
     }
 
+    /// True if STARTTLS is advertised at some time (the remote then needs a certificate).
+    pub fn offers_starttls(&self) -> bool {
+        std::iter::once(&self.behaviour)
+            .chain(self.change.iter().map(|c| &c.behaviour))
+            .any(Behaviour::offers_starttls)
+    }
+
     /// The behaviour in force at `elapsed` simulated time.
     pub fn at(&self, elapsed: Duration) -> &Behaviour {
         let t = elapsed.as_secs_f64();
@@ -157,6 +207,82 @@ impl RemoteSpec {
             .find(|c| c.from_secs <= t)
             .map(|c| &c.behaviour)
             .unwrap_or(&self.behaviour)
+    }
+}
+
+impl Behaviour {
+    fn offers_starttls(&self) -> bool {
+        self.extensions
+            .iter()
+            .any(|e| e.trim().eq_ignore_ascii_case("STARTTLS"))
+    }
+}
+
+/// A remote's TLS server side: its certificate and rustls configuration, made once at world
+/// start and shared by every session of that remote.
+#[derive(Clone)]
+pub struct RemoteTls {
+    acceptor: TlsAcceptor,
+    certificate: CertificateDer<'static>,
+}
+
+impl fmt::Debug for RemoteTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RemoteTls")
+    }
+}
+
+/// rustls' clock on the server side of the simulation: simulated time, never the real one.
+struct ClockTime(SimClock);
+
+impl fmt::Debug for ClockTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClockTime")
+    }
+}
+
+impl TimeProvider for ClockTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        Some(UnixTime::since_unix_epoch(self.0.now().0))
+    }
+}
+
+impl RemoteTls {
+    /// A self-signed Ed25519 certificate for `name` (fixed serial number, rcgen's fixed
+    /// 1975–4096 validity: nothing depends on the real clock, and the certificate's size is
+    /// the same in every run) and a server config with the server's crypto provider (ring),
+    /// TLS 1.3/1.2, no session tickets and no session cache, on the simulated clock.
+    pub fn generate(name: &str, clock: &SimClock) -> Result<RemoteTls, String> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| e.to_string())?;
+        let mut params =
+            rcgen::CertificateParams::new(vec![name.to_string()]).map_err(|e| e.to_string())?;
+        params.serial_number = Some(rcgen::SerialNumber::from(1u64));
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+        let certificate = cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let time: Arc<dyn TimeProvider> = Arc::new(ClockTime(clock.clone()));
+        let mut config =
+            ServerConfig::builder_with_details(mailsim_server::queue::tls::provider(), time)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_no_client_auth()
+                .with_single_cert(vec![certificate.clone()], key)
+                .map_err(|e| e.to_string())?;
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        Ok(RemoteTls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            certificate,
+        })
+    }
+
+    /// The remote's self-signed certificate (DER).
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.certificate
     }
 }
 
@@ -175,6 +301,8 @@ pub struct Received {
     pub recipients: Vec<String>,
     pub message: Vec<u8>,
     pub at: Duration,
+    /// The message came over TLS (after STARTTLS).
+    pub tls: bool,
 }
 
 /// Everything remotes saw, by remote name.
@@ -191,12 +319,30 @@ pub type RemoteLogs = Arc<Mutex<BTreeMap<String, RemoteLog>>>;
 /// First sighting of each (client ip, sender, recipient) triplet.
 type Greylist = Arc<Mutex<BTreeMap<(IpAddr, String, String), Duration>>>;
 
-/// Runs a remote MTA host forever.
+/// Runs a remote MTA host forever. A remote that offers STARTTLS gets its certificate made
+/// here; [`serve_with_tls`] takes one made beforehand (once per world, by `world.rs`).
 pub async fn serve(
     spec: RemoteSpec,
     clock: SimClock,
     trace: Trace,
     logs: RemoteLogs,
+) -> turmoil::Result {
+    let tls = if spec.offers_starttls() {
+        Some(RemoteTls::generate(&spec.name, &clock)?)
+    } else {
+        None
+    };
+    serve_with_tls(spec, clock, trace, logs, tls).await
+}
+
+/// Runs a remote MTA host forever; `tls` answers STARTTLS (without it a 2xx `starttls`
+/// reply becomes `454 4.7.0 TLS not available`).
+pub async fn serve_with_tls(
+    spec: RemoteSpec,
+    clock: SimClock,
+    trace: Trace,
+    logs: RemoteLogs,
+    tls: Option<RemoteTls>,
 ) -> turmoil::Result {
     logs.lock().unwrap().entry(spec.name.clone()).or_default();
     let spec = Arc::new(spec);
@@ -242,12 +388,13 @@ pub async fn serve(
                 .get_mut(&spec.name)
                 .unwrap()
                 .connections += 1;
-            let (spec, clock, trace, logs, greylist) = (
+            let (spec, clock, trace, logs, greylist, tls) = (
                 spec.clone(),
                 clock.clone(),
                 trace.clone(),
                 logs.clone(),
                 greylist.clone(),
+                tls.clone(),
             );
             tokio::task::spawn_local(async move {
                 let mut s = RemoteSession {
@@ -257,8 +404,10 @@ pub async fn serve(
                     logs,
                     greylist,
                     peer,
-                    stream,
+                    stream: Conn::Plain(stream),
                     buf: Vec::new(),
+                    tls,
+                    secured: false,
                 };
                 let _ = s.run(behaviour).await;
             });
@@ -281,8 +430,70 @@ struct RemoteSession {
     logs: RemoteLogs,
     greylist: Greylist,
     peer: SocketAddr,
-    stream: TcpStream,
+    stream: Conn,
     buf: Vec<u8>,
+    /// Certificate and config for STARTTLS, if this remote has one.
+    tls: Option<RemoteTls>,
+    /// The session is over TLS.
+    secured: bool,
+}
+
+/// The session's byte stream: plaintext, then TLS after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the handshake owns the TCP stream.
+    Upgrading,
+}
+
+impl Conn {
+    fn upgrading() -> io::Error {
+        io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Upgrading => Poll::Ready(Err(Conn::upgrading())),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Upgrading => Poll::Ready(Err(Conn::upgrading())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
+            Conn::Upgrading => Poll::Ready(Err(Conn::upgrading())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 /// Why a session ended early.
@@ -329,13 +540,44 @@ impl RemoteSession {
                 "EHLO" => {
                     if b.ehlo.starts_with('2') {
                         let mut lines = vec![b.ehlo.replace("{name}", &self.spec.name)];
-                        lines.extend(b.extensions.iter().map(|e| format!("250 {e}")));
+                        lines.extend(
+                            b.extensions
+                                .iter()
+                                // Not offered again over TLS (RFC 3207 §4.2).
+                                .filter(|e| {
+                                    !(self.secured && e.trim().eq_ignore_ascii_case("STARTTLS"))
+                                })
+                                .map(|e| format!("250 {e}")),
+                        );
                         self.reply_lines(&b, &lines).await?;
                     } else {
                         self.reply(&b, &b.ehlo).await?;
                     }
                 }
                 "HELO" => self.reply(&b, &b.helo).await?,
+                "STARTTLS" => {
+                    if self.secured {
+                        self.reply(&b, "554 5.5.1 TLS already active").await?;
+                        continue;
+                    }
+                    if !b.offers_starttls() {
+                        self.reply(&b, "502 5.5.1 STARTTLS not offered").await?;
+                        continue;
+                    }
+                    let r = if b.starttls.starts_with('2') && self.tls.is_none() {
+                        "454 4.7.0 TLS not available".to_string()
+                    } else {
+                        b.starttls.clone()
+                    };
+                    self.reply(&b, &r).await?;
+                    if !r.starts_with('2') {
+                        continue;
+                    }
+                    self.start_tls(&b).await?;
+                    // A new session: nothing said before TLS counts (RFC 3207 §4.2).
+                    mail_from = None;
+                    rcpts.clear();
+                }
                 "MAIL" => {
                     let r = b.mail.clone();
                     if r.starts_with('2') {
@@ -391,6 +633,7 @@ impl RemoteSession {
                             recipients: std::mem::take(&mut rcpts),
                             message,
                             at: self.clock.elapsed(),
+                            tls: self.secured,
                         };
                         self.logs
                             .lock()
@@ -415,6 +658,44 @@ impl RemoteSession {
                     return Ok(());
                 }
                 _ => self.reply(&b, "500 5.5.2 Command not recognized").await?,
+            }
+        }
+    }
+
+    /// The server side of the handshake after a 2xx to STARTTLS (or the scripted failure).
+    async fn start_tls(&mut self, b: &Behaviour) -> Result<(), Stop> {
+        // Anything the client sent after STARTTLS in plaintext is discarded, not read as if
+        // it had come over TLS (RFC 3207 §4.2; CVE-2011-0411).
+        self.buf.clear();
+        if b.tls_handshake == TlsHandshake::Fail {
+            self.trace.record(
+                self.name(),
+                "remote",
+                "breaks the TLS handshake: drops the connection",
+            );
+            let _ = self.stream.shutdown().await;
+            return Err(Stop::Dropped);
+        }
+        let Some(tls) = self.tls.clone() else {
+            return Err(Stop::Io);
+        };
+        let Conn::Plain(tcp) = std::mem::replace(&mut self.stream, Conn::Upgrading) else {
+            return Err(Stop::Io);
+        };
+        match tls.acceptor.accept(tcp).await {
+            Ok(stream) => {
+                self.stream = Conn::Tls(Box::new(stream));
+                self.secured = true;
+                self.trace.record(self.name(), "remote", "TLS established");
+                Ok(())
+            }
+            Err(e) => {
+                self.trace.record(
+                    self.name(),
+                    "remote",
+                    format_args!("TLS handshake failed: {e}"),
+                );
+                Err(Stop::Io)
             }
         }
     }
@@ -503,5 +784,71 @@ fn angle(line: &str) -> String {
     match (line.find('<'), line.rfind('>')) {
         (Some(a), Some(b)) if b > a => line[a + 1..b].to_string(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use mailsim_server::env::Timestamp;
+    use mailsim_server::queue::tls::StartTlsConnector;
+    use tokio::io::duplex;
+
+    use super::*;
+
+    #[test]
+    fn certificates_differ_in_keys_but_never_in_size() {
+        let clock = SimClock::new(Timestamp::from_secs(1_767_225_600));
+        let a = RemoteTls::generate("mx1.other.net", &clock).unwrap();
+        let b = RemoteTls::generate("mx1.other.net", &clock).unwrap();
+        assert_ne!(a.certificate(), b.certificate());
+        assert_eq!(a.certificate().len(), b.certificate().len());
+    }
+
+    #[test]
+    fn starttls_is_offered_if_any_behaviour_lists_it() {
+        let mut spec: RemoteSpec =
+            toml::from_str("name = \"mx1.other.net\"\naddress = \"203.0.113.10\"\n").unwrap();
+        assert!(!spec.offers_starttls());
+        spec.change.push(BehaviourChange {
+            from_secs: 60.0,
+            behaviour: Behaviour {
+                extensions: vec!["starttls".into()],
+                ..Behaviour::default()
+            },
+        });
+        assert!(spec.offers_starttls());
+        let b: Behaviour = toml::from_str(
+            "starttls = \"454 4.7.0 TLS not available\"\ntls_handshake = \"fail\"\n",
+        )
+        .unwrap();
+        assert_eq!(b.tls_handshake, TlsHandshake::Fail);
+        spec.behaviour = b;
+        assert!(spec.check().is_ok());
+        spec.behaviour.starttls = "ready".into();
+        assert!(spec.check().is_err());
+    }
+
+    /// The server's outbound connector and a remote's certificate and config agree.
+    #[tokio::test]
+    async fn the_queue_connector_handshakes_with_a_remote() {
+        let clock = SimClock::new(Timestamp::from_secs(1_767_225_600));
+        let remote = RemoteTls::generate("mx1.other.net", &clock).unwrap();
+        // The queue's connector only reads the Env's clock; the real Env will do here.
+        let env = mailsim_server::env::real::RealEnv::new(
+            std::env::temp_dir().join("mailsim-remote-tls-test"),
+            Default::default(),
+        )
+        .unwrap();
+        let connector = StartTlsConnector::new(&env);
+        let (client_io, server_io) = duplex(1 << 16);
+        let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+        let (c, s) = tokio::join!(
+            connector.connect("mx1.other.net", ip, client_io),
+            remote.acceptor.accept(server_io)
+        );
+        c.unwrap();
+        assert_eq!(s.unwrap().get_ref().1.server_name(), Some("mx1.other.net"));
     }
 }

@@ -142,9 +142,24 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
     let remote_logs: RemoteLogs = Arc::new(Mutex::new(Default::default()));
     for r in &s.remote {
         let spec = r.get_ref().clone();
+        // A remote offering STARTTLS gets its certificate once, here, not per (re)boot.
+        let tls = if spec.offers_starttls() {
+            match remote::RemoteTls::generate(&spec.name, &clock) {
+                Ok(tls) => Some(tls),
+                Err(e) => panic!("TLS certificate for remote {}: {e}", spec.name),
+            }
+        } else {
+            None
+        };
         let (clock, trace, logs) = (clock.clone(), trace.clone(), remote_logs.clone());
         sim.host(spec.address, move || {
-            remote::serve(spec.clone(), clock.clone(), trace.clone(), logs.clone())
+            remote::serve_with_tls(
+                spec.clone(),
+                clock.clone(),
+                trace.clone(),
+                logs.clone(),
+                tls.clone(),
+            )
         });
     }
 

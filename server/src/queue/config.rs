@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use crate::env::Timestamp;
 
+use super::tls::TlsPolicy;
+
 /// Retry schedule, lifetime and limits of the outbound queue.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -46,6 +48,10 @@ pub struct QueueConfig {
     /// Send all remote mail to this host instead of looking up MX records (Postfix's
     /// `relayhost`): `"ip:port"`. Unset by default.
     pub relayhost: Option<std::net::SocketAddr>,
+    /// STARTTLS towards remote MXs (Postfix `smtp_tls_security_level`): `"may"` (the
+    /// default) upgrades whenever the peer offers it and falls back to plaintext; `"none"`
+    /// never sends STARTTLS. See [`super::tls`].
+    pub tls: TlsPolicy,
 }
 
 impl Default for QueueConfig {
@@ -61,6 +67,7 @@ impl Default for QueueConfig {
             command_timeout_secs: 300,
             smtp_port: 25,
             relayhost: None,
+            tls: TlsPolicy::May,
         }
     }
 }

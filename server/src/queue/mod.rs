@@ -7,6 +7,7 @@
 //! - [`client`]: the outbound SMTP client over any Env stream.
 //! - [`dsn`]: failure and delay DSNs built with mail-builder.
 //! - [`route`]: where mail for a domain goes (RFC 5321 §5: MX, implicit MX, null MX).
+//! - [`tls`]: opportunistic STARTTLS for outbound sessions (rustls, no certificate checks).
 
 pub mod client;
 pub mod config;
@@ -15,5 +16,6 @@ pub mod route;
 pub mod runner;
 pub mod schedule;
 pub mod store;
+pub mod tls;
 
 pub use config::QueueConfig;

@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
 use crate::config::{Address, Directory, RcptVerdict};
@@ -21,12 +22,16 @@ use crate::smtp::session::{DeliveryError, Recipient, Transaction};
 use crate::smtp::Reply;
 use crate::store::MailStore;
 
-use super::client::{self, ClientConfig, OutboundMessage, RcptOutcome};
+use super::client::{
+    self, Client, ClientConfig, OutboundMessage, RcptOutcome, SessionError, SessionFailure,
+    SessionReport, Stage, StartTls, TransactionFailure,
+};
 use super::config::QueueConfig;
 use super::dsn::{self, DsnAction, DsnInput, DsnKind, DsnRecipient};
 use super::route::{self, Myself, RouteError};
 use super::schedule::{destination, Scheduler};
 use super::store::{QueueId, QueueStore, QueuedMessage, RecipientState};
+use super::tls::{StartTlsConnector, TlsPolicy};
 
 /// How long work for a destination that is at its concurrency limit waits before it is
 /// looked at again.
@@ -52,6 +57,8 @@ struct Inner<E: Env> {
     store: QueueStore<E>,
     config: QueueConfig,
     client: ClientConfig,
+    /// STARTTLS for outbound sessions; `None` with `tls = "none"`.
+    tls: Option<StartTlsConnector>,
     me: Myself,
     hostname: String,
     directory: Arc<Directory>,
@@ -121,6 +128,10 @@ impl<E: Env> Outbound<E> {
             command_timeout: config.command_timeout(),
             data_timeout: config.command_timeout().max(Duration::from_secs(600)),
         };
+        let tls = match config.tls {
+            TlsPolicy::May => Some(StartTlsConnector::new(&env)),
+            TlsPolicy::None => None,
+        };
         let outbound = Outbound {
             inner: Arc::new(Inner {
                 me: Myself {
@@ -134,6 +145,7 @@ impl<E: Env> Outbound<E> {
                 store,
                 config,
                 client,
+                tls,
                 state: Mutex::new(state),
                 wake: Notify::new(),
                 port,
@@ -360,6 +372,7 @@ async fn attempt<E: Env>(inner: &Inner<E>, id: QueueId, domain: &str, slots: Vec
                             match try_host(
                                 inner,
                                 id,
+                                &hop.host,
                                 &peer,
                                 SocketAddr::new(ip, port),
                                 &msg,
@@ -407,10 +420,28 @@ fn attach_host(o: RcptOutcome, host: &str) -> Outcome {
 /// Connects to one address of one MX and runs one SMTP transaction for the `open`
 /// recipients. `Err` carries the reply to remember and any outcomes decided before the
 /// connection failed.
+///
+/// With `tls = "may"` (the default) the session is upgraded with STARTTLS before MAIL FROM
+/// whenever the peer offers it (see [`super::tls`]), and TLS trouble never stops a delivery
+/// that plaintext could make — what Postfix does at `smtp_tls_security_level = may`:
+/// - STARTTLS refused (4xx/5xx other than 421): the session goes on in plaintext on the same
+///   connection (the server is still in its post-EHLO state, RFC 3207 §4).
+/// - The handshake fails or times out: the connection is unusable (its TLS state is
+///   unknown), so the queue reconnects once to the same address and delivers in plaintext
+///   without sending STARTTLS — Postfix's plaintext retry on a new connection. If that second
+///   connection fails too, the attempt fails like any other (next address, then retry later).
+/// - A 421 to STARTTLS, the connection lost before STARTTLS's reply, or EHLO failing over
+///   TLS is an ordinary session failure (next address or MX, then a retry later).
+///
+/// The queue trace says which way it went: `<id> TLS established with <peer>`, `<id>
+/// STARTTLS refused by <peer> ...: continuing in plaintext`, or `<id> STARTTLS with <peer>
+/// failed (...): reconnecting without STARTTLS`. Nothing about the TLS session itself
+/// (version, cipher suite, keys) is traced: only the plaintext above it.
 #[allow(clippy::too_many_arguments)]
 async fn try_host<E: Env>(
     inner: &Inner<E>,
     id: QueueId,
+    host: &str,
     peer: &str,
     addr: SocketAddr,
     msg: &QueuedMessage,
@@ -419,24 +450,8 @@ async fn try_host<E: Env>(
     body: &[u8],
 ) -> Result<Vec<RcptOutcome>, (Reply, Vec<Option<RcptOutcome>>)> {
     let env = &inner.env;
-    let deadline = env.now().plus(inner.config.connect_timeout());
-    let stream = match timeout_at(env, deadline, env.connect(addr)).await {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            env.trace("queue", format_args!("{id} connect to {peer}: {e}"));
-            return Err((
-                Reply::new(451, (4, 4, 1), format!("connect to {peer}: {e}")),
-                vec![None; open.len()],
-            ));
-        }
-        None => {
-            env.trace("queue", format_args!("{id} connect to {peer}: timed out"));
-            return Err((
-                Reply::new(451, (4, 4, 1), format!("connect to {peer}: timed out")),
-                vec![None; open.len()],
-            ));
-        }
-    };
+    let n = open.len();
+    let stream = connect(inner, id, peer, addr, n).await?;
     let rcpts: Vec<Address> = open.iter().map(|&k| recipients[k].clone()).collect();
     let out = OutboundMessage {
         mail_from: msg.mail_from.as_ref(),
@@ -445,17 +460,43 @@ async fn try_host<E: Env>(
         needs_smtputf8: header_section(body).iter().any(|b| *b >= 0x80),
         has_8bit: body.iter().any(|b| *b >= 0x80),
     };
-    match client::deliver(env, stream, &inner.client, &out).await {
-        Ok(report) => {
-            for line in &report.transcript {
-                env.trace("smtp-out", format_args!("{id} {peer} {line}"));
+    let (result, traced) = match &inner.tls {
+        None => (client::deliver(env, stream, &inner.client, &out).await, 0),
+        Some(tls) => {
+            match deliver_with_starttls(inner, id, host, peer, addr.ip(), tls, stream, &out).await {
+                TlsAttempt::Done { result, traced } => (result, traced),
+                TlsAttempt::HandshakeFailed(failure) => {
+                    trace_transcript(env, id, peer, &failure.transcript);
+                    env.trace(
+                        "queue",
+                        format_args!(
+                            "{id} STARTTLS with {peer} failed ({}): reconnecting without STARTTLS",
+                            failure.error
+                        ),
+                    );
+                    let stream = connect(inner, id, peer, addr, n).await?;
+                    (client::deliver(env, stream, &inner.client, &out).await, 0)
+                }
             }
+        }
+    };
+    match result {
+        Ok(report) => {
+            trace_transcript(
+                env,
+                id,
+                peer,
+                report.transcript.get(traced..).unwrap_or(&[]),
+            );
             Ok(report.per_recipient)
         }
         Err(failure) => {
-            for line in &failure.transcript {
-                env.trace("smtp-out", format_args!("{id} {peer} {line}"));
-            }
+            trace_transcript(
+                env,
+                id,
+                peer,
+                failure.transcript.get(traced..).unwrap_or(&[]),
+            );
             env.trace(
                 "queue",
                 format_args!("{id} session with {peer} failed: {}", failure.error),
@@ -470,8 +511,154 @@ async fn try_host<E: Env>(
             } else {
                 reply
             };
-            Err((reply, failure.per_recipient))
+            let mut per_recipient = failure.per_recipient;
+            per_recipient.resize(n, None);
+            Err((reply, per_recipient))
         }
+    }
+}
+
+/// A TCP connection to `addr` within the connect timeout.
+async fn connect<E: Env>(
+    inner: &Inner<E>,
+    id: QueueId,
+    peer: &str,
+    addr: SocketAddr,
+    n: usize,
+) -> Result<E::Stream, (Reply, Vec<Option<RcptOutcome>>)> {
+    let env = &inner.env;
+    let deadline = env.now().plus(inner.config.connect_timeout());
+    match timeout_at(env, deadline, env.connect(addr)).await {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(e)) => {
+            env.trace("queue", format_args!("{id} connect to {peer}: {e}"));
+            Err((
+                Reply::new(451, (4, 4, 1), format!("connect to {peer}: {e}")),
+                vec![None; n],
+            ))
+        }
+        None => {
+            env.trace("queue", format_args!("{id} connect to {peer}: timed out"));
+            Err((
+                Reply::new(451, (4, 4, 1), format!("connect to {peer}: timed out")),
+                vec![None; n],
+            ))
+        }
+    }
+}
+
+/// How a session that tried STARTTLS ended.
+enum TlsAttempt {
+    /// The session ran its course (over TLS, in plaintext after a refused STARTTLS, or in
+    /// plaintext because STARTTLS was not offered), or failed for a reason that has nothing
+    /// to do with TLS. The first `traced` transcript lines are already in the trace.
+    Done {
+        result: Result<SessionReport, SessionFailure>,
+        traced: usize,
+    },
+    /// The server said 220 to STARTTLS and the handshake failed or timed out: the
+    /// connection is gone, no recipient was decided.
+    HandshakeFailed(SessionFailure),
+}
+
+/// Greeting and EHLO, STARTTLS if offered, then the transaction and QUIT.
+#[allow(clippy::too_many_arguments)]
+async fn deliver_with_starttls<E: Env>(
+    inner: &Inner<E>,
+    id: QueueId,
+    host: &str,
+    peer: &str,
+    ip: IpAddr,
+    tls: &StartTlsConnector,
+    stream: E::Stream,
+    out: &OutboundMessage<'_>,
+) -> TlsAttempt {
+    let env = &inner.env;
+    let client = match Client::open(env, stream, &inner.client).await {
+        Ok(client) => client,
+        Err(failure) => {
+            return TlsAttempt::Done {
+                result: Err(failure),
+                traced: 0,
+            }
+        }
+    };
+    if !client.capabilities().starttls {
+        return TlsAttempt::Done {
+            result: send_and_quit(client, out).await,
+            traced: 0,
+        };
+    }
+    // The part of the transcript before the upgrade goes to the trace now, so the queue's
+    // TLS line sits where it happened.
+    match client.starttls(|s| tls.connect(host, ip, s)).await {
+        Ok(StartTls::Secured(client)) => {
+            let traced = client.transcript().len();
+            trace_transcript(env, id, peer, client.transcript());
+            env.trace("queue", format_args!("{id} TLS established with {peer}"));
+            TlsAttempt::Done {
+                result: send_and_quit(client, out).await,
+                traced,
+            }
+        }
+        Ok(StartTls::Refused { client, reply }) => {
+            let traced = client.transcript().len();
+            trace_transcript(env, id, peer, client.transcript());
+            env.trace(
+                "queue",
+                format_args!("{id} STARTTLS refused by {peer} ({reply}): continuing in plaintext"),
+            );
+            TlsAttempt::Done {
+                result: send_and_quit(client, out).await,
+                traced,
+            }
+        }
+        Err(failure)
+            if matches!(
+                failure.error,
+                SessionError::Tls(_)
+                    | SessionError::Timeout {
+                        stage: Stage::TlsHandshake
+                    }
+            ) =>
+        {
+            TlsAttempt::HandshakeFailed(failure)
+        }
+        Err(failure) => TlsAttempt::Done {
+            result: Err(failure),
+            traced: 0,
+        },
+    }
+}
+
+/// The transaction and QUIT on an open session (what [`client::deliver`] does after EHLO).
+async fn send_and_quit<E: Env, S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: Client<E, S>,
+    out: &OutboundMessage<'_>,
+) -> Result<SessionReport, SessionFailure> {
+    let sent = client.send(out).await;
+    let (peer_capabilities, transcript) = client.quit().await;
+    match sent {
+        Ok(per_recipient) => Ok(SessionReport {
+            per_recipient,
+            peer_capabilities,
+            transcript,
+        }),
+        Err(TransactionFailure {
+            error,
+            per_recipient,
+        }) => Err(SessionFailure {
+            error,
+            per_recipient,
+            peer_capabilities: Some(peer_capabilities),
+            transcript,
+        }),
+    }
+}
+
+fn trace_transcript<E: Env>(env: &E, id: QueueId, peer: &str, lines: &[String]) {
+    for line in lines {
+        env.trace("smtp-out", format_args!("{id} {peer} {line}"));
     }
 }
 
