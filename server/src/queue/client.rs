@@ -282,14 +282,29 @@ pub async fn deliver<E: Env, S: AsyncRead + AsyncWrite + Unpin>(
     msg: &OutboundMessage<'_>,
 ) -> Result<SessionReport, SessionFailure> {
     let n = msg.recipients.len();
-    let mut client = match Client::open(env, stream, cfg).await {
+    let client = match Client::open(env, stream, cfg).await {
         Ok(client) => client,
         Err(mut failure) => {
             failure.per_recipient = vec![None; n];
             return Err(failure);
         }
     };
+    send_and_quit(client, msg, async |_: &[RcptOutcome]| {}).await
+}
+
+/// The transaction and QUIT on an open session. `after_send` runs between the end of the
+/// transaction and QUIT, with the per-recipient outcomes: a queue records its deliveries
+/// durably there, so a crash during QUIT (or a peer that never answers it) cannot make it
+/// send the message again.
+pub async fn send_and_quit<E: Env, S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: Client<E, S>,
+    msg: &OutboundMessage<'_>,
+    after_send: impl AsyncFnOnce(&[RcptOutcome]),
+) -> Result<SessionReport, SessionFailure> {
     let sent = client.send(msg).await;
+    if let Ok(per_recipient) = &sent {
+        after_send(per_recipient).await;
+    }
     let (peer_capabilities, transcript) = client.quit().await;
     match sent {
         Ok(per_recipient) => Ok(SessionReport {

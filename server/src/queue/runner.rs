@@ -7,7 +7,7 @@
 //! Every outcome is recorded durably *before* the next step depends on it; a recipient the
 //! remote accepted is recorded at once, so a crash resends it at most once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ use crate::store::MailStore;
 
 use super::client::{
     self, Client, ClientConfig, OutboundMessage, RcptOutcome, SessionError, SessionFailure,
-    SessionReport, Stage, StartTls, TransactionFailure,
+    SessionReport, Stage, StartTls,
 };
 use super::config::QueueConfig;
 use super::dsn::{self, DsnAction, DsnInput, DsnKind, DsnRecipient};
@@ -313,6 +313,8 @@ async fn attempt<E: Env>(inner: &Inner<E>, id: QueueId, domain: &str, slots: Vec
         ),
     );
     let mut outcomes: Vec<Option<Outcome>> = vec![None; slots.len()];
+    // Slots whose Delivered state was made durable before QUIT (see Recorder).
+    let recorded = Mutex::new(BTreeSet::new());
     let mut last = Reply::new(
         451,
         (4, 4, 0),
@@ -379,6 +381,8 @@ async fn attempt<E: Env>(inner: &Inner<E>, id: QueueId, domain: &str, slots: Vec
                                 &open,
                                 &recipients,
                                 body,
+                                &slots,
+                                &recorded,
                             )
                             .await
                             {
@@ -406,7 +410,8 @@ async fn attempt<E: Env>(inner: &Inner<E>, id: QueueId, domain: &str, slots: Vec
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Outcome::Deferred(last.clone(), last_host.clone())))
         .collect();
-    settle(inner, id, &slots, outcomes, body.as_deref()).await;
+    let recorded = recorded.into_inner().unwrap_or_default();
+    settle(inner, id, &slots, outcomes, body.as_deref(), &recorded).await;
 }
 
 fn attach_host(o: RcptOutcome, host: &str) -> Outcome {
@@ -448,9 +453,17 @@ async fn try_host<E: Env>(
     open: &[usize],
     recipients: &[Address],
     body: &[u8],
+    slots: &[usize],
+    recorded: &Mutex<BTreeSet<usize>>,
 ) -> Result<Vec<RcptOutcome>, (Reply, Vec<Option<RcptOutcome>>)> {
     let env = &inner.env;
     let n = open.len();
+    let rec = Recorder {
+        inner,
+        id,
+        slots: open.iter().map(|&k| slots[k]).collect(),
+        recorded,
+    };
     let stream = connect(inner, id, peer, addr, n).await?;
     let rcpts: Vec<Address> = open.iter().map(|&k| recipients[k].clone()).collect();
     let out = OutboundMessage {
@@ -461,9 +474,11 @@ async fn try_host<E: Env>(
         has_8bit: body.iter().any(|b| *b >= 0x80),
     };
     let (result, traced) = match &inner.tls {
-        None => (client::deliver(env, stream, &inner.client, &out).await, 0),
+        None => (rec.deliver(stream, &out).await, 0),
         Some(tls) => {
-            match deliver_with_starttls(inner, id, host, peer, addr.ip(), tls, stream, &out).await {
+            match deliver_with_starttls(inner, id, host, peer, addr.ip(), tls, stream, &out, &rec)
+                .await
+            {
                 TlsAttempt::Done { result, traced } => (result, traced),
                 TlsAttempt::HandshakeFailed(failure) => {
                     trace_transcript(env, id, peer, &failure.transcript);
@@ -475,7 +490,7 @@ async fn try_host<E: Env>(
                         ),
                     );
                     let stream = connect(inner, id, peer, addr, n).await?;
-                    (client::deliver(env, stream, &inner.client, &out).await, 0)
+                    (rec.deliver(stream, &out).await, 0)
                 }
             }
         }
@@ -547,6 +562,79 @@ async fn connect<E: Env>(
     }
 }
 
+/// Where a transaction's acceptances are recorded the moment the transaction ends (before
+/// QUIT): the queue slots of the recipients it carries, and the set of slots recorded.
+struct Recorder<'a, E: Env> {
+    inner: &'a Inner<E>,
+    id: QueueId,
+    slots: Vec<usize>,
+    recorded: &'a Mutex<BTreeSet<usize>>,
+}
+
+impl<E: Env> Recorder<'_, E> {
+    /// Durably records every `Delivered` outcome; called between the end of the data and
+    /// QUIT, so the window in which a crash resends an accepted message is one fsync long.
+    async fn delivered(&self, outcomes: &[RcptOutcome]) {
+        let updates: Vec<(usize, RecipientState)> = outcomes
+            .iter()
+            .zip(&self.slots)
+            .filter_map(|(o, &slot)| match o {
+                RcptOutcome::Delivered(r) => Some((
+                    slot,
+                    RecipientState::Delivered {
+                        reply: r.to_string(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        if updates.is_empty() {
+            return;
+        }
+        match self.inner.store.record(self.id, &updates).await {
+            Ok(()) => self
+                .recorded
+                .lock()
+                .unwrap()
+                .extend(updates.iter().map(|(s, _)| *s)),
+            Err(e) => self.inner.env.trace(
+                "queue",
+                format_args!(
+                    "{} recording deliveries failed: {e} (recorded later)",
+                    self.id
+                ),
+            ),
+        }
+    }
+
+    /// One transaction and QUIT on an open session, recording deliveries before QUIT.
+    async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: Client<E, S>,
+        out: &OutboundMessage<'_>,
+    ) -> Result<SessionReport, SessionFailure> {
+        client::send_and_quit(client, out, async |o: &[RcptOutcome]| {
+            self.delivered(o).await
+        })
+        .await
+    }
+
+    /// Greeting, EHLO, one transaction, QUIT (no STARTTLS).
+    async fn deliver<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        out: &OutboundMessage<'_>,
+    ) -> Result<SessionReport, SessionFailure> {
+        match Client::open(&self.inner.env, stream, &self.inner.client).await {
+            Ok(client) => self.send(client, out).await,
+            Err(mut failure) => {
+                failure.per_recipient = vec![None; out.recipients.len()];
+                Err(failure)
+            }
+        }
+    }
+}
+
 /// How a session that tried STARTTLS ended.
 enum TlsAttempt {
     /// The session ran its course (over TLS, in plaintext after a refused STARTTLS, or in
@@ -572,6 +660,7 @@ async fn deliver_with_starttls<E: Env>(
     tls: &StartTlsConnector,
     stream: E::Stream,
     out: &OutboundMessage<'_>,
+    rec: &Recorder<'_, E>,
 ) -> TlsAttempt {
     let env = &inner.env;
     let client = match Client::open(env, stream, &inner.client).await {
@@ -585,7 +674,7 @@ async fn deliver_with_starttls<E: Env>(
     };
     if !client.capabilities().starttls {
         return TlsAttempt::Done {
-            result: send_and_quit(client, out).await,
+            result: rec.send(client, out).await,
             traced: 0,
         };
     }
@@ -597,7 +686,7 @@ async fn deliver_with_starttls<E: Env>(
             trace_transcript(env, id, peer, client.transcript());
             env.trace("queue", format_args!("{id} TLS established with {peer}"));
             TlsAttempt::Done {
-                result: send_and_quit(client, out).await,
+                result: rec.send(client, out).await,
                 traced,
             }
         }
@@ -609,7 +698,7 @@ async fn deliver_with_starttls<E: Env>(
                 format_args!("{id} STARTTLS refused by {peer} ({reply}): continuing in plaintext"),
             );
             TlsAttempt::Done {
-                result: send_and_quit(client, out).await,
+                result: rec.send(client, out).await,
                 traced,
             }
         }
@@ -631,31 +720,6 @@ async fn deliver_with_starttls<E: Env>(
     }
 }
 
-/// The transaction and QUIT on an open session (what [`client::deliver`] does after EHLO).
-async fn send_and_quit<E: Env, S: AsyncRead + AsyncWrite + Unpin>(
-    mut client: Client<E, S>,
-    out: &OutboundMessage<'_>,
-) -> Result<SessionReport, SessionFailure> {
-    let sent = client.send(out).await;
-    let (peer_capabilities, transcript) = client.quit().await;
-    match sent {
-        Ok(per_recipient) => Ok(SessionReport {
-            per_recipient,
-            peer_capabilities,
-            transcript,
-        }),
-        Err(TransactionFailure {
-            error,
-            per_recipient,
-        }) => Err(SessionFailure {
-            error,
-            per_recipient,
-            peer_capabilities: Some(peer_capabilities),
-            transcript,
-        }),
-    }
-}
-
 fn trace_transcript<E: Env>(env: &E, id: QueueId, peer: &str, lines: &[String]) {
     for line in lines {
         env.trace("smtp-out", format_args!("{id} {peer} {line}"));
@@ -669,6 +733,7 @@ async fn settle<E: Env>(
     slots: &[usize],
     outcomes: Vec<Outcome>,
     body: Option<&[u8]>,
+    recorded: &BTreeSet<usize>,
 ) {
     let env = &inner.env;
     let now = env.now();
@@ -744,7 +809,15 @@ async fn settle<E: Env>(
         };
         updates.push((slot, state));
     }
-    if let Err(e) = inner.store.record(id, &updates).await {
+    // Deliveries recorded before QUIT are durable already: no second fsync for them.
+    let to_record: Vec<(usize, RecipientState)> = updates
+        .iter()
+        .filter(|(slot, state)| {
+            !(recorded.contains(slot) && matches!(state, RecipientState::Delivered { .. }))
+        })
+        .cloned()
+        .collect();
+    if let Err(e) = inner.store.record(id, &to_record).await {
         env.trace(
             "queue",
             format_args!("{id} recording outcomes failed: {e} (will retry them)"),
