@@ -7,7 +7,7 @@
 //! Every outcome is recorded durably *before* the next step depends on it; a recipient the
 //! remote accepted is recorded at once, so a crash resends it at most once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -32,10 +32,6 @@ use super::route::{self, Myself, RouteError};
 use super::schedule::{destination, Scheduler};
 use super::store::{QueueId, QueueStore, QueuedMessage, RecipientState};
 use super::tls::{StartTlsConnector, TlsPolicy};
-
-/// How long work for a destination that is at its concurrency limit waits before it is
-/// looked at again.
-const BUSY_DESTINATION_RETRY: Duration = Duration::from_secs(1);
 
 /// Who we are and where local mail goes (for DSNs to local senders).
 pub struct Identity<E: Env> {
@@ -74,6 +70,9 @@ struct State {
     scheduler: Scheduler<usize>,
     /// Attempts in flight per destination domain.
     active: BTreeMap<String, usize>,
+    /// Due attempts waiting for a connection slot of their destination, first come first
+    /// served; started the moment an attempt to that destination ends.
+    waiting: BTreeMap<String, VecDeque<(QueueId, Vec<usize>)>>,
 }
 
 /// What became of one recipient in one attempt.
@@ -253,20 +252,30 @@ async fn run<E: Env>(inner: Arc<Inner<E>>) {
                     .or_default()
                     .push(item.slot);
             }
-            let mut starts = Vec::new();
+            let max = inner.config.max_per_destination.max(1);
+            let State {
+                active,
+                waiting,
+                scheduler,
+                ..
+            } = &mut *st;
             for ((id, domain), slots) in groups {
-                let active = st.active.entry(domain.clone()).or_insert(0);
-                if *active >= inner.config.max_per_destination.max(1) {
-                    for s in slots {
-                        st.scheduler
-                            .schedule(id, s, now.plus(BUSY_DESTINATION_RETRY));
-                    }
-                    continue;
-                }
-                *active += 1;
-                starts.push((id, domain, slots));
+                waiting.entry(domain).or_default().push_back((id, slots));
             }
-            (starts, st.scheduler.next_due())
+            let mut starts = Vec::new();
+            for (domain, queue) in waiting.iter_mut() {
+                let n = active.entry(domain.clone()).or_insert(0);
+                while *n < max {
+                    let Some((id, slots)) = queue.pop_front() else {
+                        break;
+                    };
+                    *n += 1;
+                    starts.push((id, domain.clone(), slots));
+                }
+            }
+            waiting.retain(|_, q| !q.is_empty());
+            let next = scheduler.next_due();
+            (starts, next)
         };
         for (id, domain, slots) in starts {
             let inner2 = inner.clone();
