@@ -98,3 +98,19 @@ fn account_outside_local_domains() {
         "not in a local domain",
     );
 }
+
+#[test]
+fn queue_setting_that_cannot_work() {
+    let path = PathBuf::from("zero-retry.toml");
+    let text = "[server]\nhostname = \"mx.example.org\"\ndomains = [\"example.org\"]\n[server.queue]\nfirst_retry_secs = 0\n\n[[expect]]\ntrace_contains = \"x\"\n".to_string();
+    let msg = scenario::parse(&path, "zero-retry".into(), text)
+        .unwrap_err()
+        .to_string();
+    assert_names(
+        &msg,
+        "zero-retry.toml",
+        1,
+        "server",
+        "queue.first_retry_secs: must be greater than 0",
+    );
+}

@@ -142,6 +142,8 @@ pub enum ConfigError {
     DuplicateAccount(String),
     #[error("limit {0} is below the RFC 5321 minimum of {1}")]
     LimitTooLow(&'static str, usize),
+    #[error("{0}")]
+    Queue(#[from] crate::queue::config::QueueConfigError),
 }
 
 impl ServerConfig {
@@ -156,6 +158,7 @@ impl ServerConfig {
         if self.limits.recipients < 1 {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
+        self.queue.validate()?;
         Directory::build(self)
     }
 }

@@ -13,8 +13,11 @@ use crate::server::Sink;
 
 use super::session::{Output, PeerInfo, Session, SessionConfig};
 
-/// Read buffer size: big enough that a pipelined batch or a DATA chunk arrives in one read.
-const READ_BUF: usize = 16 * 1024;
+/// Read buffer: small while the client sends commands (≤ 512 octets each), so a thousand
+/// idle sessions cost little; doubled whenever a read fills it (a pipelined batch, DATA)
+/// up to [`READ_BUF_MAX`], so bulk data still arrives in big reads.
+const READ_BUF_START: usize = 1024;
+const READ_BUF_MAX: usize = 64 * 1024;
 
 /// Runs one SMTP session to its end. Never panics on input; I/O errors end the session.
 pub async fn run_session<E: Env>(
@@ -32,7 +35,7 @@ pub async fn run_session<E: Env>(
     let greeting = session.greeting();
     trace_reply(&env, &tag, &greeting);
     greeting.write_to(&mut out);
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = vec![0u8; READ_BUF_START];
     loop {
         let output = session.poll(env.now());
         for line in session.take_log() {
@@ -73,7 +76,12 @@ pub async fn run_session<E: Env>(
                         env.trace("smtp", format_args!("{tag} client disconnected"));
                         return;
                     }
-                    Some(Ok(n)) => session.push_input(&buf[..n]),
+                    Some(Ok(n)) => {
+                        session.push_input(&buf[..n]);
+                        if n == buf.len() && buf.len() < READ_BUF_MAX {
+                            buf.resize(buf.len() * 2, 0);
+                        }
+                    }
                 }
             }
         }
