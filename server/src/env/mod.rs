@@ -216,6 +216,19 @@ pub async fn timeout_at<E: Env, F: Future>(
     }
 }
 
+/// Creates `dir` and its ancestors, syncing each parent so the folders survive a crash (a
+/// new directory's entry is durable only once its parent is synced).
+pub async fn create_dir_durable<E: Env>(env: &E, dir: &Path) -> io::Result<()> {
+    env.create_dir_all(dir).await?;
+    let mut prefix = PathBuf::new();
+    for part in dir.components() {
+        let parent = prefix.clone();
+        prefix.push(part);
+        env.sync_dir(&parent).await?;
+    }
+    env.sync_dir(dir).await
+}
+
 /// Convenience: all the addresses a name's A and AAAA records give, A first.
 pub async fn lookup_ips<E: Env>(env: &E, name: &str) -> Result<Vec<IpAddr>, DnsError> {
     let mut ips = Vec::new();

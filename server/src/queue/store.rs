@@ -298,7 +298,7 @@ impl<E: Env> QueueStore<E> {
     /// their completion (DSN, removal), which the caller finishes.
     pub async fn open(env: E) -> io::Result<(QueueStore<E>, Vec<QueuedMessage>)> {
         let dir = Path::new(QUEUE_DIR);
-        ensure_dir(&env, dir).await?;
+        crate::env::create_dir_durable(&env, dir).await?;
         let mut dirty = false;
         let mut messages = Vec::new();
         for name in env.list_dir(dir).await? {
@@ -504,26 +504,6 @@ fn load(id: QueueId, data: &[u8]) -> Result<(QueuedMessage, Vec<String>), Format
     Ok((msg, skipped))
 }
 
-/// Creates `dir` and its ancestors, syncing each parent so the folders survive a crash.
-async fn ensure_dir<E: Env>(env: &E, dir: &Path) -> io::Result<()> {
-    env.create_dir_all(dir).await?;
-    let mut prefix = PathBuf::new();
-    for part in dir.components() {
-        let parent = prefix.clone();
-        prefix.push(part);
-        env.sync_dir(&parent).await?;
-    }
-    env.sync_dir(dir).await
-}
-
-fn classify(e: &io::Error) -> DeliveryError {
-    if e.kind() == io::ErrorKind::StorageFull {
-        DeliveryError::Full
-    } else {
-        DeliveryError::Temporary(e.to_string())
-    }
-}
-
 /// `io::Error` is not `Clone`; one failure answers several jobs.
 fn copy_err(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
@@ -699,7 +679,7 @@ async fn commit_batch<E: Env>(env: &E, live: &mut BTreeMap<QueueId, usize>, batc
     // client's back while the client retries: at-least-once, never an acknowledged loss.
     for (e, r) in enqueues.into_iter().zip(renamed) {
         let result = match (r, &dir_sync) {
-            (Err(err), _) => Err(classify(&err)),
+            (Err(err), _) => Err(DeliveryError::from_io(&err)),
             (Ok(()), Err(err)) => {
                 let _ = env.remove_file(&message_path(e.id)).await;
                 Err(DeliveryError::Temporary(format!(

@@ -161,6 +161,18 @@ pub enum DeliveryError {
 
 pub use self::DeliveryError as StoreFailure;
 
+impl DeliveryError {
+    /// A storage error as the client will hear it: a full disk is 452 4.3.1, anything else
+    /// 451 4.3.0.
+    pub fn from_io(e: &std::io::Error) -> DeliveryError {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            DeliveryError::Full
+        } else {
+            DeliveryError::Temporary(e.to_string())
+        }
+    }
+}
+
 /// A service extension (RFC 5321 §2.2) we may advertise in the EHLO reply.
 ///
 /// Everything about extensions goes through [`Session::extensions`], so adding one later is
@@ -930,7 +942,7 @@ fn angle_content(text: &[u8]) -> Option<&[u8]> {
 }
 
 /// Lossy UTF-8 with control characters escaped, so that no client can forge trace lines.
-fn printable(bytes: &[u8]) -> String {
+pub(crate) fn printable(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
     // Printable ASCII, the normal case, needs no look at characters.
     if bytes.iter().all(|b| (0x20..0x7f).contains(b)) || !s.chars().any(char::is_control) {

@@ -78,10 +78,10 @@ impl<E: Env> MailStore<E> {
         mailboxes: impl IntoIterator<Item = &'a str>,
         mode: CommitMode,
     ) -> io::Result<MailStore<E>> {
-        ensure_dir(&env, Path::new(MAIL_ROOT)).await?;
+        crate::env::create_dir_durable(&env, Path::new(MAIL_ROOT)).await?;
         for key in mailboxes {
             let dir = mailbox_dir(key)?;
-            ensure_dir(&env, &dir).await?;
+            crate::env::create_dir_durable(&env, &dir).await?;
             let mut removed = false;
             for name in env.list_dir(&dir).await? {
                 if name.starts_with(TMP_PREFIX) {
@@ -170,26 +170,6 @@ pub async fn read_message<E: Env>(env: &E, mailbox: &str, id: &str) -> io::Resul
     env.read(&mailbox_dir(mailbox)?.join(id)).await
 }
 
-/// Creates `dir` and its ancestors, syncing each parent so the folders survive a crash.
-async fn ensure_dir<E: Env>(env: &E, dir: &Path) -> io::Result<()> {
-    env.create_dir_all(dir).await?;
-    let mut prefix = PathBuf::new();
-    for part in dir.components() {
-        let parent = prefix.clone();
-        prefix.push(part);
-        env.sync_dir(&parent).await?;
-    }
-    env.sync_dir(dir).await
-}
-
-fn classify(e: &io::Error) -> DeliveryError {
-    if e.kind() == io::ErrorKind::StorageFull {
-        DeliveryError::Full
-    } else {
-        DeliveryError::Temporary(e.to_string())
-    }
-}
-
 /// The committer: takes every queued delivery, commits them as one batch, answers each.
 async fn committer<E: Env>(env: E, mut rx: mpsc::UnboundedReceiver<Job>, mode: CommitMode) {
     let max = match mode {
@@ -222,13 +202,13 @@ async fn commit_batch<E: Env>(env: &E, batch: Vec<Job>) {
             let dir = match mailbox_dir(mbox) {
                 Ok(d) => d,
                 Err(e) => {
-                    error = Some(classify(&e));
+                    error = Some(DeliveryError::from_io(&e));
                     break;
                 }
             };
             let tmp = dir.join(format!("{TMP_PREFIX}{}", job.id));
             if let Err(e) = env.write(&tmp, data).await {
-                error = Some(classify(&e));
+                error = Some(DeliveryError::from_io(&e));
                 let _ = env.remove_file(&tmp).await;
                 break;
             }
@@ -249,7 +229,11 @@ async fn commit_batch<E: Env>(env: &E, batch: Vec<Job>) {
         .iter()
         .flat_map(|s| s.paths.iter().map(|(t, _)| t.clone()))
         .collect();
-    let mut batch_error = env.sync_many(&temps, &[]).await.err().map(|e| classify(&e));
+    let mut batch_error = env
+        .sync_many(&temps, &[])
+        .await
+        .err()
+        .map(|e| DeliveryError::from_io(&e));
 
     // Phase 3: rename into place, then one flush for every touched directory.
     let mut dirs = BTreeSet::new();
@@ -257,7 +241,7 @@ async fn commit_batch<E: Env>(env: &E, batch: Vec<Job>) {
         for s in staged.iter_mut().filter(|s| s.error.is_none()) {
             for (tmp, fin) in &s.paths {
                 if let Err(e) = env.rename(tmp, fin).await {
-                    s.error = Some(classify(&e));
+                    s.error = Some(DeliveryError::from_io(&e));
                     break;
                 }
                 if let Some(parent) = fin.parent() {
@@ -266,7 +250,11 @@ async fn commit_batch<E: Env>(env: &E, batch: Vec<Job>) {
             }
         }
         let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-        batch_error = env.sync_many(&[], &dirs).await.err().map(|e| classify(&e));
+        batch_error = env
+            .sync_many(&[], &dirs)
+            .await
+            .err()
+            .map(|e| DeliveryError::from_io(&e));
     }
 
     // Phase 4: answer. If a flush failed, nobody in the batch is acknowledged (451), even

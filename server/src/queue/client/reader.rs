@@ -235,23 +235,7 @@ fn shown(line: &[u8], dropped: usize) -> String {
     }
 }
 
-/// Lossy UTF-8 with control characters escaped as `\xNN`, so no peer can forge trace lines
-/// or smuggle line breaks into a DSN.
-pub(crate) fn printable(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    if !s.chars().any(char::is_control) {
-        return s.into_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub(crate) use crate::smtp::session::printable;
 
 #[cfg(test)]
 mod tests {
