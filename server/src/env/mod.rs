@@ -140,6 +140,21 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn read(&self, path: &Path) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
     /// Creates (or truncates) a file and writes `data`. Not durable until [`Env::sync_file`].
     fn write(&self, path: &Path, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes several files (create or truncate each), not durable until synced. A world
+    /// may do it in one go (the real one: one blocking task instead of one per file).
+    /// Returns one result per file, in order.
+    fn write_many(
+        &self,
+        files: &[(PathBuf, &[u8])],
+    ) -> impl Future<Output = Vec<io::Result<()>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(files.len());
+            for (path, data) in files {
+                out.push(self.write(path, data).await);
+            }
+            out
+        }
+    }
     /// Appends to a file, creating it if needed. Not durable until [`Env::sync_file`].
     fn append(&self, path: &Path, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
     /// fsync: the file's contents are on stable storage when this returns.

@@ -201,6 +201,51 @@ impl Env for RealEnv {
             .await
     }
 
+    /// One blocking task writes the whole batch: a group commit of N messages costs one
+    /// thread hop instead of N threads.
+    async fn write_many(&self, files: &[(PathBuf, &[u8])]) -> Vec<io::Result<()>> {
+        let mut jobs = Vec::with_capacity(files.len());
+        let mut results: Vec<Option<io::Result<()>>> = Vec::with_capacity(files.len());
+        for (path, data) in files {
+            match self.resolve(path) {
+                Ok(full) => {
+                    jobs.push((results.len(), path.clone(), full, data.to_vec()));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|(i, rel, full, data)| {
+                    let r = File::create(full)
+                        .and_then(|mut f| f.write_all(&data))
+                        .map_err(|e| {
+                            io::Error::new(e.kind(), format!("write {}: {e}", rel.display()))
+                        });
+                    (i, r)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match done {
+            Ok(written) => {
+                for (i, r) in written {
+                    results[i] = Some(r);
+                }
+            }
+            Err(join) => {
+                for r in results.iter_mut().filter(|r| r.is_none()) {
+                    *r = Some(Err(io::Error::other(join.to_string())));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("write not attempted"))))
+            .collect()
+    }
+
     async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let full = self.resolve(path)?;
         let data = data.to_vec();
@@ -417,6 +462,37 @@ mod tests {
         assert_eq!(env.data_root(), root.0.as_path());
         // The system configuration (or its fallback) also builds outside a runtime.
         RealEnv::new(root.0.join("sys"), RealOptions::default()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn write_many_reports_each_file_and_refuses_escapes() {
+        let root = TempRoot::new("many");
+        let env = RealEnv::new(root.0.clone(), RealOptions::default()).unwrap();
+        env.create_dir_all(Path::new("d")).await.unwrap();
+        let files: Vec<(PathBuf, &[u8])> = vec![
+            (PathBuf::from("d/a"), b"alpha"),
+            (PathBuf::from("../escape"), b"nope"),
+            (PathBuf::from("missing/b"), b"no such dir"),
+            (PathBuf::from("d/c"), b"gamma"),
+        ];
+        let results = env.write_many(&files).await;
+        assert_eq!(results.len(), 4);
+        assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+        assert_eq!(
+            results[1].as_ref().unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            results[2].as_ref().unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(env.read(Path::new("d/a")).await.unwrap(), b"alpha");
+        assert_eq!(env.read(Path::new("d/c")).await.unwrap(), b"gamma");
+        assert!(!root.0.parent().unwrap().join("escape").exists());
+        env.sync_many(&[PathBuf::from("d/a")], &[PathBuf::from("d")])
+            .await
+            .unwrap();
+        assert!(env.sync_many(&[PathBuf::from("../x")], &[]).await.is_err());
     }
 
     #[tokio::test]

@@ -18,7 +18,6 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::env::Env;
@@ -189,34 +188,53 @@ async fn committer<E: Env>(env: E, mut rx: mpsc::UnboundedReceiver<Job>, mode: C
 }
 
 async fn commit_batch<E: Env>(env: &E, batch: Vec<Job>) {
-    // Phase 1: write every temp file of every job, concurrently (no flush yet).
+    // Phase 1: write every temp file of every job in one go (no flush yet).
     struct Staged {
         job: Job,
         paths: Vec<(PathBuf, PathBuf)>,
         error: Option<DeliveryError>,
     }
-    let mut staged: Vec<Staged> = join_all(batch.into_iter().map(|job| async move {
+    let mut staged: Vec<Staged> = Vec::with_capacity(batch.len());
+    let mut writes: Vec<(usize, PathBuf)> = Vec::new();
+    for job in batch {
         let mut paths = Vec::new();
         let mut error = None;
-        for (mbox, data) in &job.files {
-            let dir = match mailbox_dir(mbox) {
-                Ok(d) => d,
+        for (mbox, _) in &job.files {
+            match mailbox_dir(mbox) {
+                Ok(dir) => paths.push((
+                    dir.join(format!("{TMP_PREFIX}{}", job.id)),
+                    dir.join(&job.id),
+                )),
                 Err(e) => {
                     error = Some(DeliveryError::from_io(&e));
+                    paths.clear();
                     break;
                 }
-            };
-            let tmp = dir.join(format!("{TMP_PREFIX}{}", job.id));
-            if let Err(e) = env.write(&tmp, data).await {
-                error = Some(DeliveryError::from_io(&e));
-                let _ = env.remove_file(&tmp).await;
-                break;
             }
-            paths.push((tmp, dir.join(&job.id)));
         }
-        Staged { job, paths, error }
-    }))
-    .await;
+        if error.is_none() {
+            writes.extend(paths.iter().map(|(tmp, _)| (staged.len(), tmp.clone())));
+        }
+        staged.push(Staged { job, paths, error });
+    }
+    let files: Vec<(PathBuf, &[u8])> = {
+        let mut next_file: Vec<usize> = vec![0; staged.len()];
+        writes
+            .iter()
+            .map(|(j, tmp)| {
+                let k = next_file[*j];
+                next_file[*j] += 1;
+                (tmp.clone(), staged[*j].job.files[k].1.as_slice())
+            })
+            .collect()
+    };
+    let results = env.write_many(&files).await;
+    drop(files);
+    for ((j, _), r) in writes.iter().zip(results) {
+        if let Err(e) = r {
+            staged[*j].error.get_or_insert(DeliveryError::from_io(&e));
+        }
+    }
     for s in staged.iter_mut().filter(|s| s.error.is_some()) {
         for (tmp, _) in s.paths.drain(..) {
             let _ = env.remove_file(&tmp).await;
