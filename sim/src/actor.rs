@@ -77,27 +77,19 @@ impl Runner {
         self.ctx.trace.record(&self.name, "actor", event);
     }
 
+    /// Runs `f` on this actor's log (created when the actor started).
+    fn log(&self, f: impl FnOnce(&mut ActorLog)) {
+        let mut logs = self.ctx.logs.lock().unwrap();
+        f(logs.entry(self.name.clone()).or_default());
+    }
+
     fn fail(&self, why: String) {
         self.trace(format_args!("FAILED {why}"));
-        self.ctx
-            .logs
-            .lock()
-            .unwrap()
-            .get_mut(&self.name)
-            .unwrap()
-            .failures
-            .push(why);
+        self.log(|l| l.failures.push(why));
     }
 
     fn saw(&self, reply: &str) {
-        self.ctx
-            .logs
-            .lock()
-            .unwrap()
-            .get_mut(&self.name)
-            .unwrap()
-            .replies
-            .push(reply.to_string());
+        self.log(|l| l.replies.push(reply.to_string()));
     }
 
     async fn play(&mut self) {
@@ -145,13 +137,7 @@ impl Runner {
                 break;
             }
         }
-        self.ctx
-            .logs
-            .lock()
-            .unwrap()
-            .get_mut(&self.name)
-            .unwrap()
-            .finished = true;
+        self.log(|l| l.finished = true);
         self.trace("done");
     }
 
@@ -222,14 +208,7 @@ impl Runner {
         for n in 0..step.reply_count() {
             let reply = self.read_reply(conn).await?;
             if step.data.is_some() {
-                self.ctx
-                    .logs
-                    .lock()
-                    .unwrap()
-                    .get_mut(&self.name)
-                    .unwrap()
-                    .data_replies
-                    .push((i, reply.clone()));
+                self.log(|l| l.data_replies.push((i, reply.clone())));
             }
             if let Some(p) = step.pattern(n) {
                 if !p.matches(&reply) {

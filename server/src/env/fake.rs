@@ -133,14 +133,7 @@ impl Env for FakeEnv {
     }
     fn random_u64(&self) -> u64 {
         // A fixed, well-mixed sequence (splitmix64), so tests are repeatable.
-        let mut z = self
-            .inner
-            .rng
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        splitmix64(&self.inner.rng)
     }
     fn spawn<F>(&self, fut: F)
     where
@@ -156,4 +149,16 @@ impl Env for FakeEnv {
             .unwrap()
             .push(format!("{source} {event}"));
     }
+}
+
+/// splitmix64 over a shared counter: a fixed, well-mixed sequence for test doubles, so
+/// their runs repeat exactly.
+pub fn splitmix64(state: &AtomicU64) -> u64 {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut z = state
+        .fetch_add(GOLDEN, Ordering::Relaxed)
+        .wrapping_add(GOLDEN);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -599,35 +599,11 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
         };
 
         // Decisions that need no round trip.
-        if let Some(limit) = self.caps.size_limit() {
-            let size = msg.message.len() as u64;
-            if size > limit {
-                let reply = Reply::new(
-                    552,
-                    (5, 3, 4),
-                    format!("Message size {size} exceeds the size limit {limit} of {peer}"),
-                );
-                self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
-                return Ok(());
-            }
-        }
-        let non_ascii = msg.mail_from.is_some_and(|a| !is_ascii(a))
-            || msg.recipients.iter().any(|a| !is_ascii(a));
-        let smtputf8 = msg.needs_smtputf8 || non_ascii;
-        if smtputf8 && !self.caps.smtputf8 {
-            let reply = Reply::new(
-                550,
-                (5, 6, 7),
-                format!("SMTPUTF8 is required, but was not offered by {peer}"),
-            );
+        if let Some(reply) = self.refuse_locally(msg, &peer) {
             self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
             return Ok(());
         }
-        if msg.mail_from.is_some_and(|a| !is_sendable(a)) {
-            let reply = Reply::new(553, (5, 1, 7), "Sender address cannot be sent over SMTP");
-            self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
-            return Ok(());
-        }
+        let smtputf8 = needs_smtputf8(msg);
         let mut targets = Vec::with_capacity(msg.recipients.len());
         for (i, rcpt) in msg.recipients.iter().enumerate() {
             if is_sendable(rcpt) {
@@ -908,6 +884,34 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
         }
     }
 
+    /// A reason to fail every recipient without sending anything: the message is over the
+    /// peer's SIZE, needs SMTPUTF8 it does not offer (RFC 6531 §3.2: 5.6.7), or the sender
+    /// cannot be written on the wire.
+    fn refuse_locally(&self, msg: &OutboundMessage<'_>, peer: &str) -> Option<Reply> {
+        let size = msg.message.len() as u64;
+        if let Some(limit) = self.caps.size_limit().filter(|&l| size > l) {
+            return Some(Reply::new(
+                552,
+                (5, 3, 4),
+                format!("Message size {size} exceeds the size limit {limit} of {peer}"),
+            ));
+        }
+        if needs_smtputf8(msg) && !self.caps.smtputf8 {
+            return Some(Reply::new(
+                550,
+                (5, 6, 7),
+                format!("SMTPUTF8 is required, but was not offered by {peer}"),
+            ));
+        }
+        if msg.mail_from.is_some_and(|a| !is_sendable(a)) {
+            return Some(Reply::new(
+                553,
+                (5, 1, 7),
+                "Sender address cannot be sent over SMTP",
+            ));
+        }
+        None
+    }
     fn decide_all_locally(&mut self, outcomes: &mut [Option<RcptOutcome>], outcome: RcptOutcome) {
         self.note(format!("not sent: {}", outcome.reply()));
         for o in outcomes.iter_mut() {
@@ -1054,4 +1058,11 @@ fn is_ascii(a: &Address) -> bool {
 fn is_sendable(a: &Address) -> bool {
     let bad = |c: char| c.is_control() || c.is_whitespace() || c == '<' || c == '>';
     !a.local.is_empty() && !a.domain.is_empty() && !a.local.contains(bad) && !a.domain.contains(bad)
+}
+
+/// The message needs SMTPUTF8: the caller says so (UTF-8 headers), or an address is not ASCII.
+fn needs_smtputf8(msg: &OutboundMessage<'_>) -> bool {
+    msg.needs_smtputf8
+        || msg.mail_from.is_some_and(|a| !is_ascii(a))
+        || msg.recipients.iter().any(|a| !is_ascii(a))
 }

@@ -127,7 +127,7 @@ struct Inner {
     image: Mutex<Option<Fs>>,
     tear: f64,
     now: Mutex<Timestamp>,
-    rng: Mutex<u64>,
+    rng: std::sync::atomic::AtomicU64,
     trace: Mutex<Vec<String>>,
 }
 
@@ -159,7 +159,7 @@ impl MemEnv {
                 image: Mutex::new(None),
                 tear,
                 now: Mutex::new(Timestamp::from_secs(1_700_000_000)),
-                rng: Mutex::new(seed),
+                rng: std::sync::atomic::AtomicU64::new(seed),
                 trace: Mutex::new(Vec::new()),
             }),
         }
@@ -375,12 +375,7 @@ impl Env for MemEnv {
 
     /// splitmix64: deterministic, so crash runs replay exactly.
     fn random_u64(&self) -> u64 {
-        let mut s = self.inner.rng.lock().unwrap();
-        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        crate::env::fake::splitmix64(&self.inner.rng)
     }
 
     fn spawn<F>(&self, fut: F)
