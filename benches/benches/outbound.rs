@@ -17,8 +17,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use mailsim::clock::SimClock;
 use mailsim::env::{Activity, SimEnv};
 use mailsim::trace::Trace;
-use mailsim_server::config::Address;
 use mailsim_server::env::Timestamp;
+use mailsim_server::mail::Address;
 use mailsim_server::queue::dsn::{build_dsn, DsnAction, DsnInput, DsnKind, DsnRecipient};
 use mailsim_server::queue::store::QueueStore;
 

@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mailsim_server::config::Address;
 use mailsim_server::env::real::RealEnv;
 use mailsim_server::env::{Env, Timestamp};
+use mailsim_server::mail::Address;
 use mailsim_server::queue::schedule::Scheduler;
 use mailsim_server::queue::store::{QueueId, QueueStore};
 

@@ -4,8 +4,10 @@
 //! effects (`env/`). Nothing here knows whether it runs on real sockets or in the simulator.
 
 pub mod config;
-pub mod date;
+pub mod directory;
 pub mod env;
+pub mod mail;
+pub mod policy;
 pub mod queue;
 pub mod server;
 pub mod smtp;

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use crate::config::Address;
 use crate::config::{ConfigError, ServerConfig};
 use crate::env::{Env, Listener};
+use crate::mail::Address;
+use crate::mail::{Deliver, DeliveryError, Envelope};
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::run_session;
-use crate::smtp::session::{DeliveryError, Transaction};
 use crate::smtp::{PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
 
@@ -28,14 +28,14 @@ pub struct Sink<E: Env> {
     pub outbound: Outbound<E>,
 }
 
-impl<E: Env> Sink<E> {
-    pub async fn deliver(&self, tx: &Transaction) -> Result<String, DeliveryError> {
+impl<E: Env> Deliver for Sink<E> {
+    async fn deliver(&self, tx: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
         let remote: Vec<Address> = tx.remote_recipients().into_iter().cloned().collect();
         let local = !tx.mailboxes().is_empty();
         let (l, r) = tokio::join!(
             async {
                 match local {
-                    true => Some(self.mailboxes.deliver(tx).await),
+                    true => Some(self.mailboxes.deliver(tx, message).await),
                     false => None,
                 }
             },
@@ -44,7 +44,7 @@ impl<E: Env> Sink<E> {
                     true => None,
                     false => Some(
                         self.outbound
-                            .enqueue(tx.mail_from.clone(), remote, &tx.message)
+                            .enqueue(tx.mail_from.clone(), remote, message)
                             .await
                             .map(|id| id.to_string()),
                     ),

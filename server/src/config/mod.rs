@@ -2,17 +2,13 @@
 //! enforce. The same TOML shape is read by `mailsim serve --config` and by a scenario's
 //! `[server]` table, so a scenario is also a worked example of a real config.
 
-pub mod address;
-mod directory;
-mod network;
+pub use crate::policy::IpNet;
+pub use crate::smtp::Limits;
 
-pub use address::{Address, AddressError};
-pub use directory::{Directory, RcptVerdict};
-pub use network::IpNet;
+use crate::directory::{Directory, DirectoryError};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -68,52 +64,6 @@ impl AccountConfig {
     }
 }
 
-/// Protocol limits (RFC 5321 §4.5.3) and resource limits.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4: at least 512).
-    pub command_line: usize,
-    /// Longest text line in DATA, CRLF included (§4.5.3.1.6: at least 1000).
-    pub text_line: usize,
-    /// Largest message accepted, in octets; advertised as `SIZE`.
-    pub message_size: usize,
-    /// Recipients per transaction (§4.5.3.1.8: at least 100).
-    pub recipients: usize,
-    /// Idle time allowed between commands (§4.5.3.2.7: 5 minutes).
-    pub command_timeout_secs: u64,
-    /// Idle time allowed between DATA chunks (§4.5.3.2.5/6: 3 minutes per block, 10 at the dot).
-    pub data_timeout_secs: u64,
-    /// Concurrent SMTP sessions; further connections get 421.
-    pub connections: usize,
-    /// Errors (5xx replies) a session may cause before we hang up.
-    pub errors: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            command_line: 512,
-            text_line: 1000,
-            message_size: 10 * 1024 * 1024,
-            recipients: 100,
-            command_timeout_secs: 300,
-            data_timeout_secs: 600,
-            connections: 2000,
-            errors: 20,
-        }
-    }
-}
-
-impl Limits {
-    pub fn command_timeout(&self) -> Duration {
-        Duration::from_secs(self.command_timeout_secs)
-    }
-    pub fn data_timeout(&self) -> Duration {
-        Duration::from_secs(self.data_timeout_secs)
-    }
-}
-
 /// Where the listeners bind. Loopback by default: `serve` must never surprise anyone by
 /// opening a public port.
 #[derive(Clone, Debug, Deserialize)]
@@ -134,12 +84,8 @@ impl Default for ListenConfig {
 /// A config that does not make sense (beyond what serde checks).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("invalid address {0:?}: {1}")]
-    BadAddress(String, AddressError),
-    #[error("account {0:?} is not in a local domain (domains = {1:?})")]
-    ForeignAccount(String, Vec<String>),
-    #[error("duplicate account {0:?}")]
-    DuplicateAccount(String),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
     #[error("limit {0} is below the RFC 5321 minimum of {1}")]
     LimitTooLow(&'static str, usize),
     #[error("{0}")]
@@ -159,6 +105,10 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
-        Directory::build(self)
+        Ok(Directory::build(
+            &self.domains,
+            self.accounts.iter().map(AccountConfig::address),
+            &self.aliases,
+        )?)
     }
 }

@@ -19,36 +19,11 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// A point in time: the duration since the UNIX epoch, as the world's clock says.
-///
-/// A newtype rather than `SystemTime` so it is `Ord`, `Copy`, cheap to do arithmetic on and
-/// impossible to confuse with the real clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp(pub Duration);
-
-impl Timestamp {
-    pub fn from_secs(secs: u64) -> Self {
-        Timestamp(Duration::from_secs(secs))
-    }
-    pub fn as_secs(self) -> u64 {
-        self.0.as_secs()
-    }
-    pub fn as_millis(self) -> u128 {
-        self.0.as_millis()
-    }
-    /// `self + d`, saturating instead of overflowing (a far-future deadline is still valid).
-    pub fn plus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d))
-    }
-    /// How long from `earlier` to `self` (zero if `earlier` is later).
-    pub fn since(self, earlier: Timestamp) -> Duration {
-        self.0.saturating_sub(earlier.0)
-    }
-}
+/// Time is a core type (`mail/time.rs`); the seam is where it is read.
+pub use crate::mail::Timestamp;
 
 /// The record types the server asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -410,7 +410,10 @@ impl Env for RealEnv {
         if !self.inner.verbose {
             return;
         }
-        let line = format!("{} {source} {event}\n", crate::date::rfc3339(self.now()));
+        let line = format!(
+            "{} {source} {event}\n",
+            crate::mail::date::rfc3339(self.now())
+        );
         // One write of the whole line keeps concurrent tasks' lines whole; a closed stderr
         // must not take the server down, so the error is dropped.
         let _ = io::stderr().lock().write_all(line.as_bytes());
@@ -653,14 +656,14 @@ mod tests {
     #[test]
     fn utc_formatting() {
         assert_eq!(
-            crate::date::rfc3339(Timestamp::default()),
+            crate::mail::date::rfc3339(Timestamp::default()),
             "1970-01-01T00:00:00.000000Z"
         );
         // 2000-02-29 (a leap day in a century leap year) 12:34:56.789012.
         let t = Timestamp(Duration::new(951_827_696, 789_012_345));
-        assert_eq!(crate::date::rfc3339(t), "2000-02-29T12:34:56.789012Z");
+        assert_eq!(crate::mail::date::rfc3339(t), "2000-02-29T12:34:56.789012Z");
         let t = Timestamp::from_secs(1_767_225_599); // last second of 2025
-        assert_eq!(crate::date::rfc3339(t), "2025-12-31T23:59:59.000000Z");
+        assert_eq!(crate::mail::date::rfc3339(t), "2025-12-31T23:59:59.000000Z");
     }
 
     #[test]

@@ -71,8 +71,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::config::Address;
 use crate::env::{timeout_at, Env};
+use crate::mail::Address;
 use crate::smtp::Reply;
 
 use self::body::DotStuffer;

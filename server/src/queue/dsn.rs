@@ -44,15 +44,15 @@ use std::time::Duration;
 
 use mail_builder::headers::address::Address as MbAddress;
 use mail_builder::headers::content_type::ContentType;
-use mail_builder::headers::date::Date;
 use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
-use crate::config::address::Address;
 use crate::env::Timestamp;
+use crate::mail::header::header_section;
+use crate::mail::Address;
 
 #[cfg(test)]
 mod tests;
@@ -155,10 +155,11 @@ pub fn should_send_dsn(mail_from: Option<&Address>) -> bool {
     mail_from.is_some()
 }
 
-/// A date in RFC 5322 form, in UTC: `Thu, 1 Jan 2026 00:00:00 +0000`. Sub-second precision
-/// is dropped.
+/// A date in RFC 5322 form, in UTC: `Thu, 01 Jan 2026 00:00:00 +0000` — the one formatter
+/// of [`crate::mail::date`], so a DSN's dates read like our `Received:` headers. Sub-second
+/// precision is dropped.
 pub fn rfc5322_date(t: Timestamp) -> String {
-    Date::new(i64::try_from(t.as_secs()).unwrap_or(i64::MAX)).to_rfc822()
+    crate::mail::date::rfc5322(t)
 }
 
 /// Builds the notification: a complete message with CRLF line ends, ready to be queued with
@@ -217,10 +218,7 @@ pub fn build_dsn(input: &DsnInput) -> Vec<u8> {
     ];
 
     let builder = MessageBuilder::new()
-        .header(
-            "Date",
-            Date::new(i64::try_from(input.now.as_secs()).unwrap_or(i64::MAX)),
-        )
+        .header("Date", Raw::new(rfc5322_date(input.now)))
         .from(MbAddress::new_address(
             Some("Mail Delivery System"),
             format!("MAILER-DAEMON@{host}"),
@@ -659,18 +657,6 @@ fn crlf_normalized(message: &[u8]) -> Cow<'_, [u8]> {
         }
     }
     Cow::Owned(out)
-}
-
-/// The header section of a CRLF message: every header line with its CRLF, without the blank
-/// line that ends it. A message with no body is all header.
-fn header_section(message: &[u8]) -> &[u8] {
-    if message.starts_with(b"\r\n") {
-        return &[];
-    }
-    match memchr::memmem::find(message, b"\r\n\r\n") {
-        Some(at) => message.get(..at + 2).unwrap_or(message),
-        None => message,
-    }
 }
 
 /// A MIME boundary derived from the Message-ID, the first candidate that occurs in none of

@@ -16,9 +16,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
-use crate::config::{Address, Directory, RcptVerdict};
+use crate::directory::{Directory, RcptVerdict};
 use crate::env::{timeout_at, Env, Timestamp};
-use crate::smtp::session::{DeliveryError, Recipient, Transaction};
+use crate::mail::header::{count_received, header_section};
+use crate::mail::{Address, DeliveryError, Envelope, Recipient};
+
 use crate::smtp::Reply;
 use crate::store::MailStore;
 
@@ -979,7 +981,7 @@ async fn submit_bounce<E: Env>(inner: &Inner<E>, to: &Address, report: Vec<u8>, 
         }
     };
     if !mailboxes.is_empty() {
-        let tx = Transaction {
+        let envelope = Envelope {
             helo: inner.hostname.clone(),
             mail_from: None,
             recipients: vec![Recipient {
@@ -987,10 +989,9 @@ async fn submit_bounce<E: Env>(inner: &Inner<E>, to: &Address, report: Vec<u8>, 
                 mailboxes,
                 remote: Vec::new(),
             }],
-            message: report.clone(),
             received_at: now,
         };
-        if let Err(e) = inner.mailboxes.deliver(&tx).await {
+        if let Err(e) = inner.mailboxes.deliver(&envelope, &report).await {
             env.trace(
                 "queue",
                 format_args!("DSN to <{to}> could not be stored: {e:?}"),
@@ -1004,21 +1005,6 @@ async fn submit_bounce<E: Env>(inner: &Inner<E>, to: &Address, report: Vec<u8>, 
                 format_args!("DSN to <{to}> could not be queued: {e:?}"),
             );
         }
-    }
-}
-
-/// `Received:` header lines in the header section (loop detection, RFC 5321 §6.3).
-fn count_received(message: &[u8]) -> usize {
-    header_section(message)
-        .split(|&b| b == b'\n')
-        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
-        .count()
-}
-
-fn header_section(message: &[u8]) -> &[u8] {
-    match memchr::memmem::find(message, b"\r\n\r\n") {
-        Some(p) => &message[..p + 2],
-        None => message,
     }
 }
 

@@ -26,8 +26,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Address;
 use crate::env::Timestamp;
+use crate::mail::Address;
 
 use super::store::QueueId;
 

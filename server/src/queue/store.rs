@@ -87,9 +87,9 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
 use self::format::{Change, FormatError};
-use crate::config::Address;
 use crate::env::{Env, Timestamp};
-use crate::smtp::session::DeliveryError;
+use crate::mail::Address;
+use crate::mail::DeliveryError;
 
 /// The queue directory, relative to the data root.
 pub const QUEUE_DIR: &str = "queue";

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{timeout_at, Env};
-use crate::server::Sink;
+use crate::mail::Deliver;
 
 use super::session::{Output, PeerInfo, Session, SessionConfig};
 
@@ -20,12 +20,12 @@ const READ_BUF_START: usize = 1024;
 const READ_BUF_MAX: usize = 64 * 1024;
 
 /// Runs one SMTP session to its end. Never panics on input; I/O errors end the session.
-pub async fn run_session<E: Env>(
+pub async fn run_session<E: Env, D: Deliver>(
     env: E,
     mut stream: E::Stream,
     peer: PeerInfo,
     config: Arc<SessionConfig>,
-    sink: Sink<E>,
+    sink: D,
     conn: u64,
 ) {
     let tag = format!("#{conn}");
@@ -47,7 +47,7 @@ pub async fn run_session<E: Env>(
                 reply.write_to(&mut out);
             }
             Output::Deliver(tx) => {
-                let result = sink.deliver(&tx).await;
+                let result = sink.deliver(&tx.envelope, &tx.message).await;
                 session.delivered(result);
             }
             Output::Close => {

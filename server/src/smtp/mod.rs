@@ -6,8 +6,10 @@
 //! protocol rule is unit-testable without a world, and the parser is benchmarkable alone.
 
 pub mod driver;
+mod limits;
 pub mod reply;
 pub mod session;
 
+pub use limits::Limits;
 pub use reply::Reply;
-pub use session::{Output, PeerInfo, Recipient, Session, SessionConfig, Transaction};
+pub use session::{Output, PeerInfo, Session, SessionConfig, Transaction};

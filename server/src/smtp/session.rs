@@ -45,12 +45,12 @@
 //!
 //! # Recipients and deduplication
 //!
-//! [`Transaction::recipients`] keeps every accepted recipient address in the order given, but
+//! [`Envelope::recipients`] keeps every accepted recipient address in the order given, but
 //! the `mailboxes` lists are disjoint: a mailbox already reached by an earlier recipient of
 //! the same transaction (`alice@` and then `team@` which includes alice, or `bob+x@` and
 //! `bob@`) is not listed again, so a store that writes once per listed mailbox delivers each
 //! mailbox exactly once. A recipient can therefore have an empty `mailboxes` list. The exact
-//! same address given twice is accepted (250) but recorded once. [`Transaction::mailboxes`]
+//! same address given twice is accepted (250) but recorded once. [`Envelope::mailboxes`]
 //! gives the flat list.
 
 mod data;
@@ -67,8 +67,10 @@ use smtp_proto::{
     MAIL_SMTPUTF8,
 };
 
-use crate::config::{Address, Directory, IpNet, Limits, RcptVerdict};
-use crate::env::Timestamp;
+use super::Limits;
+use crate::directory::{Directory, RcptVerdict};
+use crate::mail::{printable, Address, DeliveryError, Envelope, Recipient, Timestamp};
+use crate::policy::IpNet;
 
 use self::data::{DataBody, Rejection};
 use super::reply::Reply;
@@ -90,51 +92,13 @@ pub struct PeerInfo {
     pub local: SocketAddr,
 }
 
-/// One accepted recipient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recipient {
-    /// The address as the client gave it.
-    pub address: Address,
-    /// The local mailboxes (account keys) it expands to, minus those an earlier recipient of
-    /// the same transaction already reaches (see the module docs): possibly empty.
-    pub mailboxes: Vec<String>,
-    /// Remote forward-paths for the outbound queue: the address itself when a client from a
-    /// relay network sends to a foreign domain, or an alias's remote targets. Like
-    /// `mailboxes`, disjoint across the recipients of one transaction.
-    pub remote: Vec<Address>,
-}
-
-/// A complete mail transaction, ready to be stored.
+/// A complete mail transaction, ready to be stored: the envelope and the message as it
+/// will be stored (our `Received:` header first, then the content, dot-unstuffed, every line
+/// ending in CRLF).
 #[derive(Clone, Debug)]
 pub struct Transaction {
-    /// The HELO/EHLO name the client gave.
-    pub helo: String,
-    /// The reverse path; `None` is the null sender `<>`.
-    pub mail_from: Option<Address>,
-    pub recipients: Vec<Recipient>,
-    /// The message as it will be stored: our `Received:` header first, then the content,
-    /// dot-unstuffed, every line ending in CRLF.
+    pub envelope: Envelope,
     pub message: Vec<u8>,
-    /// When the end of data arrived.
-    pub received_at: Timestamp,
-}
-
-impl Transaction {
-    /// Every mailbox to deliver to, each exactly once, in recipient order.
-    pub fn mailboxes(&self) -> Vec<&str> {
-        self.recipients
-            .iter()
-            .flat_map(|r| r.mailboxes.iter().map(String::as_str))
-            .collect()
-    }
-
-    /// Every remote forward-path, each exactly once, in recipient order.
-    pub fn remote_recipients(&self) -> Vec<&Address> {
-        self.recipients
-            .iter()
-            .flat_map(|r| r.remote.iter())
-            .collect()
-    }
 }
 
 /// What the session wants done next.
@@ -148,29 +112,6 @@ pub enum Output {
     Close,
     /// All buffered input is consumed: flush replies and read more.
     NeedInput,
-}
-
-/// Why a delivery failed; decides the reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DeliveryError {
-    /// Temporary local problem (I/O error): 451 4.3.0.
-    Temporary(String),
-    /// Storage full: 452 4.3.1.
-    Full,
-}
-
-pub use self::DeliveryError as StoreFailure;
-
-impl DeliveryError {
-    /// A storage error as the client will hear it: a full disk is 452 4.3.1, anything else
-    /// 451 4.3.0.
-    pub fn from_io(e: &std::io::Error) -> DeliveryError {
-        if e.kind() == std::io::ErrorKind::StorageFull {
-            DeliveryError::Full
-        } else {
-            DeliveryError::Temporary(e.to_string())
-        }
-    }
 }
 
 /// A service extension (RFC 5321 §2.2) we may advertise in the EHLO reply.
@@ -231,7 +172,7 @@ struct Greeted {
 }
 
 /// A transaction between MAIL and the end of DATA.
-struct Envelope {
+struct Open {
     mail_from: Option<Address>,
     recipients: Vec<Recipient>,
     /// Union of the recipients' mailboxes, for deduplication.
@@ -251,7 +192,7 @@ pub struct Session {
     peer: PeerInfo,
     phase: Phase,
     greeted: Option<Greeted>,
-    envelope: Option<Envelope>,
+    envelope: Option<Open>,
     /// Received bytes; `input[input_pos..]` is not consumed yet.
     input: Vec<u8>,
     input_pos: usize,
@@ -628,7 +569,7 @@ impl Session {
         if let Err(r) = self.mail_params(&from) {
             return self.error(r);
         }
-        self.envelope = Some(Envelope {
+        self.envelope = Some(Open {
             mail_from,
             recipients: Vec::new(),
             mailboxes: BTreeSet::new(),
@@ -843,11 +784,13 @@ impl Session {
         message[..h].copy_from_slice(header.as_bytes());
         self.phase = Phase::AwaitDelivery;
         self.queue.push_back(Output::Deliver(Transaction {
-            helo: greeted.name.clone(),
-            mail_from: envelope.mail_from,
-            recipients: envelope.recipients,
+            envelope: Envelope {
+                helo: greeted.name.clone(),
+                mail_from: envelope.mail_from,
+                recipients: envelope.recipients,
+                received_at: now,
+            },
             message,
-            received_at: now,
         }));
     }
 
@@ -880,7 +823,7 @@ impl Session {
             format!("from {helo} ({ip})"),
             format!("by {}", self.config.hostname),
             format!("with {with};"),
-            crate::date::rfc5322(now),
+            crate::mail::date::rfc5322(now),
         ];
         let mut out = String::from("Received:");
         let mut column = out.len();
@@ -939,22 +882,4 @@ fn angle_content(text: &[u8]) -> Option<&[u8]> {
     let rest = &text[open + 1..];
     let close = memchr(b'>', rest)?;
     Some(rest[..close].trim_ascii())
-}
-
-/// Lossy UTF-8 with control characters escaped, so that no client can forge trace lines.
-pub(crate) fn printable(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    // Printable ASCII, the normal case, needs no look at characters.
-    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) || !s.chars().any(char::is_control) {
-        return s.into_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

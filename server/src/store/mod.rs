@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::env::Env;
-use crate::smtp::session::{DeliveryError, Transaction};
+use crate::mail::{DeliveryError, Envelope};
 
 /// The folder that holds every mailbox.
 const MAIL_ROOT: &str = "mail";
@@ -98,8 +98,14 @@ impl<E: Env> MailStore<E> {
         Ok(MailStore { env, jobs: tx })
     }
 
-    /// Stores `tx` in every mailbox it names; returns the message id once durable.
-    pub async fn deliver(&self, tx: &Transaction) -> Result<String, DeliveryError> {
+    /// Stores `message` in every mailbox the envelope names; returns the message id once
+    /// durable.
+    pub async fn deliver(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<String, DeliveryError> {
+        let tx = envelope;
         let id = format!(
             "{}.{:06}.{:016x}",
             tx.received_at.as_secs(),
@@ -119,10 +125,10 @@ impl<E: Env> MailStore<E> {
             .into_iter()
             .map(|mbox| {
                 // Like Postfix local(8): the envelope becomes Return-Path and Delivered-To.
-                let mut data = Vec::with_capacity(tx.message.len() + 128);
+                let mut data = Vec::with_capacity(message.len() + 128);
                 data.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
                 data.extend_from_slice(format!("Delivered-To: {mbox}\r\n").as_bytes());
-                data.extend_from_slice(&tx.message);
+                data.extend_from_slice(message);
                 (mbox, data)
             })
             .collect();

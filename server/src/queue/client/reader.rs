@@ -235,7 +235,7 @@ fn shown(line: &[u8], dropped: usize) -> String {
     }
 }
 
-pub(crate) use crate::smtp::session::printable;
+pub(crate) use crate::mail::printable;
 
 #[cfg(test)]
 mod tests {

@@ -143,7 +143,7 @@ fn failure_has_the_report_structure() {
     );
     let raw = String::from_utf8_lossy(&dsn);
     assert!(
-        raw.starts_with("Date: Thu, 1 Jan 2026 00:01:10 +0000\r\n"),
+        raw.starts_with("Date: Thu, 01 Jan 2026 00:01:10 +0000\r\n"),
         "{raw}"
     );
     assert!(raw.contains("\r\nMIME-Version: 1.0\r\n"), "{raw}");
@@ -185,7 +185,7 @@ fn failure_has_the_report_structure() {
             ),
             (
                 "Arrival-Date".to_string(),
-                "Thu, 1 Jan 2026 00:00:00 +0000".to_string()
+                "Thu, 01 Jan 2026 00:00:00 +0000".to_string()
             ),
         ]
     );
@@ -201,7 +201,7 @@ fn failure_has_the_report_structure() {
     );
     assert_eq!(
         get(r, "Last-Attempt-Date"),
-        Some("Thu, 1 Jan 2026 00:01:05 +0000")
+        Some("Thu, 01 Jan 2026 00:01:05 +0000")
     );
     assert_eq!(get(r, "Will-Retry-Until"), None);
 
@@ -239,7 +239,7 @@ fn delay_reports_retry_until() {
     assert_eq!(get(r, "Status"), Some("4.4.1"));
     assert_eq!(
         get(r, "Will-Retry-Until"),
-        Some("Tue, 6 Jan 2026 00:00:00 +0000")
+        Some("Tue, 06 Jan 2026 00:00:00 +0000")
     );
 }
 
@@ -545,7 +545,7 @@ fn a_boundary_found_in_the_content_is_not_used() {
 
 #[test]
 fn dates_are_rfc5322_utc() {
-    assert_eq!(rfc5322_date(at(0)), "Thu, 1 Jan 2026 00:00:00 +0000");
+    assert_eq!(rfc5322_date(at(0)), "Thu, 01 Jan 2026 00:00:00 +0000");
     assert_eq!(
         rfc5322_date(Timestamp::from_secs(951_782_400)),
         "Tue, 29 Feb 2000 00:00:00 +0000"
@@ -554,7 +554,7 @@ fn dates_are_rfc5322_utc() {
         rfc5322_date(Timestamp(Duration::from_millis(
             1_767_225_600_999 + 45_296_000
         ))),
-        "Thu, 1 Jan 2026 12:34:56 +0000"
+        "Thu, 01 Jan 2026 12:34:56 +0000"
     );
 }
 

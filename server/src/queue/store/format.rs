@@ -14,8 +14,8 @@ use memchr::memchr;
 
 use super::crc::{crc32, Crc32};
 use super::RecipientState;
-use crate::config::Address;
 use crate::env::Timestamp;
+use crate::mail::Address;
 
 /// First word of every queue file.
 pub(super) const MAGIC: &str = "mailsim-queue";

@@ -240,7 +240,7 @@ fn mail_from() {
          C: hi
          C: .\nS: 250 2.0.0 Ok: queued as Q1",
     );
-    assert_eq!(c.delivered[0].mail_from, None);
+    assert_eq!(c.delivered[0].envelope.mail_from, None);
     // After HELO there are no parameters at all.
     c.script(
         "C: HELO client.test\nS: 250 mx.example.org
@@ -250,12 +250,12 @@ fn mail_from() {
          C: DATA\nS: 354 End data with <CR><LF>.<CR><LF>
          C: .\nS: 250 2.0.0 Ok: queued as Q2",
     );
-    let from = c.delivered[1].mail_from.clone().unwrap();
+    let from = c.delivered[1].envelope.mail_from.clone().unwrap();
     assert_eq!(
         (from.local.as_str(), from.domain.as_str()),
         ("Ann", "c.test")
     );
-    assert_eq!(c.delivered[1].helo, "client.test");
+    assert_eq!(c.delivered[1].envelope.helo, "client.test");
 }
 
 #[test]
@@ -300,6 +300,7 @@ fn duplicate_mailboxes_are_delivered_once() {
     );
     let tx = &c.delivered[0];
     let got: Vec<(String, Vec<String>)> = tx
+        .envelope
         .recipients
         .iter()
         .map(|r| (r.address.to_string(), r.mailboxes.clone()))
@@ -320,7 +321,7 @@ fn duplicate_mailboxes_are_delivered_once() {
         ]
     );
     assert_eq!(
-        tx.mailboxes(),
+        tx.envelope.mailboxes(),
         ["alice@example.org", "bob@example.org", "pm@example.org"]
     );
 }
@@ -340,7 +341,7 @@ fn too_many_recipients() {
          C: DATA\nS: 354 End data with <CR><LF>.<CR><LF>
          C: .\nS: 250 2.0.0 Ok: queued as Q1",
     );
-    assert_eq!(c.delivered[0].recipients.len(), 2);
+    assert_eq!(c.delivered[0].envelope.recipients.len(), 2);
 }
 
 #[test]
@@ -374,12 +375,12 @@ fn full_transaction_with_received_header() {
          C: QUIT\nS: 221 2.0.0 Bye\nS: [close]",
     );
     let tx = &c.delivered[0];
-    assert_eq!(tx.helo, "client.test");
+    assert_eq!(tx.envelope.helo, "client.test");
     assert_eq!(
-        tx.mail_from.as_ref().unwrap().to_string(),
+        tx.envelope.mail_from.as_ref().unwrap().to_string(),
         "sender@remote.test"
     );
-    assert_eq!(tx.received_at, Timestamp::from_secs(T0 + 5));
+    assert_eq!(tx.envelope.received_at, Timestamp::from_secs(T0 + 5));
     let text = String::from_utf8(tx.message.clone()).unwrap();
     assert_eq!(
         text,
@@ -427,7 +428,7 @@ fn received_header_for_helo_ipv6_and_hostile_names() {
         ),
         "{text:?}"
     );
-    assert_eq!(c.delivered[0].helo, "evil;(x)");
+    assert_eq!(c.delivered[0].envelope.helo, "evil;(x)");
 }
 
 #[test]
@@ -667,7 +668,7 @@ fn smuggling_attempts_do_not_end_data() {
             !body.replace("\r\n", "").contains(['\r', '\n']),
             "{fake:?}: {body:?}"
         );
-        assert_eq!(c.delivered[0].recipients.len(), 1);
+        assert_eq!(c.delivered[0].envelope.recipients.len(), 1);
     }
 }
 
@@ -1019,8 +1020,8 @@ proptest! {
         prop_assert!(replies.iter().all(|r| r.starts_with('2') || r.starts_with('3')), "{:?}", replies);
 
         let tx = &c.delivered[0];
-        prop_assert_eq!(&tx.helo, &helo);
-        prop_assert_eq!(tx.mail_from.clone(), from.map(|f| Address::parse(&f).unwrap()));
+        prop_assert_eq!(&tx.envelope.helo, &helo);
+        prop_assert_eq!(tx.envelope.mail_from.clone(), from.map(|f| Address::parse(&f).unwrap()));
         let mut want: Vec<Address> = Vec::new();
         for r in &rcpts {
             let a = Address::parse(r).unwrap();
@@ -1028,9 +1029,9 @@ proptest! {
                 want.push(a);
             }
         }
-        let got: Vec<Address> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        let got: Vec<Address> = tx.envelope.recipients.iter().map(|r| r.address.clone()).collect();
         prop_assert_eq!(got, want);
-        prop_assert_eq!(tx.mailboxes(), keys.iter().map(String::as_str).collect::<Vec<_>>());
+        prop_assert_eq!(tx.envelope.mailboxes(), keys.iter().map(String::as_str).collect::<Vec<_>>());
         let body: String = body_lines.iter().map(|l| format!("{l}\r\n")).collect();
         prop_assert_eq!(content_of(tx), body);
     }
@@ -1108,13 +1109,14 @@ fn relay_network_client_may_send_to_foreign_domains() {
     );
     let tx = &c.delivered[0];
     let remote: Vec<String> = tx
+        .envelope
         .remote_recipients()
         .iter()
         .map(|a| a.to_string())
         .collect();
     // x@ as given, carol@ once although reached twice (alias target and direct recipient).
     assert_eq!(remote, ["x@elsewhere.net", "carol@elsewhere.net"]);
-    assert_eq!(tx.mailboxes(), ["alice@example.org"]);
+    assert_eq!(tx.envelope.mailboxes(), ["alice@example.org"]);
 }
 
 #[test]
@@ -1131,6 +1133,7 @@ fn outside_relay_networks_foreign_domains_are_refused_but_aliases_still_forward(
     );
     let tx = &c.delivered[0];
     let remote: Vec<String> = tx
+        .envelope
         .remote_recipients()
         .iter()
         .map(|a| a.to_string())

@@ -1,8 +1,23 @@
-//! The recipient directory: answers "what happens to mail for this address?" at RCPT time.
+//! The recipient directory: answers "what happens to mail for this address?" at RCPT time,
+//! and when the queue must decide where a bounce goes.
+//!
+//! Built from plain lists (domains, account addresses, aliases), not from the config type,
+//! so that the config module depends on the directory and never the other way round.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Address, ConfigError, ServerConfig};
+use crate::mail::{Address, AddressError};
+
+/// A directory that does not make sense.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DirectoryError {
+    #[error("invalid address {0:?}: {1}")]
+    BadAddress(String, AddressError),
+    #[error("account {0:?} is not in a local domain (domains = {1:?})")]
+    ForeignAccount(String, Vec<String>),
+    #[error("duplicate account {0:?}")]
+    DuplicateAccount(String),
+}
 
 /// What RCPT TO should do with an address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,42 +48,47 @@ pub struct Directory {
 const MAX_ALIAS_DEPTH: usize = 8;
 
 impl Directory {
-    pub(super) fn build(cfg: &ServerConfig) -> Result<Directory, ConfigError> {
-        let domains: BTreeSet<String> = cfg
-            .domains
+    /// Builds the directory from the configured domains, account addresses and aliases
+    /// (alias address or bare local part → targets).
+    pub fn build<'a>(
+        domain_list: &[String],
+        account_list: impl IntoIterator<Item = &'a str>,
+        alias_map: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Directory, DirectoryError> {
+        let domains: BTreeSet<String> = domain_list
             .iter()
             .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
             .collect();
         let mut accounts = BTreeSet::new();
-        for acct in &cfg.accounts {
-            let a = Address::parse(acct.address())
-                .map_err(|e| ConfigError::BadAddress(acct.address().to_string(), e))?;
+        for acct in account_list {
+            let a = Address::parse(acct)
+                .map_err(|e| DirectoryError::BadAddress(acct.to_string(), e))?;
             if !domains.contains(&a.domain) {
-                return Err(ConfigError::ForeignAccount(
-                    acct.address().to_string(),
-                    cfg.domains.clone(),
+                return Err(DirectoryError::ForeignAccount(
+                    acct.to_string(),
+                    domain_list.to_vec(),
                 ));
             }
             if !accounts.insert(a.key()) {
-                return Err(ConfigError::DuplicateAccount(acct.address().to_string()));
+                return Err(DirectoryError::DuplicateAccount(acct.to_string()));
             }
         }
         let mut aliases = BTreeMap::new();
-        for (from, targets) in &cfg.aliases {
+        for (from, targets) in alias_map {
             let mut keys = Vec::new();
             for t in targets {
-                let a = Address::parse(t).map_err(|e| ConfigError::BadAddress(t.clone(), e))?;
+                let a = Address::parse(t).map_err(|e| DirectoryError::BadAddress(t.clone(), e))?;
                 keys.push(a.key());
             }
             if from.contains('@') {
-                let a =
-                    Address::parse(from).map_err(|e| ConfigError::BadAddress(from.clone(), e))?;
+                let a = Address::parse(from)
+                    .map_err(|e| DirectoryError::BadAddress(from.clone(), e))?;
                 aliases.insert(a.key(), keys);
             } else {
                 // A bare local part: the alias exists in every local domain.
                 for d in &domains {
                     let a = Address::parse(&format!("{from}@{d}"))
-                        .map_err(|e| ConfigError::BadAddress(from.clone(), e))?;
+                        .map_err(|e| DirectoryError::BadAddress(from.clone(), e))?;
                     aliases.insert(a.key(), keys.clone());
                 }
             }
@@ -160,20 +180,27 @@ mod tests {
     use super::*;
 
     fn dir() -> Directory {
-        let cfg: ServerConfig = toml::from_str(
-            r#"
-            hostname = "mx.example.org"
-            domains = ["example.org"]
-            accounts = ["alice@example.org", { address = "bob@example.org" }]
-            [aliases]
-            "team@example.org" = ["alice@example.org", "bob@example.org"]
-            postmaster = ["alice@example.org"]
-            "loop@example.org" = ["loop@example.org"]
-            "fwd@example.org" = ["alice@example.org", "Carol@Elsewhere.NET"]
-            "#,
+        let aliases = [
+            (
+                "team@example.org",
+                &["alice@example.org", "bob@example.org"][..],
+            ),
+            ("postmaster", &["alice@example.org"]),
+            ("loop@example.org", &["loop@example.org"]),
+            (
+                "fwd@example.org",
+                &["alice@example.org", "Carol@Elsewhere.NET"],
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|t| t.to_string()).collect()))
+        .collect();
+        Directory::build(
+            &["example.org".into()],
+            ["alice@example.org", "bob@example.org"],
+            &aliases,
         )
-        .unwrap();
-        cfg.validate().unwrap()
+        .unwrap()
     }
 
     fn verdict(s: &str) -> RcptVerdict {
@@ -211,16 +238,19 @@ mod tests {
     }
 
     #[test]
-    fn rejects_foreign_accounts() {
-        let cfg: ServerConfig = toml::from_str(
-            r#"hostname = "h"
-               domains = ["example.org"]
-               accounts = ["a@other.net"]"#,
-        )
-        .unwrap();
+    fn rejects_foreign_and_duplicate_accounts() {
+        let domains = ["example.org".to_string()];
         assert!(matches!(
-            cfg.validate(),
-            Err(ConfigError::ForeignAccount(..))
+            Directory::build(&domains, ["a@other.net"], &BTreeMap::new()),
+            Err(DirectoryError::ForeignAccount(..))
+        ));
+        assert!(matches!(
+            Directory::build(
+                &domains,
+                ["a@example.org", "A@example.org"],
+                &BTreeMap::new()
+            ),
+            Err(DirectoryError::DuplicateAccount(..))
         ));
     }
 }

@@ -5,7 +5,7 @@
 //! clock, all we need is "format these seconds", always in UTC, which keeps simulated traces
 //! identical on every machine whatever its time zone.
 
-use crate::env::Timestamp;
+use super::Timestamp;
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [

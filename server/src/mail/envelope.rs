@@ -1,0 +1,62 @@
+//! The envelope of an accepted message (RFC 5321 §2.3.1: the originator and recipient
+//! addresses that travel with it), resolved to where it goes, and the [`Deliver`] trait that
+//! takes it there.
+
+use std::future::Future;
+
+use super::{Address, DeliveryError, Timestamp};
+
+/// One accepted recipient, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// The address as the client gave it.
+    pub address: Address,
+    /// The local mailboxes (account keys) it expands to, minus those an earlier recipient of
+    /// the same envelope already reaches: possibly empty.
+    pub mailboxes: Vec<String>,
+    /// Remote forward-paths for the outbound queue: the address itself when a client that
+    /// may relay sends to a foreign domain, or an alias's remote targets. Like `mailboxes`,
+    /// disjoint across the recipients of one envelope.
+    pub remote: Vec<Address>,
+}
+
+/// Who sent a message, who gets it, and when it arrived.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// The HELO/EHLO name the client gave (our own host name for mail we make ourselves).
+    pub helo: String,
+    /// The reverse path; `None` is the null sender `<>`.
+    pub mail_from: Option<Address>,
+    pub recipients: Vec<Recipient>,
+    /// When the end of data arrived.
+    pub received_at: Timestamp,
+}
+
+impl Envelope {
+    /// Every mailbox to deliver to, each exactly once, in recipient order.
+    pub fn mailboxes(&self) -> Vec<&str> {
+        self.recipients
+            .iter()
+            .flat_map(|r| r.mailboxes.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Every remote forward-path, each exactly once, in recipient order.
+    pub fn remote_recipients(&self) -> Vec<&Address> {
+        self.recipients
+            .iter()
+            .flat_map(|r| r.remote.iter())
+            .collect()
+    }
+}
+
+/// Where accepted mail goes. An implementation makes the message durable for every
+/// recipient of the envelope before it returns `Ok` — the SMTP session's 250 rests on it —
+/// and returns an id for the reply (`250 2.0.0 Ok: queued as <id>`).
+pub trait Deliver: Clone + Send + Sync + 'static {
+    fn deliver(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> impl Future<Output = Result<String, DeliveryError>> + Send;
+}

@@ -1,0 +1,52 @@
+//! The SMTP server's limits: protocol limits (RFC 5321 §4.5.3) and resource limits. Part of
+//! the config file (`[limits]`), owned here because the session enforces them.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Protocol limits (RFC 5321 §4.5.3) and resource limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4: at least 512).
+    pub command_line: usize,
+    /// Longest text line in DATA, CRLF included (§4.5.3.1.6: at least 1000).
+    pub text_line: usize,
+    /// Largest message accepted, in octets; advertised as `SIZE`.
+    pub message_size: usize,
+    /// Recipients per transaction (§4.5.3.1.8: at least 100).
+    pub recipients: usize,
+    /// Idle time allowed between commands (§4.5.3.2.7: 5 minutes).
+    pub command_timeout_secs: u64,
+    /// Idle time allowed between DATA chunks (§4.5.3.2.5/6: 3 minutes per block, 10 at the dot).
+    pub data_timeout_secs: u64,
+    /// Concurrent SMTP sessions; further connections get 421.
+    pub connections: usize,
+    /// Errors (5xx replies) a session may cause before we hang up.
+    pub errors: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            command_line: 512,
+            text_line: 1000,
+            message_size: 10 * 1024 * 1024,
+            recipients: 100,
+            command_timeout_secs: 300,
+            data_timeout_secs: 600,
+            connections: 2000,
+            errors: 20,
+        }
+    }
+}
+
+impl Limits {
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.command_timeout_secs)
+    }
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.data_timeout_secs)
+    }
+}
