@@ -3,9 +3,11 @@
 //! Layout follows DESIGN.md: protocol sessions (`smtp/`), state (`store/`, `config/`), and
 //! effects (`env/`). Nothing here knows whether it runs on real sockets or in the simulator.
 
+pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod env;
+pub mod listener;
 pub mod mail;
 pub mod policy;
 pub mod queue;

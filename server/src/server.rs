@@ -1,17 +1,20 @@
-//! The server: opens the store, binds the listeners and runs one task per connection.
+//! The server: opens the store, binds the listeners and serves them until shut down.
 //!
-//! Like mini-redis' accept loop, a semaphore bounds concurrent sessions; a connection over
-//! the limit is answered `421 4.3.2` and closed instead of being left to hang.
+//! The accept loops, connection limits, accept-error backoff and graceful shutdown are the
+//! [`listener`](crate::listener) module's; this file says *what* is served: SMTP on
+//! `listen.smtp`, each session delivering into a [`Sink`].
 
+use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
 
 use crate::config::{ConfigError, ServerConfig};
-use crate::env::{Env, Listener};
+use crate::env::Env;
+use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::Address;
 use crate::mail::{Deliver, DeliveryError, Envelope};
 use crate::queue::runner::{Identity, Outbound};
@@ -69,33 +72,36 @@ pub enum StartError {
     #[error("opening the mail store: {0}")]
     Store(io::Error),
     #[error("listening on {addr}: {err}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        err: io::Error,
-    },
+    Listen { addr: SocketAddr, err: io::Error },
 }
 
 /// Options that are not part of the config file (how the process runs, not what it serves).
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
     pub commit: CommitMode,
+    /// After a shutdown begins, how long open sessions may go on before they are cut off
+    /// (between deliveries, never during one).
+    pub shutdown_grace: Duration,
 }
+
+/// Long enough for a client in the middle of DATA on a slow link to finish; short enough
+/// for a service manager's stop timeout (systemd's default is 90 s).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             commit: CommitMode::Group,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
 
-/// A started server: its listener is bound; `run` accepts until the listener fails.
+/// A started server: its listeners are bound; [`Server::run`] serves them until the
+/// [`Shutdown`] from [`Server::shutdown_handle`] is triggered.
 pub struct Server<E: Env> {
-    env: E,
-    listener: E::Listener,
-    session: Arc<SessionConfig>,
-    sink: Sink<E>,
-    connections: Arc<Semaphore>,
+    listeners: Listeners<E>,
+    grace: Duration,
 }
 
 impl<E: Env> Server<E> {
@@ -135,58 +141,112 @@ impl<E: Env> Server<E> {
             "server",
             format_args!("listening for SMTP on {addr} as {}", config.hostname),
         );
-        Ok(Server {
+        let smtp = Smtp {
+            env: env.clone(),
             session: Arc::new(SessionConfig {
                 hostname: config.hostname.clone(),
                 limits: config.limits.clone(),
                 directory,
                 relay_networks: config.relay_networks.clone(),
             }),
-            connections: Arc::new(Semaphore::new(config.limits.connections)),
-            env,
-            listener,
             sink: Sink {
                 mailboxes: store,
                 outbound,
             },
+        };
+        let mut listeners = Listeners::new(env);
+        listeners
+            .add(listener, config.limits.connections, smtp)
+            .map_err(|err| StartError::Listen { addr, err })?;
+        Ok(Server {
+            listeners,
+            grace: opts.shutdown_grace,
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+    /// Where the SMTP listener is bound (the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listeners
+            .local_addr("smtp")
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no SMTP listener"))
     }
 
-    /// Accepts connections forever (until accept fails).
-    pub async fn run(mut self) -> io::Result<()> {
-        let next_id = AtomicU64::new(1);
-        let local = self.listener.local_addr()?;
-        loop {
-            let (mut stream, remote) = self.listener.accept().await?;
-            let conn = next_id.fetch_add(1, Ordering::Relaxed);
-            let env = self.env.clone();
-            match self.connections.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let (session, sink) = (self.session.clone(), self.sink.clone());
-                    let peer = PeerInfo { remote, local };
-                    self.env.spawn(async move {
-                        run_session(env, stream, peer, session, sink, conn).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => {
-                    let host = self.session.hostname.clone();
-                    self.env.spawn(async move {
-                        env.trace(
-                            "smtp",
-                            format_args!("#{conn} refused from {remote}: too many connections"),
-                        );
-                        let msg =
-                            format!("421 4.3.2 {host} Too many connections, try again later\r\n");
-                        let _ = stream.write_all(msg.as_bytes()).await;
-                        let _ = stream.shutdown().await;
-                    });
-                }
-            }
+    /// The handle that ends [`Server::run`]: `begin()` stops accepting and lets sessions
+    /// finish within the grace period; `force()` cuts them off at once.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.listeners.shutdown()
+    }
+
+    /// Serves until shutdown: accept errors are logged and backed off, never fatal. Returns
+    /// once every session has ended (so every delivery it started is durable).
+    pub async fn run(self) -> io::Result<()> {
+        self.listeners.run(self.grace).await;
+        Ok(())
+    }
+}
+
+/// SMTP (the MX service) as a [`Protocol`] for the listener.
+struct Smtp<E: Env> {
+    env: E,
+    session: Arc<SessionConfig>,
+    sink: Sink<E>,
+}
+
+impl<E: Env> Protocol<E> for Smtp<E> {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn serve(&self, conn: Connection<E>) -> impl Future<Output = ()> + Send + 'static {
+        let sink = Critical {
+            inner: self.sink.clone(),
+            critical: conn.critical,
+        };
+        let peer = PeerInfo {
+            remote: conn.remote,
+            local: conn.local,
+        };
+        run_session(
+            self.env.clone(),
+            conn.stream,
+            peer,
+            self.session.clone(),
+            sink,
+            conn.id,
+        )
+    }
+
+    fn busy(
+        &self,
+        mut stream: E::Stream,
+        remote: SocketAddr,
+        id: u64,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (env, host) = (self.env.clone(), self.session.hostname.clone());
+        async move {
+            env.trace(
+                "smtp",
+                format_args!("#{id} refused from {remote}: too many connections"),
+            );
+            // RFC 5321 §3.8: a server that cannot serve may answer 421 and close.
+            let msg = format!("421 4.3.2 {host} Too many connections, try again later\r\n");
+            let _ = stream.write_all(msg.as_bytes()).await;
+            let _ = stream.shutdown().await;
         }
+    }
+}
+
+/// A [`Deliver`] whose deliveries are critical sections of their connection: the end of a
+/// shutdown's grace period waits for a delivery in progress instead of dropping it half-way.
+#[derive(Clone)]
+struct Critical<D> {
+    inner: D,
+    critical: Tracker,
+}
+
+impl<D: Deliver> Deliver for Critical<D> {
+    async fn deliver(&self, tx: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
+        let _held = self.critical.enter();
+        self.inner.deliver(tx, message).await
     }
 }

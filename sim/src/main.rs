@@ -36,20 +36,10 @@ enum Command {
         jobs: Option<usize>,
     },
     /// Serve SMTP on real sockets (loopback unless the config says otherwise).
-    Serve {
-        /// Server config (TOML; see serve.example.toml).
-        #[arg(long)]
-        config: PathBuf,
-        /// Where mailboxes live (default: ./mailsim-data).
-        #[arg(long, default_value = "mailsim-data")]
-        data_dir: PathBuf,
-        /// Log every protocol line and commit to stderr.
-        #[arg(long, short)]
-        verbose: bool,
-        /// Commit every message on its own instead of batching fsyncs (for comparison).
-        #[arg(long)]
-        no_group_commit: bool,
-    },
+    ///
+    /// The same command as `mailsim-server serve` (one implementation, in the server crate):
+    /// SIGTERM or ctrl-c stop accepting, let open sessions finish, and exit 0.
+    Serve(mailsim_server::cli::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,12 +51,7 @@ fn main() -> ExitCode {
             trace_dir,
             jobs,
         } => run(paths, seed, trace_dir, jobs),
-        Command::Serve {
-            config,
-            data_dir,
-            verbose,
-            no_group_commit,
-        } => serve(config, data_dir, verbose, no_group_commit),
+        Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
     }
 }
 
@@ -132,82 +117,4 @@ fn run(
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn serve(config: PathBuf, data_dir: PathBuf, verbose: bool, no_group_commit: bool) -> ExitCode {
-    use mailsim_server::config::ServerConfig;
-    use mailsim_server::env::real::{RealEnv, RealOptions};
-    use mailsim_server::server::{RunOptions, Server};
-    use mailsim_server::store::CommitMode;
-
-    let text = match std::fs::read_to_string(&config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("mailsim: {}: {e}", config.display());
-            return ExitCode::from(2);
-        }
-    };
-    let cfg: ServerConfig = match toml::from_str(&text) {
-        Ok(c) => c,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let (line, col) = mailsim::scenario::line_col(&text, span.start);
-            eprintln!(
-                "mailsim: {}:{line}:{col}: {}",
-                config.display(),
-                e.message().trim()
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let env = match RealEnv::new(
-        data_dir.clone(),
-        RealOptions {
-            verbose,
-            ..Default::default()
-        },
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("mailsim: data dir {}: {e}", data_dir.display());
-            return ExitCode::from(2);
-        }
-    };
-    let opts = RunOptions {
-        commit: if no_group_commit {
-            CommitMode::Single
-        } else {
-            CommitMode::Group
-        },
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        let server = match Server::start(env, &cfg, opts).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("mailsim: {}: {e}", config.display());
-                return ExitCode::from(2);
-            }
-        };
-        match server.local_addr() {
-            Ok(a) => eprintln!("mailsim: SMTP on {a}, mailboxes in {}", data_dir.display()),
-            Err(e) => eprintln!("mailsim: listening (address unknown: {e})"),
-        }
-        tokio::select! {
-            r = server.run() => {
-                if let Err(e) = r {
-                    eprintln!("mailsim: accept failed: {e}");
-                    return ExitCode::FAILURE;
-                }
-                ExitCode::SUCCESS
-            }
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("mailsim: interrupted, shutting down");
-                ExitCode::SUCCESS
-            }
-        }
-    })
 }

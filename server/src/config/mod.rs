@@ -2,8 +2,12 @@
 //! enforce. The same TOML shape is read by `mailsim serve --config` and by a scenario's
 //! `[server]` table, so a scenario is also a worked example of a real config.
 
+mod file;
+
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
+
+pub use file::{parse, ConfigFileError, Location};
 
 use crate::directory::{Directory, DirectoryError};
 

@@ -1,0 +1,153 @@
+//! The production commands, shared by the `mailsim-server` binary and `mailsim serve`: one
+//! implementation, so the documented `mailsim serve` and the simulator-free binary cannot
+//! drift. Only `serve` exists today; `admin` and `queue` will sit next to it.
+//!
+//! This is process plumbing — reading the config file, OS signals, the tokio runtime, stderr
+//! — and the one place of the crate outside `env/real.rs` allowed to touch the OS for it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::{ConfigFileError, ServerConfig};
+use crate::env::real::{RealEnv, RealOptions};
+use crate::server::{RunOptions, Server, DEFAULT_SHUTDOWN_GRACE};
+use crate::store::CommitMode;
+
+/// `serve`: SMTP on real sockets (loopback unless the config says otherwise).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Server config (TOML; see serve.example.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where mailboxes live (default: ./mailsim-data).
+    #[arg(long, default_value = "mailsim-data")]
+    pub data_dir: PathBuf,
+    /// Log every protocol line and commit to stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Commit every message on its own instead of batching fsyncs (for comparison).
+    #[arg(long)]
+    pub no_group_commit: bool,
+    /// On SIGTERM or ctrl-c, how long open sessions may finish before they are cut off
+    /// (a second signal cuts them off at once).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs())]
+    pub shutdown_grace: u64,
+}
+
+/// Reads and validates a config file; errors name `path:line:col` and the key.
+pub fn load_config(path: &Path) -> Result<ServerConfig, ConfigFileError> {
+    // Reading the config is the process's business, not the server's world: no Env here.
+    #[allow(clippy::disallowed_methods)]
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::io(path, &e))?;
+    crate::config::parse(path, &text)
+}
+
+/// Runs `serve` to its end: exit 0 after a graceful shutdown, 2 for a config or start-up
+/// error. `prog` prefixes every line on stderr.
+pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
+    let cfg = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let env = match RealEnv::new(
+        args.data_dir.clone(),
+        RealOptions {
+            verbose: args.verbose,
+            ..Default::default()
+        },
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{prog}: data dir {}: {e}", args.data_dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let opts = RunOptions {
+        commit: if args.no_group_commit {
+            CommitMode::Single
+        } else {
+            CommitMode::Group
+        },
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{prog}: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let server = match Server::start(env, &cfg, opts).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{prog}: {}: {e}", args.config.display());
+                return ExitCode::from(2);
+            }
+        };
+        match server.local_addr() {
+            Ok(a) => eprintln!(
+                "{prog}: SMTP on {a}, mailboxes in {}",
+                args.data_dir.display()
+            ),
+            Err(e) => eprintln!("{prog}: listening (address unknown: {e})"),
+        }
+        let shutdown = server.shutdown_handle();
+        let signals = async {
+            match signals().await {
+                Ok(()) => {}
+                Err(e) => {
+                    // Without signal handlers we cannot shut down gracefully; serving on is
+                    // still better than refusing mail.
+                    eprintln!("{prog}: cannot watch signals: {e}");
+                    std::future::pending::<()>().await;
+                }
+            }
+            eprintln!("{prog}: interrupted, shutting down");
+            shutdown.begin();
+            if signals().await.is_ok() {
+                eprintln!("{prog}: interrupted again, cutting sessions off");
+                shutdown.force();
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            r = server.run() => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{prog}: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ = signals => unreachable!("the signal watcher never ends"),
+        }
+    })
+}
+
+/// Completes on the next SIGTERM (service managers) or SIGINT (ctrl-c).
+// The process's signals are this module's alone (clippy.toml keeps them out of the server).
+#[allow(clippy::disallowed_methods)]
+async fn signals() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

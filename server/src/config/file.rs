@@ -1,0 +1,366 @@
+//! Reading a config file with errors that point at it: `path:line:col: key `k`: message`,
+//! then the offending line — for TOML syntax errors, unknown keys, wrong types (toml's own
+//! error spans) and for [`ServerConfig::validate`]'s checks (the key's span, found in a
+//! span-keeping parse of the same text). A typo in a config should cost the operator one
+//! look, not a search.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{ImDocument, Item, Table, Value};
+
+use super::{ConfigError, ServerConfig};
+use crate::directory::DirectoryError;
+
+/// A config file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigFileError {
+    pub path: PathBuf,
+    /// Where in the file, when the error has a place.
+    pub at: Option<Location>,
+    /// The dotted key the error is about (`limits.command_line`), when one can be named.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// A place in the file: 1-based line and column, and that line's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+    pub source_line: String,
+}
+
+impl Location {
+    fn of(source: &str, offset: usize) -> Location {
+        let offset = floor_char_boundary(source, offset.min(source.len()));
+        let before = &source[..offset];
+        let line = before.matches('\n').count() + 1;
+        let start = before.rfind('\n').map_or(0, |p| p + 1);
+        let column = before[start..].chars().count() + 1;
+        let source_line = source[start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_string();
+        Location {
+            line,
+            column,
+            source_line,
+        }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl ConfigFileError {
+    /// An error reading the file itself (no place in it).
+    pub fn io(path: &Path, error: &std::io::Error) -> ConfigFileError {
+        ConfigFileError {
+            path: path.to_path_buf(),
+            at: None,
+            key: None,
+            message: format!("cannot read: {error}"),
+        }
+    }
+
+    pub fn line(&self) -> Option<usize> {
+        self.at.as_ref().map(|a| a.line)
+    }
+}
+
+impl fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(at) = &self.at {
+            write!(f, ":{}:{}", at.line, at.column)?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(at) = self.at.as_ref().filter(|a| !a.source_line.is_empty()) {
+            write!(f, "\n    {} | {}", at.line, at.source_line)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigFileError {}
+
+/// Parses and validates the text of the config file at `path` (the path only names it in
+/// errors; reading the file is the caller's, so this crate stays off `std::fs`).
+pub fn parse(path: &Path, text: &str) -> Result<ServerConfig, ConfigFileError> {
+    let keys = ImDocument::parse(text)
+        .ok()
+        .map(|doc| Keys::of(doc.as_table()));
+    let config: ServerConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let key = match (&keys, &span) {
+            (Some(keys), Some(span)) => keys.at(span.start),
+            _ => None,
+        };
+        ConfigFileError {
+            path: path.to_path_buf(),
+            at: span.map(|s| Location::of(text, s.start)),
+            key,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    if let Err(e) = config.validate() {
+        let found = keys.as_ref().and_then(|k| k.locate(&e));
+        return Err(ConfigFileError {
+            path: path.to_path_buf(),
+            at: found
+                .as_ref()
+                .and_then(|(_, span)| span.as_ref())
+                .map(|s| Location::of(text, s.start)),
+            key: found.map(|(k, _)| k).or_else(|| named_key(&e)),
+            message: e.to_string(),
+        });
+    }
+    Ok(config)
+}
+
+/// The key a semantic error is about, when the error names one itself.
+fn named_key(e: &ConfigError) -> Option<String> {
+    match e {
+        ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
+        ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
+        ConfigError::Directory(_) => None,
+    }
+}
+
+/// Every key of the document with its spans, in document order.
+struct Keys(Vec<Entry>);
+
+struct Entry {
+    path: String,
+    /// From the key to the end of its value.
+    span: Range<usize>,
+    /// The value's own span (an array element's, for string elements of arrays).
+    value: Option<Range<usize>>,
+    /// The value when it is a string.
+    string: Option<String>,
+}
+
+impl Keys {
+    fn of(root: &Table) -> Keys {
+        let mut out = Vec::new();
+        walk_table(root, "", &mut out);
+        Keys(out)
+    }
+
+    /// The innermost key whose span holds `offset`.
+    fn at(&self, offset: usize) -> Option<String> {
+        self.0
+            .iter()
+            .filter(|e| e.span.start <= offset && offset <= e.span.end)
+            .min_by_key(|e| e.span.len())
+            .map(|e| e.path.clone())
+    }
+
+    /// The key and value span a validation error is about.
+    fn locate(&self, e: &ConfigError) -> Option<(String, Option<Range<usize>>)> {
+        let by_path = |path: String| {
+            self.0
+                .iter()
+                .find(|e| e.path == path)
+                .map(|e| (path, e.value.clone()))
+        };
+        let by_string = |s: &str, last: bool| {
+            let mut hits = self.0.iter().filter(|e| e.string.as_deref() == Some(s));
+            let hit = if last { hits.next_back() } else { hits.next() };
+            hit.map(|e| (e.path.clone(), e.value.clone()))
+        };
+        match e {
+            ConfigError::LimitTooLow(..) | ConfigError::Queue(_) => by_path(named_key(e)?),
+            ConfigError::Directory(DirectoryError::BadAddress(a, _)) => by_string(a, false)
+                .or_else(|| {
+                    self.0
+                        .iter()
+                        .find(|e| e.path.ends_with(&format!(".{a}")))
+                        .map(
+                            // An alias name (a key, not a value).
+                            |e| (e.path.clone(), Some(e.span.clone())),
+                        )
+                }),
+            ConfigError::Directory(DirectoryError::ForeignAccount(a, _)) => by_string(a, false),
+            // The second one is the mistake.
+            ConfigError::Directory(DirectoryError::DuplicateAccount(a)) => by_string(a, true),
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn walk_table(table: &Table, prefix: &str, out: &mut Vec<Entry>) {
+    for (name, _) in table.iter() {
+        let Some((key, item)) = table.get_key_value(name) else {
+            continue;
+        };
+        let path = join(prefix, name);
+        walk_item(&path, key.span(), item, out);
+    }
+}
+
+fn walk_item(path: &str, key: Option<Range<usize>>, item: &Item, out: &mut Vec<Entry>) {
+    let value = item.span();
+    let span = match (&key, &value) {
+        (Some(k), Some(v)) => k.start.min(v.start)..k.end.max(v.end),
+        (Some(s), None) | (None, Some(s)) => s.clone(),
+        (None, None) => 0..0,
+    };
+    let string = item.as_str().map(str::to_string);
+    let spanned = key.is_some() || value.is_some();
+    if spanned {
+        out.push(Entry {
+            path: path.to_string(),
+            span,
+            value: value.clone(),
+            string,
+        });
+    }
+    match item {
+        Item::Table(t) => walk_table(t, path, out),
+        Item::ArrayOfTables(tables) => {
+            for t in tables.iter() {
+                walk_table(t, path, out);
+            }
+        }
+        Item::Value(v) => walk_value(path, v, out),
+        Item::None => {}
+    }
+}
+
+fn walk_value(path: &str, value: &Value, out: &mut Vec<Entry>) {
+    match value {
+        Value::Array(items) => {
+            for v in items.iter() {
+                if let Some(span) = v.span() {
+                    out.push(Entry {
+                        path: path.to_string(),
+                        span: span.clone(),
+                        value: Some(span),
+                        string: v.as_str().map(str::to_string),
+                    });
+                }
+                walk_value(path, v, out);
+            }
+        }
+        Value::InlineTable(t) => {
+            for (name, _) in t.iter() {
+                if let Some((key, item)) = t.get_key_value(name) {
+                    walk_item(&join(path, name), key.span(), item, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "hostname = \"mx.example.org\"\ndomains = [\"example.org\"]\naccounts = [\"alice@example.org\"]\n";
+
+    fn err(text: &str) -> ConfigFileError {
+        parse(Path::new("etc/mail.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_file_parses() {
+        let c = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!(c.hostname, "mx.example.org");
+    }
+
+    #[test]
+    fn a_syntax_error_names_line_and_column() {
+        let e = err(&format!("{GOOD}[limits\nrecipients = 5\n"));
+        assert_eq!(e.line(), Some(4), "{e}");
+        let shown = e.to_string();
+        assert!(shown.starts_with("etc/mail.toml:4:"), "{shown}");
+        assert!(shown.ends_with("\n    4 | [limits"), "{shown}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_table() {
+        let e = err(&format!("{GOOD}[limits]\nrecipients = 5\nconections = 3\n"));
+        assert_eq!(e.line(), Some(6), "{e}");
+        assert_eq!(e.key.as_deref(), Some("limits.conections"), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(
+                "etc/mail.toml:6:1: key `limits.conections`: unknown field `conections`"
+            ),
+            "{shown}"
+        );
+        assert!(shown.ends_with("    6 | conections = 3"), "{shown}");
+    }
+
+    #[test]
+    fn a_wrong_type_points_at_the_value() {
+        let e = err(&format!("{GOOD}[limits]\nrecipients = \"many\"\n"));
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert_eq!(e.at.as_ref().unwrap().column, 14, "{e}");
+        assert_eq!(e.key.as_deref(), Some("limits.recipients"), "{e}");
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn a_limit_below_the_rfc_minimum_points_at_its_line() {
+        let e = err(&format!("{GOOD}\n[limits]\ncommand_line = 100\n"));
+        assert_eq!(e.key.as_deref(), Some("limits.command_line"), "{e}");
+        assert_eq!(e.line(), Some(6), "{e}");
+        assert!(
+            e.message.contains("below the RFC 5321 minimum of 512"),
+            "{e}"
+        );
+        // Dotted keys are found too.
+        let e = err(&format!("{GOOD}limits.text_line = 80\n"));
+        assert_eq!(e.key.as_deref(), Some("limits.text_line"), "{e}");
+        assert_eq!(e.line(), Some(4), "{e}");
+    }
+
+    #[test]
+    fn a_queue_setting_of_zero_points_at_its_line() {
+        let e = err(&format!("{GOOD}[queue]\nlifetime_secs = 0\n"));
+        assert_eq!(e.key.as_deref(), Some("queue.lifetime_secs"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
+    }
+
+    #[test]
+    fn directory_errors_point_at_the_offending_address() {
+        let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  \"alice@example.org\",\n  \"bob@elsewhere.net\",\n]\n");
+        assert_eq!(e.key.as_deref(), Some("accounts"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert_eq!(e.at.as_ref().unwrap().column, 3, "{e}");
+        // A duplicate: the second occurrence is the mistake.
+        let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\"a@example.org\",\n\"a@example.org\"]\n");
+        assert_eq!(e.line(), Some(4), "{e}");
+        assert!(e.message.contains("duplicate account"), "{e}");
+    }
+
+    #[test]
+    fn an_error_without_a_place_still_names_the_file() {
+        let e = ConfigFileError::io(
+            Path::new("/nope.toml"),
+            &std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(e.to_string().starts_with("/nope.toml: cannot read:"), "{e}");
+    }
+}
