@@ -92,6 +92,13 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        // Watch signals before saying we are up: a SIGTERM right after that line must find
+        // the handler, not the default action (which would kill us mid-commit).
+        let signals = Signals::new().map_err(|e| {
+            // Without handlers there is no graceful shutdown; serving on is still better
+            // than refusing mail.
+            eprintln!("{prog}: cannot watch signals: {e}");
+        });
         match server.local_addr() {
             Ok(a) => eprintln!(
                 "{prog}: SMTP on {a}, mailboxes in {}",
@@ -100,19 +107,12 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
             Err(e) => eprintln!("{prog}: listening (address unknown: {e})"),
         }
         let shutdown = server.shutdown_handle();
-        let signals = async {
-            match signals().await {
-                Ok(()) => {}
-                Err(e) => {
-                    // Without signal handlers we cannot shut down gracefully; serving on is
-                    // still better than refusing mail.
-                    eprintln!("{prog}: cannot watch signals: {e}");
-                    std::future::pending::<()>().await;
-                }
-            }
-            eprintln!("{prog}: interrupted, shutting down");
-            shutdown.begin();
-            if signals().await.is_ok() {
+        let signals = async move {
+            if let Ok(mut signals) = signals {
+                signals.next().await;
+                eprintln!("{prog}: interrupted, shutting down");
+                shutdown.begin();
+                signals.next().await;
                 eprintln!("{prog}: interrupted again, cutting sessions off");
                 shutdown.force();
             }
@@ -126,28 +126,44 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            _ = signals => unreachable!("the signal watcher never ends"),
+            // The watcher never completes: `run` ends the process once shutdown is done.
+            () = signals => ExitCode::SUCCESS,
         }
     })
 }
 
-/// Completes on the next SIGTERM (service managers) or SIGINT (ctrl-c).
+/// SIGTERM (service managers) and SIGINT (ctrl-c).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
 // The process's signals are this module's alone (clippy.toml keeps them out of the server).
 #[allow(clippy::disallowed_methods)]
-async fn signals() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
-        Ok(())
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    /// Completes on the next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
