@@ -102,10 +102,14 @@ impl SimClock {
             // tokio's clock inside a host advances with turmoil ticks; a warp adds to our
             // offset and notifies, so either way we wake and re-check.
             let remaining = Duration::from_nanos(target - now);
+            // This IS the simulated clock: inside a turmoil host tokio's timer is turmoil
+            // time, and the warp notification above covers what it cannot see.
+            #[allow(clippy::disallowed_methods)]
+            let tick = tokio::time::sleep(remaining);
             tokio::select! {
                 biased;
                 _ = &mut notified => {}
-                _ = tokio::time::sleep(remaining) => {}
+                _ = tick => {}
             }
         }
     }

@@ -49,6 +49,8 @@ pub struct WorldResult {
 
 /// Runs the scenario's world with `seed` and returns what happened.
 pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
+    // The report's wall-clock figure; it never feeds back into the world.
+    #[allow(clippy::disallowed_methods)]
     let wall_start = Instant::now();
     let s = &scn.scenario;
     let clock = SimClock::new(Timestamp::from_secs(s.world.start_unix));

@@ -1,6 +1,9 @@
 //! `mailsim serve` on real loopback sockets: Python's smtplib delivers a message, and the
 //! message is then found durably in the mailbox folder.
 
+// A real process on real sockets: its temp dir, config file and deadlines are real-world.
+#![allow(clippy::disallowed_methods)]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

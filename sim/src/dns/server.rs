@@ -60,6 +60,7 @@ pub async fn serve(
     for fault in &faults {
         fault.check()?;
     }
+    DNS_CLOCK.with(|c| *c.borrow_mut() = Some(clock.clone()));
     let server = DnsServer {
         catalog: build_catalog(&zones)?,
         faults,
@@ -394,22 +395,47 @@ impl ResponseHandler for Capture {
 
 /// hickory's clock, made deterministic: the Catalog reads `current_time` on every request
 /// (it only matters for UPDATE and zone transfers, which the world never does), and the
-/// real-clock default would be the one wall-clock read in the sim.
+/// real-clock default would be the one wall-clock read in the sim. Its timers — unused by the
+/// Catalog today — run on the world's [`SimClock`], so a warp fires them on simulated time
+/// instead of skipping them as a tokio timer would.
 struct SimTime;
+
+thread_local! {
+    /// The clock of the world whose DNS host runs on this thread (turmoil polls every host of
+    /// a world on the thread that steps it). `Time`'s functions take no `self`, so this is
+    /// how they find it; [`serve`] sets it each time the host (re)boots.
+    static DNS_CLOCK: std::cell::RefCell<Option<SimClock>> = const { std::cell::RefCell::new(None) };
+}
+
+fn dns_clock() -> Option<SimClock> {
+    DNS_CLOCK.with(|c| c.borrow().clone())
+}
 
 #[async_trait::async_trait]
 impl Time for SimTime {
     async fn delay_for(duration: Duration) {
-        tokio::time::sleep(duration).await
+        match dns_clock() {
+            Some(clock) => clock.sleep_until(clock.now().plus(duration)).await,
+            // No world on this thread: no simulated time will pass.
+            None => std::future::pending().await,
+        }
     }
 
     async fn timeout<F: 'static + Future + Send>(
         duration: Duration,
         future: F,
     ) -> Result<F::Output, io::Error> {
-        tokio::time::timeout(duration, future)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "future timed out"))
+        let Some(clock) = dns_clock() else {
+            return Ok(future.await);
+        };
+        let deadline = clock.now().plus(duration);
+        tokio::select! {
+            biased;
+            out = future => Ok(out),
+            _ = clock.sleep_until(deadline) => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "future timed out"))
+            }
+        }
     }
 
     fn current_time() -> u64 {

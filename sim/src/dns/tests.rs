@@ -121,10 +121,14 @@ fn run_world(
             match step {
                 Step::Query(name, kind) => {
                     id += 1;
+                    // These worlds never warp: turmoil's own clock is the simulated clock.
+                    #[allow(clippy::disallowed_methods)]
                     let timeout = tokio::time::sleep(Duration::from_secs(2));
                     let r = query(dns_addr(), name, kind, id, timeout).await;
                     out.lock().unwrap().push(r);
                 }
+                // As above: no warps in these worlds.
+                #[allow(clippy::disallowed_methods)]
                 Step::Sleep(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
                 Step::Raw(bytes) => {
                     let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
@@ -504,6 +508,8 @@ fn run_fake_server(reply: fn(&Message) -> Vec<u8>, kind: RecordKind) -> Outcome 
     let out = Arc::new(Mutex::new(None));
     let o = out.clone();
     sim.client(CLIENT_IP, async move {
+        // This world never warps: turmoil's own clock is the simulated clock.
+        #[allow(clippy::disallowed_methods)]
         let timeout = tokio::time::sleep(Duration::from_secs(2));
         *o.lock().unwrap() = Some(query(dns_addr(), "host.test", kind, 77, timeout).await);
         Ok(())
