@@ -147,7 +147,11 @@ fn bad_config_names_file_and_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.toml:3:") && err.contains("acounts"),
+        err.contains("bad.toml:3:1: key `acounts`: unknown field `acounts`"),
         "{err}"
+    );
+    assert!(
+        err.contains("    3 | acounts = []"),
+        "the offending line: {err}"
     );
 }

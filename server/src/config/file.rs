@@ -289,6 +289,13 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../../serve.example.toml");
+        let c = parse(Path::new("serve.example.toml"), text).unwrap();
+        assert_eq!(c.accounts.len(), 2);
+    }
+
+    #[test]
     fn a_syntax_error_names_line_and_column() {
         let e = err(&format!("{GOOD}[limits\nrecipients = 5\n"));
         assert_eq!(e.line(), Some(4), "{e}");

@@ -244,3 +244,6 @@ impl<E: Env, P: Protocol<E>> AcceptLoop<E, P> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
