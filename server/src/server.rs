@@ -141,6 +141,7 @@ impl<E: Env> Server<E> {
                 limits: config.limits.clone(),
                 directory,
                 relay_networks: config.relay_networks.clone(),
+                offers: Default::default(),
             }),
             connections: Arc::new(Semaphore::new(config.limits.connections)),
             env,

@@ -12,6 +12,11 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::ServerConfig;
+use crate::policy::{Check, Verdict};
+
+mod asking;
+mod auth;
+mod tls;
 
 const T0: u64 = 1_700_000_000;
 
@@ -45,6 +50,7 @@ fn config_from(cfg: ServerConfig, tweak: impl FnOnce(&mut Limits)) -> Arc<Sessio
         limits,
         directory: Arc::new(directory),
         relay_networks: cfg.relay_networks,
+        offers: Offers::default(),
     })
 }
 
@@ -55,13 +61,23 @@ fn peer() -> PeerInfo {
     }
 }
 
-/// A scripted client around a session: drives it like the async driver does.
+/// A scripted client around a session: drives it like the async driver does, answering
+/// every request at once.
 struct Client {
     s: Session,
     now: Timestamp,
     delivered: Vec<Transaction>,
     /// What the store answers to the next deliveries (default: `Ok("Q<n>")`).
     store: VecDeque<Result<String, DeliveryError>>,
+    /// The policy: every check is answered by it (default: accept).
+    policy: Box<dyn FnMut(&Check) -> Verdict>,
+    /// Whether a STARTTLS handshake succeeds.
+    tls_works: bool,
+    /// The authenticator (default: reject).
+    authenticator: Box<dyn FnMut(&Credentials) -> AuthAnswer>,
+    /// Every request the session made, in order, as `check:<stage>`, `deliver`, `starttls`,
+    /// `auth:<authcid>`.
+    requests: Vec<String>,
     closed: bool,
 }
 
@@ -75,15 +91,23 @@ impl Client {
     }
 
     fn on(config: Arc<SessionConfig>) -> Client {
+        let mut c = Client::unconnected(config);
+        assert_eq!(c.drain(), ["220 mx.example.org ESMTP mailsim"]);
+        c
+    }
+
+    /// The session before its connect check is answered (the greeting is not out yet).
+    fn unconnected(config: Arc<SessionConfig>) -> Client {
         let now = Timestamp::from_secs(T0);
-        let mut s = Session::new(config, peer(), now);
-        let banner = s.greeting();
-        assert_eq!(banner.wire_lines(), ["220 mx.example.org ESMTP mailsim"]);
         Client {
-            s,
+            s: Session::new(config, peer(), now),
             now,
             delivered: Vec::new(),
             store: VecDeque::new(),
+            policy: Box::new(|_| Verdict::Accept),
+            tls_works: true,
+            authenticator: Box::new(|_| AuthAnswer::Rejected),
+            requests: Vec::new(),
             closed: false,
         }
     }
@@ -104,13 +128,31 @@ impl Client {
             match self.s.poll(self.now) {
                 Output::Reply(r) => out.extend(r.wire_lines()),
                 Output::Deliver(tx) => {
+                    self.requests.push("deliver".into());
                     let n = self.delivered.len() + 1;
                     self.delivered.push(tx);
                     let result = self
                         .store
                         .pop_front()
                         .unwrap_or_else(|| Ok(format!("Q{n}")));
-                    self.s.delivered(result);
+                    self.s.answer(Answer::Delivered(result));
+                }
+                Output::Check(check) => {
+                    self.requests.push(format!("check:{}", stage_name(&check)));
+                    let verdict = (self.policy)(&check);
+                    self.s.answer(Answer::Checked(check, verdict));
+                }
+                Output::StartTls => {
+                    self.requests.push("starttls".into());
+                    self.s.answer(match self.tls_works {
+                        true => Answer::TlsUp,
+                        false => Answer::TlsFailed,
+                    });
+                }
+                Output::Authenticate(credentials) => {
+                    self.requests.push(format!("auth:{}", credentials.authcid));
+                    let answer = (self.authenticator)(&credentials);
+                    self.s.answer(Answer::Authenticated(answer));
                 }
                 Output::Close => {
                     self.closed = true;
@@ -175,6 +217,16 @@ impl Client {
     fn body(&self) -> String {
         assert_eq!(self.delivered.len(), 1, "one delivery");
         content_of(&self.delivered[0])
+    }
+}
+
+/// A short name of a check's stage, for [`Client::requests`].
+fn stage_name(check: &Check) -> &'static str {
+    match check.stage {
+        Stage::Connect => "connect",
+        Stage::Mail { .. } => "mail",
+        Stage::Rcpt { .. } => "rcpt",
+        Stage::EndOfData { .. } => "data",
     }
 }
 
@@ -458,6 +510,10 @@ fn no_input_consumed_until_delivered() {
     c.ready();
     c.s.push_input(b"DATA\r\nx\r\n.\r\nNOOP\r\n");
     assert!(matches!(c.s.poll(c.now), Output::Reply(r) if r.code == 354));
+    let Output::Check(check) = c.s.poll(c.now) else {
+        panic!("no end-of-data check")
+    };
+    c.s.answer(Answer::Checked(check, Verdict::Accept));
     let Output::Deliver(tx) = c.s.poll(c.now) else {
         panic!("no delivery")
     };
@@ -467,13 +523,13 @@ fn no_input_consumed_until_delivered() {
     }
     c.s.push_input(b"RSET\r\n");
     assert!(matches!(c.s.poll(c.now), Output::NeedInput));
-    c.s.delivered(Ok("ID".into()));
+    c.s.answer(Answer::Delivered(Ok("ID".into())));
     assert_eq!(
         c.drain(),
         ["250 2.0.0 Ok: queued as ID", "250 2.0.0 Ok", "250 2.0.0 Ok"]
     );
     // A stray second result changes nothing.
-    c.s.delivered(Ok("again".into()));
+    c.s.answer(Answer::Delivered(Ok("again".into())));
     assert!(c.drain().is_empty());
 }
 
@@ -767,22 +823,28 @@ fn error_limit() {
 #[test]
 fn timeouts() {
     let mut c = Client::new();
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 300));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 300)));
     c.now = Timestamp::from_secs(T0 + 10);
     c.ready();
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 310));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 310)));
     // Polling without new input is no activity.
     c.now = Timestamp::from_secs(T0 + 20);
     c.drain();
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 310));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 310)));
     c.send("DATA\r\npartial");
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 620));
-    let reply = c.s.timed_out();
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 620)));
+    // Too early: nothing fires.
+    c.s.handle_timeout(Timestamp::from_secs(T0 + 619));
+    assert!(c.drain().is_empty());
+    c.s.handle_timeout(Timestamp::from_secs(T0 + 620));
     assert_eq!(
-        reply.wire_lines(),
-        ["421 4.4.2 mx.example.org Error: timeout exceeded"]
+        c.drain(),
+        [
+            "421 4.4.2 mx.example.org Error: timeout exceeded",
+            "[close]"
+        ]
     );
-    assert!(matches!(c.s.poll(c.now), Output::Close));
+    assert_eq!(c.s.poll_timeout(), None);
     assert!(c.delivered.is_empty());
     assert_eq!(
         c.s.take_log().last().unwrap(),
@@ -793,7 +855,7 @@ fn timeouts() {
     c.ready();
     c.now = Timestamp::from_secs(T0 + 100);
     c.send("DATA\r\n.\r\n");
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 400));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 400)));
 }
 
 #[test]
@@ -1063,11 +1125,11 @@ fn address_in(domain: &'static str) -> impl Strategy<Value = String> {
 
 #[test]
 fn timestamps_and_durations() {
-    // `deadline` saturates rather than overflowing.
+    // The idle deadline saturates rather than overflowing.
     let mut c = Client::with(|l| l.command_timeout_secs = u64::MAX);
     c.now = Timestamp(Duration::MAX);
     c.send("NOOP\r\n");
-    assert_eq!(c.s.deadline(), Timestamp(Duration::MAX));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp(Duration::MAX)));
 }
 
 // ---- relaying: only clients from relay_networks may send to foreign domains ----
