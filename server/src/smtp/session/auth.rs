@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use super::{strip_line_ending, Awaiting, Output, Phase, Reply, Session};
+use super::commands::strip_line_ending;
+use super::{Awaiting, Output, Phase, Reply, Session};
 use crate::mail::printable;
 
 /// What the trace shows instead of credentials.
