@@ -318,6 +318,10 @@ impl Session {
 
     /// Answers the outstanding request (see the module docs).
     pub fn answer(&mut self, answer: Answer) {
+        if !matches!(self.phase, Phase::Await(_)) {
+            // Nothing asked (or the session closed meanwhile): nothing to apply.
+            return;
+        }
         let Phase::Await(awaiting) = std::mem::replace(&mut self.phase, Phase::Command) else {
             return;
         };

@@ -264,3 +264,18 @@ fn pipelined_commands_wait_for_an_outstanding_check() {
     assert_eq!(c.drain(), ["250 2.1.5 Ok", "250 2.0.0 Ok", "250 2.0.0 Ok"]);
     assert!(c.s.envelope.is_none(), "RSET ran last");
 }
+
+#[test]
+fn answers_nobody_asked_for_change_nothing() {
+    let mut c = Client::new();
+    let connect = c.s.check(Stage::Connect);
+    c.s.answer(Answer::Checked(connect.clone(), Verdict::Accept));
+    c.s.answer(Answer::TlsUp);
+    assert!(c.drain().is_empty(), "no second greeting");
+    assert!(!c.s.tls);
+    c.script("C: QUIT\nS: 221 2.0.0 Bye\nS: [close]");
+    // A closed session stays closed.
+    c.s.answer(Answer::Checked(connect, Verdict::Accept));
+    c.s.answer(Answer::Delivered(Ok("x".into())));
+    assert!(matches!(c.s.poll(c.now), Output::Close));
+}

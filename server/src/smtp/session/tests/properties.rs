@@ -206,3 +206,48 @@ fn address() -> impl Strategy<Value = String> {
 fn address_in(domain: &'static str) -> impl Strategy<Value = String> {
     local_part().prop_map(move |l| format!("{l}@{domain}"))
 }
+
+/// SMTP-like input with the STARTTLS and AUTH commands of a listener that offers both.
+fn arb_submissionish() -> impl Strategy<Value = Vec<u8>> {
+    let plain = data_encoding::BASE64.encode(b"\0alice@example.org\0pw");
+    let token = prop_oneof![
+        3 => arb_smtpish(),
+        1 => Just(b"STARTTLS\r\n".to_vec()),
+        1 => Just(format!("AUTH PLAIN {plain}\r\n").into_bytes()),
+        1 => Just(b"AUTH PLAIN\r\n".to_vec()),
+        1 => Just(format!("{plain}\r\n").into_bytes()),
+        1 => Just(b"*\r\n".to_vec()),
+        1 => Just(b"AUTH LOGIN\r\n".to_vec()),
+        1 => Just(b"RCPT TO:<x@elsewhere.net>\r\n".to_vec()),
+    ];
+    prop::collection::vec(token, 0..12).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn starttls_and_auth_input_never_panics(
+        input in arb_submissionish(),
+        sizes in prop::collection::vec(1usize..200, 1..8),
+        tls_works in any::<bool>(),
+        accept in any::<bool>(),
+    ) {
+        let mut config = (*super::tls::tls_config(false)).clone();
+        let mut limits = config.limits.clone();
+        limits.errors = usize::MAX;
+        config.limits = limits;
+        let mut c = Client::on(Arc::new(config));
+        c.tls_works = tls_works;
+        c.authenticator = Box::new(move |_| match accept {
+            true => AuthAnswer::Accepted,
+            false => AuthAnswer::Rejected,
+        });
+        push_chunked(&mut c, &input, &sizes);
+        assert_usable(&mut c);
+    }
+}
