@@ -148,6 +148,7 @@ impl<E: Env> Server<E> {
                 limits: config.limits.clone(),
                 directory,
                 relay_networks: config.relay_networks.clone(),
+                offers: Default::default(),
             }),
             sink: Sink {
                 mailboxes: store,

@@ -1,8 +1,9 @@
 //! The async driver: connects one [`Session`] to an Env byte stream.
 //!
-//! It only moves bytes and time: reads feed the session, replies are batched until the
-//! session needs more input (so a pipelined batch of commands gets one write of replies,
-//! RFC 2920), deliveries go to the store, and the idle deadline is enforced on the Env clock.
+//! It only moves bytes and time and answers the session's requests: reads feed the session,
+//! replies are batched until the session needs more input (so a pipelined batch of commands
+//! gets one write of replies, RFC 2920), deliveries go to the store, checks to the
+//! [`Policy`], and between reads it sleeps until the session's `poll_timeout()`.
 
 use std::sync::Arc;
 
@@ -10,8 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{timeout_at, Env};
 use crate::mail::Deliver;
+use crate::policy::{AcceptAll, Policy};
 
-use super::session::{Output, PeerInfo, Session, SessionConfig};
+use super::session::{Answer, AuthAnswer, Output, PeerInfo, Session, SessionConfig};
 
 /// Read buffer: small while the client sends commands (≤ 512 octets each), so a thousand
 /// idle sessions cost little; doubled whenever a read fills it (a pipelined batch, DATA)
@@ -19,22 +21,33 @@ use super::session::{Output, PeerInfo, Session, SessionConfig};
 const READ_BUF_START: usize = 1024;
 const READ_BUF_MAX: usize = 64 * 1024;
 
-/// Runs one SMTP session to its end. Never panics on input; I/O errors end the session.
+/// Runs one SMTP session to its end with no policy ([`AcceptAll`]). Never panics on input;
+/// I/O errors end the session.
 pub async fn run_session<E: Env, D: Deliver>(
+    env: E,
+    stream: E::Stream,
+    peer: PeerInfo,
+    config: Arc<SessionConfig>,
+    sink: D,
+    conn: u64,
+) {
+    run_session_with(env, stream, peer, config, sink, conn, &AcceptAll).await
+}
+
+/// Runs one SMTP session to its end, asking `policy` at every stage the session checks.
+pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
     env: E,
     mut stream: E::Stream,
     peer: PeerInfo,
     config: Arc<SessionConfig>,
     sink: D,
     conn: u64,
+    policy: &P,
 ) {
     let tag = format!("#{conn}");
     env.trace("smtp", format_args!("{tag} connect from {}", peer.remote));
     let mut session = Session::new(config, peer, env.now());
     let mut out = Vec::with_capacity(1024);
-    let greeting = session.greeting();
-    trace_reply(&env, &tag, &greeting);
-    greeting.write_to(&mut out);
     let mut buf = vec![0u8; READ_BUF_START];
     loop {
         let output = session.poll(env.now());
@@ -43,13 +56,23 @@ pub async fn run_session<E: Env, D: Deliver>(
         }
         match output {
             Output::Reply(reply) => {
-                trace_reply(&env, &tag, &reply);
+                for line in reply.wire_lines() {
+                    env.trace("smtp", format_args!("{tag} S: {line}"));
+                }
                 reply.write_to(&mut out);
             }
             Output::Deliver(tx) => {
                 let result = sink.deliver(&tx.envelope, &tx.message).await;
-                session.delivered(result);
+                session.answer(Answer::Delivered(result));
             }
+            Output::Check(check) => {
+                let verdict = policy.check(&check).await;
+                session.answer(Answer::Checked(check, verdict));
+            }
+            // No listener offers these yet (the TLS acceptor and the accounts come with the
+            // submission work), so a session cannot ask; if one did, refuse safely.
+            Output::StartTls => session.answer(Answer::TlsFailed),
+            Output::Authenticate(_) => session.answer(Answer::Authenticated(AuthAnswer::Rejected)),
             Output::Close => {
                 let _ = flush(&mut stream, &mut out).await;
                 let _ = stream.shutdown().await;
@@ -62,12 +85,13 @@ pub async fn run_session<E: Env, D: Deliver>(
                     env.trace("smtp", format_args!("{tag} write failed; session dropped"));
                     return;
                 }
-                match timeout_at(&env, session.deadline(), stream.read(&mut buf)).await {
-                    None => {
-                        let reply = session.timed_out();
-                        trace_reply(&env, &tag, &reply);
-                        reply.write_to(&mut out);
-                    }
+                let read = stream.read(&mut buf);
+                let got = match session.poll_timeout() {
+                    Some(deadline) => timeout_at(&env, deadline, read).await,
+                    None => Some(read.await),
+                };
+                match got {
+                    None => session.handle_timeout(env.now()),
                     Some(Ok(0)) | Some(Err(_)) => {
                         session.closed_by_peer();
                         for line in session.take_log() {
@@ -85,12 +109,6 @@ pub async fn run_session<E: Env, D: Deliver>(
                 }
             }
         }
-    }
-}
-
-fn trace_reply<E: Env>(env: &E, tag: &str, reply: &super::Reply) {
-    for line in reply.wire_lines() {
-        env.trace("smtp", format_args!("{tag} S: {line}"));
     }
 }
 

@@ -12,4 +12,7 @@ pub mod session;
 
 pub use limits::Limits;
 pub use reply::Reply;
-pub use session::{Output, PeerInfo, Session, SessionConfig, Transaction};
+pub use session::{
+    Answer, AuthAnswer, AuthMechanism, Credentials, Offers, Output, PeerInfo, Session,
+    SessionConfig, Transaction,
+};

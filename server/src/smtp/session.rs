@@ -1,20 +1,33 @@
 //! The SMTP session state machine (RFC 5321), sans-IO. See the crate docs of [`crate::smtp`].
 //!
-//! CONTRACT (implemented by the SMTP helper; the driver relies on exactly this):
-//! - `Session::new(config, peer, now)` then `greeting()` gives the 220 banner.
+//! CONTRACT (the driver relies on exactly this; the IMAP and POP3 sessions copy its shape):
+//! - `Session::new(config, peer, now)`, then `poll(now)` until [`Output::NeedInput`]. The
+//!   first output is a [`Output::Check`] at [`Stage::Connect`]: the greeting (220, or 554 /
+//!   421 and Close) is decided by its answer.
 //! - `push_input(bytes)` appends received bytes; `poll(now)` consumes input one command (or
 //!   one DATA body) at a time and returns the next [`Output`]. Replies may be batched by the
 //!   driver until `Output::NeedInput` (PIPELINING, RFC 2920).
-//! - `Output::Deliver(tx)`: the driver stores `tx` durably, then calls `delivered(result)`;
-//!   the session does not consume more input until then; the following `poll` yields the
-//!   final reply (250 only after a successful durable store).
-//! - `deadline()`: when the session times out if no more input arrives; the driver calls
-//!   `timed_out()` then (421 4.4.2) and closes after flushing.
+//! - **Requests.** [`Output::Deliver`], [`Output::Check`], [`Output::StartTls`] and
+//!   [`Output::Authenticate`] ask the outside for something. Each is answered through the one
+//!   entry point [`Session::answer`]; until then no input is consumed (pipelined commands
+//!   wait, so replies stay in input order) and `poll` says `NeedInput`. At most one request
+//!   is outstanding. An answer of the wrong kind, or one nobody asked for, is ignored.
+//!   - `Deliver(tx)` → `Answer::Delivered(result)`: 250 only after a durable store.
+//!   - `Check(check)` → `Answer::Checked(check, verdict)`: the check is handed back with its
+//!     verdict (at the end of data it carries the message, which is not copied for it).
+//!   - `StartTls` → `Answer::TlsUp` (every bit of session state is reset, RFC 3207 §4.2) or
+//!     `Answer::TlsFailed` (the session closes). Write out pending replies (the 220) before
+//!     the handshake. Input received before the answer is discarded, never executed.
+//!   - `Authenticate(credentials)` → `Answer::Authenticated(..)`.
+//! - **Timers.** `poll_timeout()`: the earliest deadline of the session's timer table (none
+//!   while a request is outstanding or once closed). When it passes with no input, the driver
+//!   calls `handle_timeout(now)`, which fires what is due (the idle timeouts queue `421
+//!   4.4.2` and Close) and polls on. Neither reads a clock: time is what the caller says.
 //! - `closed_by_peer()`: EOF/reset; any transaction in progress is discarded.
 //! - `take_log()`: inbound lines for the trace: each command line as received (lossy UTF-8,
-//!   control characters escaped as `\xNN`, no line ending), and for a DATA body
-//!   `[message N octets, M lines]`, followed by `[message discarded: reason]` when the body
-//!   is not stored.
+//!   control characters escaped as `\xNN`, no line ending; an AUTH line's credentials as
+//!   `****`), and for a DATA body `[message N octets, M lines]`, followed by `[message
+//!   discarded: reason]` when the body is not stored.
 //!
 //! # How input is read
 //!
@@ -30,6 +43,13 @@
 //! with 500 5.5.2 before it is parsed; one that is not UTF-8 gets 501 5.5.4 (SMTPUTF8
 //! addresses are UTF-8, anything else is garbage).
 //!
+//! # Extensions
+//!
+//! What the EHLO reply lists is computed from [`SessionConfig::offers`] and the session's
+//! state (`session/extensions.rs`): STARTTLS only before TLS, AUTH only once allowed and
+//! before it succeeded. A command of an extension not offered right now is 502, as if we did
+//! not know it. STARTTLS is in `session/tls.rs`, AUTH in `session/auth.rs`.
+//!
 //! # Stored messages
 //!
 //! Every line of a stored message ends in CRLF: bare LF and bare CR in the body are turned
@@ -38,10 +58,11 @@
 //! # Errors and the error limit
 //!
 //! Every 4xx/5xx reply the client causes counts towards `limits.errors`; the reply that
-//! reaches it is followed by `421 4.7.0` and Close. Two kinds do not count, because the
-//! client did nothing wrong: store failures after DATA (451 4.3.0, 452 4.3.1) and `452 4.5.3
-//! Too many recipients`, which RFC 5321 §4.5.3.1.10 makes the normal way to split a long
-//! recipient list across transactions.
+//! reaches it is followed by `421 4.7.0` and Close. Policy refusals count too (Postfix counts
+//! every rejected command). Two kinds do not count, because the client did nothing wrong:
+//! store failures after DATA (451 4.3.0, 452 4.3.1) and `452 4.5.3 Too many recipients`,
+//! which RFC 5321 §4.5.3.1.10 makes the normal way to split a long recipient list across
+//! transactions.
 //!
 //! # Recipients and deduplication
 //!
@@ -53,26 +74,32 @@
 //! same address given twice is accepted (250) but recorded once. [`Envelope::mailboxes`]
 //! gives the flat list.
 
+mod asking;
+mod auth;
+mod commands;
 mod data;
+mod envelope;
+mod extensions;
 #[cfg(test)]
 mod tests;
+mod timers;
+mod tls;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use memchr::memchr;
-use smtp_proto::{
-    Error as ParseError, MailFrom, RcptTo, Request, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME,
-    MAIL_SMTPUTF8,
-};
 
 use super::Limits;
-use crate::directory::{Directory, RcptVerdict};
-use crate::mail::{printable, Address, DeliveryError, Envelope, Recipient, Timestamp};
-use crate::policy::IpNet;
+use crate::directory::Directory;
+use crate::mail::{Address, DeliveryError, Envelope, Recipient, Timestamp};
+use crate::policy::{Check, IpNet, Stage, Verdict};
 
-use self::data::{DataBody, Rejection};
+pub use self::auth::{AuthAnswer, AuthMechanism, Credentials};
+use self::data::DataBody;
+pub use self::extensions::Offers;
+use self::timers::{Timer, TimerTable};
 use super::reply::Reply;
 
 /// Everything a session needs to know about the server; shared by all sessions.
@@ -83,6 +110,8 @@ pub struct SessionConfig {
     pub directory: Arc<Directory>,
     /// Clients from these networks may relay to any domain (Postfix's `mynetworks`).
     pub relay_networks: Vec<IpNet>,
+    /// What this listener offers beyond the base protocol (STARTTLS, AUTH).
+    pub offers: Offers,
 }
 
 /// Who is on the other end.
@@ -102,49 +131,45 @@ pub struct Transaction {
 }
 
 /// What the session wants done next.
+// A check is a few hundred bytes moved once, from the session to the driver and back;
+// boxing it would cost an allocation per command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Output {
     /// Send this reply.
     Reply(Reply),
-    /// Store this transaction durably, then call [`Session::delivered`].
+    /// Store this transaction durably; answer with [`Answer::Delivered`].
     Deliver(Transaction),
+    /// Ask the policy; answer with [`Answer::Checked`].
+    Check(Check),
+    /// Write out pending replies, then start TLS; answer with [`Answer::TlsUp`] or
+    /// [`Answer::TlsFailed`].
+    StartTls,
+    /// Verify these credentials; answer with [`Answer::Authenticated`].
+    Authenticate(Credentials),
     /// Flush pending replies and close the connection.
     Close,
-    /// All buffered input is consumed: flush replies and read more.
+    /// All buffered input is consumed (or a request is outstanding): flush replies and read
+    /// more.
     NeedInput,
 }
 
-/// A service extension (RFC 5321 §2.2) we may advertise in the EHLO reply.
-///
-/// Everything about extensions goes through [`Session::extensions`], so adding one later is
-/// local: STARTTLS (offered only before TLS, with a TLS [`Phase`]), AUTH (only after TLS,
-/// with an exchange [`Phase`]), CHUNKING (a BDAT [`Phase`] around smtp-proto's
-/// `BdatReceiver`) and DSN (accepting RET/ENVID/NOTIFY/ORCPT in [`Session::mail_params`] and
-/// [`Session::rcpt_params`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Extension {
-    /// RFC 2920.
-    Pipelining,
-    /// RFC 1870: `SIZE` with our limit.
-    Size,
-    /// RFC 6152: `BODY=8BITMIME`.
-    EightBitMime,
-    /// RFC 6531: `SMTPUTF8`.
-    SmtpUtf8,
-    /// RFC 2034.
-    EnhancedStatusCodes,
-}
-
-impl Extension {
-    fn keyword(self, limits: &Limits) -> String {
-        match self {
-            Extension::Pipelining => "PIPELINING".into(),
-            Extension::Size => format!("SIZE {}", limits.message_size),
-            Extension::EightBitMime => "8BITMIME".into(),
-            Extension::SmtpUtf8 => "SMTPUTF8".into(),
-            Extension::EnhancedStatusCodes => "ENHANCEDSTATUSCODES".into(),
-        }
-    }
+/// The answer to a request (see the module docs); given to [`Session::answer`].
+// A check is a few hundred bytes moved once, from the session to the driver and back;
+// boxing it would cost an allocation per command.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Answer {
+    /// The store's result; `Ok(id)` is its message id.
+    Delivered(Result<String, DeliveryError>),
+    /// The check the session emitted, handed back, and what the policy says.
+    Checked(Check, Verdict),
+    /// The TLS handshake completed.
+    TlsUp,
+    /// The TLS handshake failed (or TLS is not available after all).
+    TlsFailed,
+    /// What the authenticator says.
+    Authenticated(AuthAnswer),
 }
 
 /// What the session is doing with its input.
@@ -156,12 +181,28 @@ enum Phase {
     SkipLine,
     /// Receiving a DATA body.
     Data(Box<DataBody>),
-    /// A [`Output::Deliver`] was handed out; no input is consumed until
-    /// [`Session::delivered`].
-    AwaitDelivery,
+    /// A `334` was sent: the next line is the client's SASL response, not a command.
+    AuthResponse(AuthMechanism),
+    /// A request was handed out; no input is consumed until [`Session::answer`].
+    Await(Awaiting),
     /// The connection is over (QUIT, too many errors, timeout, peer gone): every poll says
     /// [`Output::Close`] and input is ignored.
     Closed,
+}
+
+/// The request outstanding, with what the session needs to apply its answer.
+enum Awaiting {
+    Connect,
+    /// The transaction MAIL opens if the policy accepts.
+    Mail(Open),
+    /// The recipient RCPT adds if the policy accepts.
+    Rcpt(Recipient),
+    EndOfData,
+    Delivery,
+    Tls,
+    Auth {
+        identity: String,
+    },
 }
 
 /// What HELO/EHLO told us.
@@ -193,6 +234,10 @@ pub struct Session {
     phase: Phase,
     greeted: Option<Greeted>,
     envelope: Option<Open>,
+    /// TLS is active (RFC 3207): STARTTLS is no longer offered, AUTH may be.
+    tls: bool,
+    /// The identity a successful AUTH established: the client may relay.
+    authenticated: Option<String>,
     /// Received bytes; `input[input_pos..]` is not consumed yet.
     input: Vec<u8>,
     input_pos: usize,
@@ -201,43 +246,51 @@ pub struct Session {
     /// Client-caused 4xx/5xx replies so far.
     errors: usize,
     last_activity: Timestamp,
-    /// Input arrived or a delivery finished since the last `poll`: the next poll moves
+    /// Input arrived or an answer came since the last `poll`: the next poll moves
     /// `last_activity` to its `now`.
     touched: bool,
+    timers: TimerTable,
     log: Vec<String>,
+    /// A trace line to write when the Close is handed out (after the reply that closes).
+    log_at_close: Option<String>,
 }
 
-/// Commands we know but do not offer (yet): 502 whatever their arguments.
-const NOT_IMPLEMENTED: &[&str] = &["STARTTLS", "AUTH", "BDAT", "BURL", "ETRN", "ATRN"];
+/// Commands we know but never offer: 502 whatever their arguments. STARTTLS and AUTH are
+/// 502 too while not offered (see `session/extensions.rs`).
+const NOT_IMPLEMENTED: &[&str] = &["BDAT", "BURL", "ETRN", "ATRN", "EXPN"];
 
 impl Session {
-    /// A session for a connection accepted at `now` (the first deadline counts from it).
+    /// A session for a connection accepted at `now` (the first deadline counts from it). Its
+    /// first output is the connect-stage [`Output::Check`].
     pub fn new(config: Arc<SessionConfig>, peer: PeerInfo, now: Timestamp) -> Session {
-        Session {
+        let mut s = Session {
             config,
             peer,
-            phase: Phase::Command,
+            phase: Phase::Await(Awaiting::Connect),
             greeted: None,
             envelope: None,
+            tls: false,
+            authenticated: None,
             input: Vec::new(),
             input_pos: 0,
             queue: VecDeque::new(),
             errors: 0,
             last_activity: now,
             touched: false,
+            timers: TimerTable::default(),
             log: Vec::new(),
-        }
-    }
-
-    /// The 220 banner.
-    pub fn greeting(&mut self) -> Reply {
-        Reply::plain(220, format!("{} ESMTP mailsim", self.config.hostname))
+            log_at_close: None,
+        };
+        let check = s.check(Stage::Connect);
+        s.queue.push_back(Output::Check(check));
+        s
     }
 
     /// Appends received bytes. Nothing is interpreted until [`Session::poll`], which also
-    /// takes the time of this activity. Ignored once the session is closed.
+    /// takes the time of this activity. Ignored once the session is closed, and while a
+    /// STARTTLS is outstanding (plaintext sent then must never be executed).
     pub fn push_input(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() || matches!(self.phase, Phase::Closed) {
+        if bytes.is_empty() || matches!(self.phase, Phase::Closed | Phase::Await(Awaiting::Tls)) {
             return;
         }
         // Compact when at least half the buffer is consumed: amortised O(1) per byte.
@@ -250,23 +303,102 @@ impl Session {
     }
 
     /// The next thing to do: one output per call, in input order; [`Output::NeedInput`] once
-    /// no complete command (or the rest of a DATA body) is buffered. `now` is the time of the
-    /// activity if input arrived (or a delivery finished) since the last poll; polling
-    /// without news does not move the deadline.
+    /// no complete command (or the rest of a DATA body) is buffered, or while a request is
+    /// outstanding. `now` is the time of the activity if input or an answer arrived since
+    /// the last poll; polling without news does not move the deadline.
     pub fn poll(&mut self, now: Timestamp) -> Output {
         if self.touched {
             self.touched = false;
             self.last_activity = now;
         }
+        let out = self.next_output(now);
+        self.arm_timers();
+        out
+    }
+
+    /// Answers the outstanding request (see the module docs).
+    pub fn answer(&mut self, answer: Answer) {
+        if !matches!(self.phase, Phase::Await(_)) {
+            // Nothing asked (or the session closed meanwhile): nothing to apply.
+            return;
+        }
+        let Phase::Await(awaiting) = std::mem::replace(&mut self.phase, Phase::Command) else {
+            return;
+        };
+        self.touched = true;
+        match (awaiting, answer) {
+            (Awaiting::Delivery, Answer::Delivered(result)) => self.delivered(result),
+            (awaiting, Answer::Checked(check, verdict)) if asking::matches(&awaiting, &check) => {
+                self.checked(awaiting, check, verdict)
+            }
+            (Awaiting::Tls, Answer::TlsUp) => self.tls_up(),
+            (Awaiting::Tls, Answer::TlsFailed) => self.tls_failed(),
+            (Awaiting::Auth { identity }, Answer::Authenticated(a)) => {
+                self.authenticated(identity, a)
+            }
+            (awaiting, _) => {
+                // Not the answer to what we asked: keep waiting for that.
+                self.phase = Phase::Await(awaiting);
+                self.touched = false;
+            }
+        }
+        self.arm_timers();
+    }
+
+    /// The earliest deadline in the timer table, if any timer is armed.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.next()
+    }
+
+    /// Fires every timer due at `now`: an idle timeout queues `421 4.4.2` and Close (the
+    /// next polls return them). Early calls change nothing.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(timer) = self.timers.expired(now) {
+            self.timers.stop(timer);
+            match timer {
+                Timer::Command | Timer::Data => self.idle_timeout(),
+            }
+            if self.is_closed() {
+                break;
+            }
+        }
+        self.arm_timers();
+    }
+
+    /// EOF or reset from the peer: whatever transaction is in progress is dropped.
+    pub fn closed_by_peer(&mut self) {
+        self.abandon("connection closed");
+        self.queue.clear();
+        self.phase = Phase::Closed;
+        self.arm_timers();
+    }
+
+    /// Drains the trace lines (see the module docs).
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Whether the session is over (every poll returns [`Output::Close`]).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    // ---- internals ----
+
+    fn next_output(&mut self, now: Timestamp) -> Output {
         loop {
             if let Some(out) = self.queue.pop_front() {
                 return out;
             }
             match &mut self.phase {
-                Phase::Closed => return Output::Close,
-                // Contract: the driver calls `delivered` first. If it polls anyway, nothing
-                // is consumed.
-                Phase::AwaitDelivery => return Output::NeedInput,
+                Phase::Closed => {
+                    if let Some(line) = self.log_at_close.take() {
+                        self.log.push(line);
+                    }
+                    return Output::Close;
+                }
+                // Contract: the driver answers first. If it polls anyway, nothing is consumed.
+                Phase::Await(_) => return Output::NeedInput,
                 Phase::SkipLine => {
                     let rest = &self.input[self.input_pos..];
                     match memchr(b'\n', rest) {
@@ -288,8 +420,8 @@ impl Session {
                     }
                     self.end_of_data(now);
                 }
-                Phase::Command => {
-                    if !self.next_command() {
+                Phase::Command | Phase::AuthResponse(_) => {
+                    if !self.next_line() {
                         return Output::NeedInput;
                     }
                 }
@@ -297,68 +429,38 @@ impl Session {
         }
     }
 
-    /// Result of a [`Output::Deliver`]: `Ok(id)` is the store's message id.
-    pub fn delivered(&mut self, result: Result<String, DeliveryError>) {
-        if !matches!(self.phase, Phase::AwaitDelivery) {
-            return;
-        }
-        self.phase = Phase::Command;
-        self.touched = true;
-        // Not the client's fault: these do not count towards the error limit.
-        let reply = match result {
-            Ok(id) => Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}")),
-            Err(DeliveryError::Temporary(_)) => Reply::new(
-                451,
-                (4, 3, 0),
-                "Requested action aborted: local error in processing",
-            ),
-            Err(DeliveryError::Full) => Reply::new(452, (4, 3, 1), "Insufficient system storage"),
-        };
-        self.queue.push_back(Output::Reply(reply));
-    }
-
-    /// When the session times out if no input arrives: the last activity plus the command
-    /// timeout, or the data timeout while a DATA body is being received (RFC 5321 §4.5.3.2).
-    pub fn deadline(&self) -> Timestamp {
+    /// The idle timers, from the last activity and the phase (RFC 5321 §4.5.3.2: the data
+    /// timeout while a body is received, the command timeout otherwise). Nothing runs while
+    /// a request is outstanding: the client is waiting for us then, not we for it.
+    fn arm_timers(&mut self) {
         let limits = &self.config.limits;
-        let wait = match self.phase {
-            Phase::Data(_) => limits.data_timeout(),
-            _ => limits.command_timeout(),
-        };
         // Saturating: a far-future deadline is still a valid one.
-        Timestamp(self.last_activity.0.saturating_add(wait))
+        let after =
+            |wait: std::time::Duration| Timestamp(self.last_activity.0.saturating_add(wait));
+        let (command, data) = match self.phase {
+            Phase::Closed | Phase::Await(_) => (None, None),
+            Phase::Data(_) => (None, Some(after(limits.data_timeout()))),
+            _ => (Some(after(limits.command_timeout())), None),
+        };
+        self.timers.set(Timer::Command, command);
+        self.timers.set(Timer::Data, data);
     }
 
-    /// The deadline passed: the 421 to send; the next poll says Close.
-    pub fn timed_out(&mut self) -> Reply {
-        self.abandon("timeout");
+    /// The client was idle too long: 421 and Close. A body cut short is logged with the
+    /// Close, after the 421, as the trace has always shown it.
+    fn idle_timeout(&mut self) {
+        if let Phase::Data(_) = self.phase {
+            self.log_at_close = Some("[message discarded: timeout]".into());
+        }
+        self.envelope = None;
         self.queue.clear();
         self.phase = Phase::Closed;
-        Reply::new(
+        self.reply(Reply::new(
             421,
             (4, 4, 2),
             format!("{} Error: timeout exceeded", self.config.hostname),
-        )
+        ));
     }
-
-    /// EOF or reset from the peer: whatever transaction is in progress is dropped.
-    pub fn closed_by_peer(&mut self) {
-        self.abandon("connection closed");
-        self.queue.clear();
-        self.phase = Phase::Closed;
-    }
-
-    /// Drains the trace lines (see the module docs).
-    pub fn take_log(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.log)
-    }
-
-    /// Whether the session is over (every poll returns [`Output::Close`]).
-    pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed)
-    }
-
-    // ---- internals ----
 
     /// Drops the transaction; logs a body cut short.
     fn abandon(&mut self, why: &str) {
@@ -368,22 +470,14 @@ impl Session {
         self.envelope = None;
     }
 
-    fn extensions(&self) -> Vec<Extension> {
-        vec![
-            Extension::Pipelining,
-            Extension::Size,
-            Extension::EightBitMime,
-            Extension::SmtpUtf8,
-            Extension::EnhancedStatusCodes,
-        ]
-    }
-
-    fn offers(&self, ext: Extension) -> bool {
-        self.greeted.as_ref().is_some_and(|g| g.esmtp) && self.extensions().contains(&ext)
-    }
-
     fn reply(&mut self, reply: Reply) {
         self.queue.push_back(Output::Reply(reply));
+    }
+
+    /// Hands out a request and waits for its answer.
+    fn ask(&mut self, awaiting: Awaiting, request: Output) {
+        self.phase = Phase::Await(awaiting);
+        self.queue.push_back(request);
     }
 
     /// A 4xx/5xx the client caused: counts towards `limits.errors`, after which we hang up.
@@ -397,489 +491,13 @@ impl Session {
                 (4, 7, 0),
                 format!("{} Error: too many errors", self.config.hostname),
             ));
-            self.queue.push_back(Output::Close);
-            self.phase = Phase::Closed;
+            self.close();
         }
     }
 
-    /// Frames and handles one command line; false when no complete line is buffered.
-    fn next_command(&mut self) -> bool {
-        let limit = self.config.limits.command_line;
-        let rest = &self.input[self.input_pos..];
-        let window = &rest[..rest.len().min(limit)];
-        match memchr(b'\n', window) {
-            Some(p) => {
-                // Borrow the line out of the buffer without copying it; handling a command
-                // never touches the input buffer.
-                let input = std::mem::take(&mut self.input);
-                let start = self.input_pos;
-                self.input_pos += p + 1;
-                self.command_line(&input[start..=start + p]);
-                debug_assert!(self.input.is_empty());
-                self.input = input;
-                true
-            }
-            None if rest.len() >= limit => {
-                // Longer than the limit whatever comes next: answer now, skip to the LF.
-                self.input_pos += limit;
-                self.log.push(format!(
-                    "{}... [line too long]",
-                    printable(&rest[..rest.len().min(64)])
-                ));
-                self.phase = Phase::SkipLine;
-                self.error(Reply::new(500, (5, 5, 6), "Line too long"));
-                true
-            }
-            None => false,
-        }
+    /// Close after the queued replies.
+    fn close(&mut self) {
+        self.queue.push_back(Output::Close);
+        self.phase = Phase::Closed;
     }
-
-    /// One complete command line, LF included.
-    fn command_line(&mut self, line: &[u8]) {
-        let text = strip_line_ending(line);
-        self.log.push(printable(text));
-        if text.iter().any(|&b| b < 0x20 || b == 0x7f) {
-            // NUL, bare CR, TAB, ESC...: never part of a valid command, and a classic way to
-            // confuse a parser further down the line.
-            return self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"));
-        }
-        let verb = verb(text);
-        if NOT_IMPLEMENTED.contains(&verb.as_str()) || verb == "EXPN" {
-            return self.error(Reply::new(502, (5, 5, 1), "Command not implemented"));
-        }
-        match Request::parse(&mut line.iter()) {
-            Ok(request) => {
-                let request = request.into_owned();
-                if std::str::from_utf8(text).is_err() {
-                    return self.error(Reply::new(501, (5, 5, 4), "Error: invalid UTF-8"));
-                }
-                self.command(request, text);
-            }
-            Err(ParseError::UnknownCommand) => {
-                self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
-            }
-            Err(e) => {
-                // A known command with bad arguments: the sequence error wins, as it would
-                // for the well-formed command.
-                if let Some(r) = self.sequence_error(&verb) {
-                    return self.error(r);
-                }
-                self.error(argument_error(&e, &verb));
-            }
-        }
-    }
-
-    /// 503 for a command given at the wrong point of the dialogue.
-    fn sequence_error(&self, verb: &str) -> Option<Reply> {
-        match verb {
-            "MAIL" if self.greeted.is_none() => {
-                Some(Reply::new(503, (5, 5, 1), "Error: send HELO/EHLO first"))
-            }
-            "MAIL" if self.envelope.is_some() => {
-                Some(Reply::new(503, (5, 5, 1), "Error: nested MAIL command"))
-            }
-            "RCPT" | "DATA" if self.envelope.is_none() => {
-                Some(Reply::new(503, (5, 5, 1), "Error: need MAIL command"))
-            }
-            _ => None,
-        }
-    }
-
-    fn command(&mut self, request: Request<String>, text: &[u8]) {
-        if let Some(r) = self.sequence_error(request.name()) {
-            return self.error(r);
-        }
-        match request {
-            Request::Ehlo { host } => {
-                self.envelope = None;
-                self.greeted = Some(Greeted {
-                    name: host,
-                    esmtp: true,
-                });
-                let limits = &self.config.limits;
-                let mut lines = vec![self.config.hostname.clone()];
-                lines.extend(self.extensions().into_iter().map(|e| e.keyword(limits)));
-                self.reply(Reply::multi(250, lines));
-            }
-            Request::Helo { host } => {
-                self.envelope = None;
-                self.greeted = Some(Greeted {
-                    name: host,
-                    esmtp: false,
-                });
-                self.reply(Reply::plain(250, self.config.hostname.clone()));
-            }
-            Request::Mail { from } => self.mail(from, text),
-            Request::Rcpt { to } => self.rcpt(to, text),
-            Request::Data => self.data(),
-            Request::Rset => {
-                self.envelope = None;
-                self.reply(Reply::new(250, (2, 0, 0), "Ok"));
-            }
-            Request::Noop { .. } => self.reply(Reply::new(250, (2, 0, 0), "Ok")),
-            Request::Quit => {
-                self.envelope = None;
-                self.reply(Reply::new(221, (2, 0, 0), "Bye"));
-                self.queue.push_back(Output::Close);
-                self.phase = Phase::Closed;
-            }
-            // RFC 5321 §3.5.3: 252 when we will not verify, so harvesters learn nothing.
-            Request::Vrfy { .. } => self.reply(Reply::new(
-                252,
-                (2, 5, 0),
-                "Cannot VRFY user, but will accept message and attempt delivery",
-            )),
-            Request::Help { .. } => self.reply(Reply::new(
-                214,
-                (2, 0, 0),
-                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
-            )),
-            // LHLO is LMTP, not SMTP.
-            Request::Lhlo { .. } => {
-                self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
-            }
-            // Normally caught by NOT_IMPLEMENTED from the verb already.
-            Request::Expn { .. }
-            | Request::Auth { .. }
-            | Request::StartTls
-            | Request::Bdat { .. }
-            | Request::Burl { .. }
-            | Request::Etrn { .. }
-            | Request::Atrn { .. } => {
-                self.error(Reply::new(502, (5, 5, 1), "Command not implemented"))
-            }
-        }
-    }
-
-    fn mail(&mut self, from: MailFrom<String>, text: &[u8]) {
-        let mail_from = if from.address.is_empty() {
-            // smtp-proto also returns "" for `<postmaster>`, which is no reverse-path.
-            if !angle_content(text).is_some_and(|c| c.is_empty()) {
-                return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"));
-            }
-            None
-        } else {
-            match Address::parse(&from.address) {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"))
-                }
-            }
-        };
-        if let Err(r) = self.mail_params(&from) {
-            return self.error(r);
-        }
-        self.envelope = Some(Open {
-            mail_from,
-            recipients: Vec::new(),
-            mailboxes: BTreeSet::new(),
-            remote: BTreeSet::new(),
-            addresses: BTreeSet::new(),
-            declared_size: from.size,
-        });
-        self.reply(Reply::new(250, (2, 1, 0), "Ok"));
-    }
-
-    /// MAIL parameters: only those of extensions we offer (RFC 5321 §4.1.1.11: 555 for the
-    /// rest), and none after HELO.
-    fn mail_params(&self, from: &MailFrom<String>) -> Result<(), Reply> {
-        let mut allowed = 0;
-        if self.offers(Extension::EightBitMime) {
-            allowed |= MAIL_BODY_8BITMIME | MAIL_BODY_7BIT;
-        }
-        if self.offers(Extension::SmtpUtf8) {
-            allowed |= MAIL_SMTPUTF8;
-        }
-        let unsupported = from.flags & !allowed != 0
-            || (from.size != 0 && !self.offers(Extension::Size))
-            || from.trans_id.is_some()
-            || from.by != 0
-            || from.env_id.is_some()
-            || from.solicit.is_some()
-            || from.mtrk.is_some()
-            || from.auth.is_some()
-            || from.hold_for != 0
-            || from.hold_until != 0
-            || from.mt_priority != 0;
-        if unsupported {
-            return Err(Reply::new(555, (5, 5, 4), "Unsupported parameter"));
-        }
-        if from.size > self.config.limits.message_size {
-            return Err(Reply::new(
-                552,
-                (5, 3, 4),
-                "Message size exceeds fixed limit",
-            ));
-        }
-        Ok(())
-    }
-
-    /// RCPT parameters: none of ours yet (NOTIFY/ORCPT come with DSN).
-    fn rcpt_params(&self, to: &RcptTo<String>) -> Result<(), Reply> {
-        if to.flags != 0 || to.orcpt.is_some() || to.rrvs != 0 {
-            return Err(Reply::new(555, (5, 5, 4), "Unsupported parameter"));
-        }
-        Ok(())
-    }
-
-    fn rcpt(&mut self, to: RcptTo<String>, text: &[u8]) {
-        let resolved = if to.address.is_empty() {
-            // `<>` is no forward-path; `<postmaster>` (no domain) must be accepted (RFC 5321
-            // §4.1.1.3), and smtp-proto gives "" for both.
-            match angle_content(text) {
-                Some(c) if c.eq_ignore_ascii_case(b"postmaster") => self.postmaster(),
-                _ => return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax")),
-            }
-        } else {
-            match Address::parse(&to.address) {
-                Ok(a) => {
-                    let verdict = self.config.directory.resolve(&a);
-                    (a, verdict)
-                }
-                Err(_) => {
-                    return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"))
-                }
-            }
-        };
-        if let Err(r) = self.rcpt_params(&to) {
-            return self.error(r);
-        }
-        let max = self.config.limits.recipients;
-        let Some(env) = self.envelope.as_mut() else {
-            // sequence_error has checked this already.
-            return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
-        };
-        if env.recipients.len() >= max {
-            // RFC 5321 §4.5.3.1.10: 452, and the client retries the rest later. Following the
-            // protocol is no error of the client's, so this does not count towards the limit.
-            return self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
-        }
-        let (address, verdict) = resolved;
-        let may_relay = self
-            .config
-            .relay_networks
-            .iter()
-            .any(|n| n.contains(self.peer.remote.ip()));
-        let (mailboxes, remote) = match verdict {
-            RcptVerdict::Local(mailboxes) => (mailboxes, Vec::new()),
-            RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
-            RcptVerdict::RelayDenied if may_relay => (Vec::new(), vec![address.clone()]),
-            RcptVerdict::UnknownUser => return self.refuse_rcpt(&address, true),
-            RcptVerdict::RelayDenied => return self.refuse_rcpt(&address, false),
-        };
-        if env.addresses.insert(address.key()) {
-            let mailboxes = mailboxes
-                .into_iter()
-                .filter(|m| env.mailboxes.insert(m.clone()))
-                .collect();
-            let remote = remote
-                .into_iter()
-                .filter(|a| env.remote.insert(a.key()))
-                .collect();
-            env.recipients.push(Recipient {
-                address,
-                mailboxes,
-                remote,
-            });
-        }
-        self.reply(Reply::new(250, (2, 1, 5), "Ok"));
-    }
-
-    /// The reply for a recipient we do not take: an unknown local user, or relay denied.
-    fn refuse_rcpt(&mut self, address: &Address, unknown_user: bool) {
-        match unknown_user {
-            true => self.error(Reply::new(
-                550,
-                (5, 1, 1),
-                format!("<{address}>: Recipient address rejected: User unknown"),
-            )),
-            false => self.error(Reply::new(
-                554,
-                (5, 7, 1),
-                format!("<{address}>: Relay access denied"),
-            )),
-        }
-    }
-
-    /// `RCPT TO:<postmaster>` without a domain: the postmaster of our host name, or else of
-    /// the first local domain (in the directory's stable order) that has one.
-    fn postmaster(&self) -> (Address, RcptVerdict) {
-        let dir = &self.config.directory;
-        let mut domains = vec![self.config.hostname.to_ascii_lowercase()];
-        for account in dir.accounts() {
-            if let Some((_, d)) = account.rsplit_once('@') {
-                if !domains.iter().any(|x| x == d) {
-                    domains.push(d.to_string());
-                }
-            }
-        }
-        let mut first = None;
-        for d in domains {
-            let Ok(a) = Address::parse(&format!("postmaster@{d}")) else {
-                continue;
-            };
-            let verdict = dir.resolve(&a);
-            if matches!(verdict, RcptVerdict::Local(_) | RcptVerdict::Forward { .. }) {
-                return (a, verdict);
-            }
-            first.get_or_insert((a, verdict));
-        }
-        first.unwrap_or_else(|| {
-            (
-                Address {
-                    local: "postmaster".into(),
-                    domain: self.config.hostname.to_ascii_lowercase(),
-                },
-                RcptVerdict::UnknownUser,
-            )
-        })
-    }
-
-    fn data(&mut self) {
-        if self
-            .envelope
-            .as_ref()
-            .is_some_and(|e| e.recipients.is_empty())
-        {
-            return self.error(Reply::new(554, (5, 5, 1), "No valid recipients"));
-        }
-        let limits = &self.config.limits;
-        let declared = self.envelope.as_ref().map_or(0, |e| e.declared_size);
-        self.phase = Phase::Data(Box::new(DataBody::new(
-            limits.text_line,
-            limits.message_size,
-            declared,
-        )));
-        self.reply(Reply::plain(354, "End data with <CR><LF>.<CR><LF>"));
-    }
-
-    fn end_of_data(&mut self, now: Timestamp) {
-        let Phase::Data(body) = std::mem::replace(&mut self.phase, Phase::Command) else {
-            return;
-        };
-        let finished = body.finish();
-        self.log.push(format!(
-            "[message {} octets, {} lines]",
-            finished.octets, finished.lines
-        ));
-        let envelope = self.envelope.take();
-        if let Some(rejection) = finished.rejection {
-            self.log
-                .push(format!("[message discarded: {}]", rejection.reason()));
-            return self.error(match rejection {
-                Rejection::TooBig => Reply::new(552, (5, 3, 4), "Message size exceeds fixed limit"),
-                Rejection::LineTooLong => Reply::new(500, (5, 5, 6), "Line too long"),
-            });
-        }
-        let (Some(envelope), Some(greeted)) = (envelope, self.greeted.as_ref()) else {
-            // Unreachable: DATA needs an envelope, which needs a greeting.
-            return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
-        };
-        let header = self.received_header(greeted, now);
-        // Put the header in front of the content in place: no second body-sized buffer.
-        let mut message = finished.content;
-        let (h, len) = (header.len(), message.len());
-        message.resize(len + h, 0);
-        message.copy_within(..len, h);
-        message[..h].copy_from_slice(header.as_bytes());
-        self.phase = Phase::AwaitDelivery;
-        self.queue.push_back(Output::Deliver(Transaction {
-            envelope: Envelope {
-                helo: greeted.name.clone(),
-                mail_from: envelope.mail_from,
-                recipients: envelope.recipients,
-                received_at: now,
-            },
-            message,
-        }));
-    }
-
-    /// RFC 5321 §4.4 trace header, folded before a part that would pass 78 columns:
-    /// `Received: from {helo} ([ip]) by {hostname} with ESMTP; {date}`.
-    ///
-    /// The peer IP is written as an address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) as
-    /// the TCP-info grammar of §4.4 wants. "with" is ESMTP after EHLO and SMTP after HELO
-    /// (RFC 3848). The HELO name is client-chosen text: characters that could fake header
-    /// structure (`;`, `(`, ...) are replaced by `_` here; [`Transaction::helo`] keeps it as
-    /// given.
-    fn received_header(&self, greeted: &Greeted, now: Timestamp) -> String {
-        let ip = match self.peer.remote.ip() {
-            IpAddr::V4(ip) => format!("[{ip}]"),
-            IpAddr::V6(ip) => format!("[IPv6:{ip}]"),
-        };
-        let helo: String = greeted
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let with = if greeted.esmtp { "ESMTP" } else { "SMTP" };
-        let parts = [
-            format!("from {helo} ({ip})"),
-            format!("by {}", self.config.hostname),
-            format!("with {with};"),
-            crate::mail::date::rfc5322(now),
-        ];
-        let mut out = String::from("Received:");
-        let mut column = out.len();
-        for part in parts {
-            if column + 1 + part.len() > 78 && column > "Received:".len() {
-                out.push_str("\r\n\t");
-                column = 1;
-            } else {
-                out.push(' ');
-                column += 1;
-            }
-            column += part.len();
-            out.push_str(&part);
-        }
-        out.push_str("\r\n");
-        out
-    }
-}
-
-/// Maps a parse error of a known command to its reply.
-fn argument_error(e: &ParseError, verb: &str) -> Reply {
-    match e {
-        ParseError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "Bad sender address syntax"),
-        ParseError::InvalidRecipientAddress => {
-            Reply::new(501, (5, 1, 3), "Bad recipient address syntax")
-        }
-        ParseError::UnsupportedParameter { .. } => {
-            Reply::new(555, (5, 5, 4), "Unsupported parameter")
-        }
-        ParseError::InvalidParameter { param } => {
-            Reply::new(501, (5, 5, 4), format!("Invalid {param} parameter"))
-        }
-        ParseError::SyntaxError { syntax } => {
-            Reply::new(501, (5, 5, 4), format!("Syntax: {syntax}"))
-        }
-        _ => Reply::new(501, (5, 5, 4), format!("Syntax error in {verb} command")),
-    }
-}
-
-/// The line without its LF or CRLF.
-fn strip_line_ending(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// The command word, upper-cased (for sequence checks and commands we refuse outright).
-fn verb(text: &[u8]) -> String {
-    let text = text.trim_ascii_start();
-    let end = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
-    String::from_utf8_lossy(&text[..end]).to_ascii_uppercase()
-}
-
-/// What is between the first `<` and the next `>`, trimmed.
-fn angle_content(text: &[u8]) -> Option<&[u8]> {
-    let open = memchr(b'<', text)?;
-    let rest = &text[open + 1..];
-    let close = memchr(b'>', rest)?;
-    Some(rest[..close].trim_ascii())
 }

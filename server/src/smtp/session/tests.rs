@@ -12,6 +12,13 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::ServerConfig;
+use crate::policy::{Check, Verdict};
+
+mod asking;
+mod auth;
+mod properties;
+mod relay;
+mod tls;
 
 const T0: u64 = 1_700_000_000;
 
@@ -45,6 +52,7 @@ fn config_from(cfg: ServerConfig, tweak: impl FnOnce(&mut Limits)) -> Arc<Sessio
         limits,
         directory: Arc::new(directory),
         relay_networks: cfg.relay_networks,
+        offers: Offers::default(),
     })
 }
 
@@ -55,13 +63,23 @@ fn peer() -> PeerInfo {
     }
 }
 
-/// A scripted client around a session: drives it like the async driver does.
+/// A scripted client around a session: drives it like the async driver does, answering
+/// every request at once.
 struct Client {
     s: Session,
     now: Timestamp,
     delivered: Vec<Transaction>,
     /// What the store answers to the next deliveries (default: `Ok("Q<n>")`).
     store: VecDeque<Result<String, DeliveryError>>,
+    /// The policy: every check is answered by it (default: accept).
+    policy: Box<dyn FnMut(&Check) -> Verdict>,
+    /// Whether a STARTTLS handshake succeeds.
+    tls_works: bool,
+    /// The authenticator (default: reject).
+    authenticator: Box<dyn FnMut(&Credentials) -> AuthAnswer>,
+    /// Every request the session made, in order, as `check:<stage>`, `deliver`, `starttls`,
+    /// `auth:<authcid>`.
+    requests: Vec<String>,
     closed: bool,
 }
 
@@ -75,15 +93,23 @@ impl Client {
     }
 
     fn on(config: Arc<SessionConfig>) -> Client {
+        let mut c = Client::unconnected(config);
+        assert_eq!(c.drain(), ["220 mx.example.org ESMTP mailsim"]);
+        c
+    }
+
+    /// The session before its connect check is answered (the greeting is not out yet).
+    fn unconnected(config: Arc<SessionConfig>) -> Client {
         let now = Timestamp::from_secs(T0);
-        let mut s = Session::new(config, peer(), now);
-        let banner = s.greeting();
-        assert_eq!(banner.wire_lines(), ["220 mx.example.org ESMTP mailsim"]);
         Client {
-            s,
+            s: Session::new(config, peer(), now),
             now,
             delivered: Vec::new(),
             store: VecDeque::new(),
+            policy: Box::new(|_| Verdict::Accept),
+            tls_works: true,
+            authenticator: Box::new(|_| AuthAnswer::Rejected),
+            requests: Vec::new(),
             closed: false,
         }
     }
@@ -104,13 +130,31 @@ impl Client {
             match self.s.poll(self.now) {
                 Output::Reply(r) => out.extend(r.wire_lines()),
                 Output::Deliver(tx) => {
+                    self.requests.push("deliver".into());
                     let n = self.delivered.len() + 1;
                     self.delivered.push(tx);
                     let result = self
                         .store
                         .pop_front()
                         .unwrap_or_else(|| Ok(format!("Q{n}")));
-                    self.s.delivered(result);
+                    self.s.answer(Answer::Delivered(result));
+                }
+                Output::Check(check) => {
+                    self.requests.push(format!("check:{}", stage_name(&check)));
+                    let verdict = (self.policy)(&check);
+                    self.s.answer(Answer::Checked(check, verdict));
+                }
+                Output::StartTls => {
+                    self.requests.push("starttls".into());
+                    self.s.answer(match self.tls_works {
+                        true => Answer::TlsUp,
+                        false => Answer::TlsFailed,
+                    });
+                }
+                Output::Authenticate(credentials) => {
+                    self.requests.push(format!("auth:{}", credentials.authcid));
+                    let answer = (self.authenticator)(&credentials);
+                    self.s.answer(Answer::Authenticated(answer));
                 }
                 Output::Close => {
                     self.closed = true;
@@ -175,6 +219,16 @@ impl Client {
     fn body(&self) -> String {
         assert_eq!(self.delivered.len(), 1, "one delivery");
         content_of(&self.delivered[0])
+    }
+}
+
+/// A short name of a check's stage, for [`Client::requests`].
+fn stage_name(check: &Check) -> &'static str {
+    match check.stage {
+        Stage::Connect => "connect",
+        Stage::Mail { .. } => "mail",
+        Stage::Rcpt { .. } => "rcpt",
+        Stage::EndOfData { .. } => "data",
     }
 }
 
@@ -458,6 +512,10 @@ fn no_input_consumed_until_delivered() {
     c.ready();
     c.s.push_input(b"DATA\r\nx\r\n.\r\nNOOP\r\n");
     assert!(matches!(c.s.poll(c.now), Output::Reply(r) if r.code == 354));
+    let Output::Check(check) = c.s.poll(c.now) else {
+        panic!("no end-of-data check")
+    };
+    c.s.answer(Answer::Checked(check, Verdict::Accept));
     let Output::Deliver(tx) = c.s.poll(c.now) else {
         panic!("no delivery")
     };
@@ -467,13 +525,13 @@ fn no_input_consumed_until_delivered() {
     }
     c.s.push_input(b"RSET\r\n");
     assert!(matches!(c.s.poll(c.now), Output::NeedInput));
-    c.s.delivered(Ok("ID".into()));
+    c.s.answer(Answer::Delivered(Ok("ID".into())));
     assert_eq!(
         c.drain(),
         ["250 2.0.0 Ok: queued as ID", "250 2.0.0 Ok", "250 2.0.0 Ok"]
     );
     // A stray second result changes nothing.
-    c.s.delivered(Ok("again".into()));
+    c.s.answer(Answer::Delivered(Ok("again".into())));
     assert!(c.drain().is_empty());
 }
 
@@ -767,22 +825,28 @@ fn error_limit() {
 #[test]
 fn timeouts() {
     let mut c = Client::new();
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 300));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 300)));
     c.now = Timestamp::from_secs(T0 + 10);
     c.ready();
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 310));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 310)));
     // Polling without new input is no activity.
     c.now = Timestamp::from_secs(T0 + 20);
     c.drain();
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 310));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 310)));
     c.send("DATA\r\npartial");
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 620));
-    let reply = c.s.timed_out();
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 620)));
+    // Too early: nothing fires.
+    c.s.handle_timeout(Timestamp::from_secs(T0 + 619));
+    assert!(c.drain().is_empty());
+    c.s.handle_timeout(Timestamp::from_secs(T0 + 620));
     assert_eq!(
-        reply.wire_lines(),
-        ["421 4.4.2 mx.example.org Error: timeout exceeded"]
+        c.drain(),
+        [
+            "421 4.4.2 mx.example.org Error: timeout exceeded",
+            "[close]"
+        ]
     );
-    assert!(matches!(c.s.poll(c.now), Output::Close));
+    assert_eq!(c.s.poll_timeout(), None);
     assert!(c.delivered.is_empty());
     assert_eq!(
         c.s.take_log().last().unwrap(),
@@ -793,7 +857,7 @@ fn timeouts() {
     c.ready();
     c.now = Timestamp::from_secs(T0 + 100);
     c.send("DATA\r\n.\r\n");
-    assert_eq!(c.s.deadline(), Timestamp::from_secs(T0 + 400));
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp::from_secs(T0 + 400)));
 }
 
 #[test]
@@ -855,292 +919,11 @@ fn every_split_point_gives_the_same_result() {
     assert_eq!(run_in_pieces(&bytes), whole, "byte by byte");
 }
 
-// ---- properties ----
-
-fn arb_chunks(max_len: usize) -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
-    (
-        prop::collection::vec(
-            prop_oneof![
-                4 => any::<u8>(),
-                2 => prop::sample::select(b"\r\n.<>:@ ".to_vec()),
-            ],
-            0..max_len,
-        ),
-        prop::collection::vec(1usize..64, 1..32),
-    )
-}
-
-/// Input that looks like SMTP often enough to reach the deeper states.
-fn arb_smtpish() -> impl Strategy<Value = Vec<u8>> {
-    let token = prop_oneof![
-        Just(b"EHLO x\r\n".to_vec()),
-        Just(b"HELO x\n".to_vec()),
-        Just(b"MAIL FROM:<a@b.test>\r\n".to_vec()),
-        Just(b"MAIL FROM:<>\r\n".to_vec()),
-        Just(b"RCPT TO:<alice@example.org>\r\n".to_vec()),
-        Just(b"RCPT TO:<postmaster>\r\n".to_vec()),
-        Just(b"DATA\r\n".to_vec()),
-        Just(b"\r\n.\r\n".to_vec()),
-        Just(b".\r\n".to_vec()),
-        Just(b"..\r\n".to_vec()),
-        Just(b"\n.\n".to_vec()),
-        Just(b"RSET\r\n".to_vec()),
-        Just(b"NOOP\r\n".to_vec()),
-        Just(b"QUIT\r\n".to_vec()),
-        Just(vec![b'x'; 600]),
-        prop::collection::vec(any::<u8>(), 0..20),
-    ];
-    prop::collection::vec(token, 0..30).prop_map(|v| v.concat())
-}
-
-/// Pushes `input` in chunks of the given sizes (cycled), draining after each push.
-fn push_chunked(c: &mut Client, input: &[u8], sizes: &[usize]) {
-    let mut rest = input;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = sizes[i % sizes.len()].min(rest.len());
-        let (head, tail) = rest.split_at(n);
-        c.send(head);
-        rest = tail;
-        i += 1;
-    }
-}
-
-/// After arbitrary input, the session is either closed for good or still works: a recovery
-/// sequence gets it back to the command state and a full transaction goes through.
-fn assert_usable(c: &mut Client) {
-    if c.closed {
-        assert!(matches!(c.s.poll(c.now), Output::Close));
-        return;
-    }
-    // End a partial line, end a DATA body, end a transaction.
-    c.send("\r\n.\r\nRSET\r\n");
-    if c.closed {
-        return; // the garbage may have left a QUIT in a partial line
-    }
-    let before = c.delivered.len();
-    let replies = c.send(
-        "EHLO ok.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nfine\r\n.\r\n",
-    );
-    assert_eq!(
-        replies.last().map(String::as_str),
-        Some(format!("250 2.0.0 Ok: queued as Q{}", before + 1).as_str()),
-        "{replies:?}"
-    );
-    assert_eq!(content_of(c.delivered.last().unwrap()), "fine\r\n");
-}
-
-fn lenient() -> Client {
-    Client::with(|l| l.errors = usize::MAX)
-}
-
-proptest! {
-    // No regression files: a failure prints its minimal input, which belongs in a unit test
-    // above (and the session's directory is the only place these tests may write to).
-    #![proptest_config(ProptestConfig {
-        cases: 512,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn arbitrary_bytes_never_panic((input, sizes) in arb_chunks(2000)) {
-        let mut c = lenient();
-        push_chunked(&mut c, &input, &sizes);
-        assert_usable(&mut c);
-    }
-
-    #[test]
-    fn smtp_like_input_never_panics(input in arb_smtpish(), sizes in prop::collection::vec(1usize..200, 1..8)) {
-        let mut c = lenient();
-        push_chunked(&mut c, &input, &sizes);
-        assert_usable(&mut c);
-        // And with the default error limit, the same input either works or closes cleanly.
-        let mut c = Client::new();
-        push_chunked(&mut c, &input, &sizes);
-        assert_usable(&mut c);
-    }
-
-    #[test]
-    fn chunking_does_not_change_the_outcome(input in arb_smtpish(), sizes in prop::collection::vec(1usize..50, 1..8)) {
-        let mut whole = lenient();
-        let replies = whole.send(&input);
-        let mut pieces = lenient();
-        let mut got = Vec::new();
-        let mut rest = &input[..];
-        let mut i = 0;
-        while !rest.is_empty() {
-            let n = sizes[i % sizes.len()].min(rest.len());
-            got.extend(pieces.send(&rest[..n]));
-            rest = &rest[n..];
-            i += 1;
-        }
-        // Replies and deliveries must not depend on how the input was cut.
-        prop_assert_eq!(got, replies);
-        let a: Vec<_> = whole.delivered.iter().map(|t| t.message.clone()).collect();
-        let b: Vec<_> = pieces.delivered.iter().map(|t| t.message.clone()).collect();
-        prop_assert_eq!(a, b);
-    }
-
-    #[test]
-    fn valid_commands_round_trip(
-        helo in helo_name(),
-        from in prop::option::of(address()),
-        rcpts in prop::collection::vec(address_in("example.org"), 1..6),
-        body_lines in prop::collection::vec("[ -~]{0,80}", 0..20),
-    ) {
-        // Every generated recipient is an account.
-        let mut cfg = server_config();
-        let mut keys = Vec::new();
-        for r in &rcpts {
-            let key = Address::parse(r).unwrap().key();
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-        cfg.accounts = keys.iter().map(|k| crate::config::AccountConfig::Address(k.clone())).collect();
-        cfg.aliases.clear();
-        let mut c = Client::on(config_from(cfg, |_| {}));
-
-        let mut script = format!("EHLO {helo}\r\nMAIL FROM:<{}>\r\n", from.clone().unwrap_or_default());
-        for r in &rcpts {
-            script.push_str(&format!("RCPT TO:<{r}>\r\n"));
-        }
-        script.push_str("DATA\r\n");
-        for l in &body_lines {
-            if l.starts_with('.') {
-                script.push('.');
-            }
-            script.push_str(l);
-            script.push_str("\r\n");
-        }
-        script.push_str(".\r\n");
-        let replies = c.send(&script);
-        prop_assert_eq!(replies.last().unwrap(), "250 2.0.0 Ok: queued as Q1");
-        prop_assert!(replies.iter().all(|r| r.starts_with('2') || r.starts_with('3')), "{:?}", replies);
-
-        let tx = &c.delivered[0];
-        prop_assert_eq!(&tx.envelope.helo, &helo);
-        prop_assert_eq!(tx.envelope.mail_from.clone(), from.map(|f| Address::parse(&f).unwrap()));
-        let mut want: Vec<Address> = Vec::new();
-        for r in &rcpts {
-            let a = Address::parse(r).unwrap();
-            if !want.iter().any(|w| w.key() == a.key()) {
-                want.push(a);
-            }
-        }
-        let got: Vec<Address> = tx.envelope.recipients.iter().map(|r| r.address.clone()).collect();
-        prop_assert_eq!(got, want);
-        prop_assert_eq!(tx.envelope.mailboxes(), keys.iter().map(String::as_str).collect::<Vec<_>>());
-        let body: String = body_lines.iter().map(|l| format!("{l}\r\n")).collect();
-        prop_assert_eq!(content_of(tx), body);
-    }
-}
-
-fn helo_name() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?){0,3}",
-        "\\[(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}\\]",
-    ]
-}
-
-fn domain() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?){0,3}"
-}
-
-/// A dot-atom local part (RFC 5321 §4.1.2) without `/`, which we never store.
-fn local_part() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9!#$%&'*+=?^_`{|}~-]{1,12}(\\.[a-zA-Z0-9!#$%&'*+=?^_`{|}~-]{1,12}){0,2}"
-}
-
-fn address() -> impl Strategy<Value = String> {
-    (local_part(), domain()).prop_map(|(l, d)| format!("{l}@{d}"))
-}
-
-fn address_in(domain: &'static str) -> impl Strategy<Value = String> {
-    local_part().prop_map(move |l| format!("{l}@{domain}"))
-}
-
 #[test]
 fn timestamps_and_durations() {
-    // `deadline` saturates rather than overflowing.
+    // The idle deadline saturates rather than overflowing.
     let mut c = Client::with(|l| l.command_timeout_secs = u64::MAX);
     c.now = Timestamp(Duration::MAX);
     c.send("NOOP\r\n");
-    assert_eq!(c.s.deadline(), Timestamp(Duration::MAX));
-}
-
-// ---- relaying: only clients from relay_networks may send to foreign domains ----
-
-fn relay_config(networks: &str) -> Arc<SessionConfig> {
-    let cfg: ServerConfig = toml::from_str(&format!(
-        r#"
-        hostname = "mx.example.org"
-        domains = ["example.org"]
-        accounts = ["alice@example.org"]
-        relay_networks = [{networks}]
-        [aliases]
-        "fwd@example.org" = ["alice@example.org", "carol@elsewhere.net"]
-        "#
-    ))
-    .unwrap();
-    config_from(cfg, |_| {})
-}
-
-fn relay_transaction(client: &mut Client) -> Vec<String> {
-    let mut replies = client.send("EHLO c.test\r\n");
-    replies.extend(client.send(
-        "MAIL FROM:<a@c.test>\r\nRCPT TO:<x@elsewhere.net>\r\nRCPT TO:<fwd@example.org>\r\nRCPT TO:<carol@elsewhere.net>\r\nDATA\r\n",
-    ));
-    replies.extend(client.send("Subject: r\r\n\r\nbody\r\n.\r\n"));
-    replies
-}
-
-#[test]
-fn relay_network_client_may_send_to_foreign_domains() {
-    // peer() is 192.0.2.1
-    let mut c = Client::on(relay_config(r#""192.0.2.0/24""#));
-    let replies = relay_transaction(&mut c);
-    assert!(
-        replies
-            .iter()
-            .any(|r| r.starts_with("250 2.0.0 Ok: queued")),
-        "{replies:?}"
-    );
-    let tx = &c.delivered[0];
-    let remote: Vec<String> = tx
-        .envelope
-        .remote_recipients()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    // x@ as given, carol@ once although reached twice (alias target and direct recipient).
-    assert_eq!(remote, ["x@elsewhere.net", "carol@elsewhere.net"]);
-    assert_eq!(tx.envelope.mailboxes(), ["alice@example.org"]);
-}
-
-#[test]
-fn outside_relay_networks_foreign_domains_are_refused_but_aliases_still_forward() {
-    let mut c = Client::on(relay_config(r#""203.0.113.0/24""#));
-    let replies = relay_transaction(&mut c);
-    assert_eq!(
-        replies
-            .iter()
-            .filter(|r| r.starts_with("554 5.7.1"))
-            .count(),
-        2,
-        "x@ and carol@ refused: {replies:?}"
-    );
-    let tx = &c.delivered[0];
-    let remote: Vec<String> = tx
-        .envelope
-        .remote_recipients()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    assert_eq!(
-        remote,
-        ["carol@elsewhere.net"],
-        "the alias's own forward target"
-    );
+    assert_eq!(c.s.poll_timeout(), Some(Timestamp(Duration::MAX)));
 }

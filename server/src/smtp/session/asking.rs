@@ -1,0 +1,104 @@
+//! Policy checks (see [`crate::policy`]): the session asks at connect, MAIL, RCPT and the end
+//! of data, once its own rules have accepted, and applies the verdict itself: a refused MAIL
+//! opens no transaction, a refused RCPT adds no recipient, a refused message is not
+//! delivered, a refused connection gets 554 (or 421 when deferred) and is closed.
+
+use super::{Awaiting, Output, Phase, Reply, Session, Transaction};
+use crate::policy::{Check, Client, Refusal, Stage, Verdict};
+
+/// Whether `check` is the one the session is waiting for.
+pub(super) fn matches(awaiting: &Awaiting, check: &Check) -> bool {
+    matches!(
+        (awaiting, &check.stage),
+        (Awaiting::Connect, Stage::Connect)
+            | (Awaiting::Mail(_), Stage::Mail { .. })
+            | (Awaiting::Rcpt(_), Stage::Rcpt { .. })
+            | (Awaiting::EndOfData, Stage::EndOfData { .. })
+    )
+}
+
+/// A refusal as a reply of the class its verdict says (5xx for a reject, 4xx for a
+/// deferral): a policy cannot turn a refusal into a success by a typo in its code.
+fn refusal_reply(verdict_is_reject: bool, refusal: Refusal) -> Reply {
+    let Refusal {
+        code,
+        enhanced,
+        text,
+    } = refusal;
+    let (class, fallback, enhanced_fallback) = match verdict_is_reject {
+        true => (5, 554, (5, 7, 1)),
+        false => (4, 451, (4, 7, 1)),
+    };
+    if code / 100 == class && enhanced.0 == class as u8 {
+        Reply::new(code, enhanced, text)
+    } else {
+        Reply::new(fallback, enhanced_fallback, text)
+    }
+}
+
+impl Session {
+    /// A check at `stage`, with what we know of the client now.
+    pub(super) fn check(&self, stage: Stage) -> Check {
+        Check {
+            client: Client {
+                remote: self.peer.remote,
+                local: self.peer.local,
+                helo: self.greeted.as_ref().map(|g| g.name.clone()),
+                tls: self.tls,
+                authenticated: self.authenticated.clone(),
+            },
+            stage,
+        }
+    }
+
+    /// Emits a check and waits for its verdict.
+    pub(super) fn ask_policy(&mut self, awaiting: Awaiting, stage: Stage) {
+        let check = self.check(stage);
+        self.ask(awaiting, Output::Check(check));
+    }
+
+    /// Applies a verdict to what was waiting for it.
+    pub(super) fn checked(&mut self, awaiting: Awaiting, check: Check, verdict: Verdict) {
+        let refusal = match verdict {
+            Verdict::Accept => None,
+            Verdict::Reject(r) => Some(refusal_reply(true, r)),
+            Verdict::Defer(r) => Some(refusal_reply(false, r)),
+        };
+        match (awaiting, refusal) {
+            (Awaiting::Connect, None) => self.reply(Reply::plain(
+                220,
+                format!("{} ESMTP mailsim", self.config.hostname),
+            )),
+            (Awaiting::Connect, Some(reply)) => {
+                // RFC 5321 §3.1: 554 instead of the greeting; §3.8: 421 closes.
+                let code = if reply.code >= 500 { 554 } else { 421 };
+                self.reply(Reply { code, ..reply });
+                self.close();
+            }
+            (Awaiting::Mail(open), None) => {
+                self.envelope = Some(open);
+                self.reply(Reply::new(250, (2, 1, 0), "Ok"));
+            }
+            (Awaiting::Rcpt(recipient), None) => self.add_recipient(recipient),
+            (Awaiting::EndOfData, None) => {
+                let Stage::EndOfData { envelope, message } = check.stage else {
+                    return;
+                };
+                self.phase = Phase::Await(Awaiting::Delivery);
+                self.queue
+                    .push_back(Output::Deliver(Transaction { envelope, message }));
+            }
+            (Awaiting::EndOfData, Some(reply)) => {
+                let why = match reply.code >= 500 {
+                    true => "rejected by policy",
+                    false => "deferred by policy",
+                };
+                self.log.push(format!("[message discarded: {why}]"));
+                self.error(reply);
+            }
+            (_, Some(reply)) => self.error(reply),
+            // Not a check's answer: `matches` let only checks through.
+            (Awaiting::Delivery | Awaiting::Tls | Awaiting::Auth { .. }, None) => {}
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Command lines: framing (LF or CRLF, the line limit, the skip after a too-long line),
+//! the checks every line gets before it is parsed (control bytes, UTF-8), and dispatch to
+//! the command families (`envelope.rs`, `tls.rs`, `auth.rs`); the simple commands are here.
+
+use memchr::memchr;
+use smtp_proto::{Error as ParseError, Request};
+
+use super::{auth, Awaiting, Greeted, Phase, Reply, Session, NOT_IMPLEMENTED};
+use crate::mail::printable;
+
+impl Session {
+    /// Frames and handles one line; false when no complete line is buffered.
+    pub(super) fn next_line(&mut self) -> bool {
+        let limit = self.config.limits.command_line;
+        let rest = &self.input[self.input_pos..];
+        let window = &rest[..rest.len().min(limit)];
+        match memchr(b'\n', window) {
+            Some(p) => {
+                // Borrow the line out of the buffer without copying it; handling a line
+                // never touches the input buffer.
+                let input = std::mem::take(&mut self.input);
+                let start = self.input_pos;
+                self.input_pos += p + 1;
+                let line = &input[start..=start + p];
+                match self.phase {
+                    Phase::AuthResponse(mechanism) => self.auth_response(mechanism, line),
+                    _ => self.command_line(line),
+                }
+                debug_assert!(self.input.is_empty());
+                self.input = input;
+                if matches!(self.phase, Phase::Await(Awaiting::Tls)) {
+                    self.discard_input("after STARTTLS");
+                }
+                true
+            }
+            None if rest.len() >= limit => {
+                // Longer than the limit whatever comes next: answer now, skip to the LF.
+                self.input_pos += limit;
+                let head = &rest[..rest.len().min(64)];
+                let shown = match self.phase {
+                    Phase::AuthResponse(_) => auth::REDACTED.to_string(),
+                    _ if verb(head) == "AUTH" => auth::redacted(head) + "...",
+                    _ => printable(head) + "...",
+                };
+                self.log.push(format!("{shown} [line too long]"));
+                self.phase = Phase::SkipLine;
+                self.error(Reply::new(500, (5, 5, 6), "Line too long"));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops every buffered byte not consumed yet (logged when there was any).
+    pub(super) fn discard_input(&mut self, why: &str) {
+        let n = self.input.len() - self.input_pos;
+        if n > 0 {
+            self.log.push(format!("[{n} octets discarded {why}]"));
+        }
+        self.input.clear();
+        self.input_pos = 0;
+    }
+
+    /// One complete command line, LF included.
+    fn command_line(&mut self, line: &[u8]) {
+        let text = strip_line_ending(line);
+        let verb = verb(text);
+        self.log.push(match verb.as_str() {
+            "AUTH" => auth::redacted(text),
+            _ => printable(text),
+        });
+        if text.iter().any(|&b| b < 0x20 || b == 0x7f) {
+            // NUL, bare CR, TAB, ESC...: never part of a valid command, and a classic way to
+            // confuse a parser further down the line.
+            return self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"));
+        }
+        if NOT_IMPLEMENTED.contains(&verb.as_str()) || !self.knows(&verb) {
+            return self.error(Reply::new(502, (5, 5, 1), "Command not implemented"));
+        }
+        if std::str::from_utf8(text).is_err() && matches!(verb.as_str(), "STARTTLS" | "AUTH") {
+            return self.error(Reply::new(501, (5, 5, 4), "Error: invalid UTF-8"));
+        }
+        match verb.as_str() {
+            // Parsed here: the arguments are ours to check (RFC 3207, RFC 4954).
+            "STARTTLS" => return self.starttls(text),
+            "AUTH" => return self.auth(text),
+            _ => {}
+        }
+        match Request::parse(&mut line.iter()) {
+            Ok(request) => {
+                let request = request.into_owned();
+                if std::str::from_utf8(text).is_err() {
+                    return self.error(Reply::new(501, (5, 5, 4), "Error: invalid UTF-8"));
+                }
+                self.command(request, text);
+            }
+            Err(ParseError::UnknownCommand) => {
+                self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
+            }
+            Err(e) => {
+                // A known command with bad arguments: the sequence error wins, as it would
+                // for the well-formed command.
+                if let Some(r) = self.sequence_error(&verb) {
+                    return self.error(r);
+                }
+                self.error(argument_error(&e, &verb));
+            }
+        }
+    }
+
+    /// 503 for a command given at the wrong point of the dialogue.
+    fn sequence_error(&self, verb: &str) -> Option<Reply> {
+        match verb {
+            "MAIL" if self.greeted.is_none() => {
+                Some(Reply::new(503, (5, 5, 1), "Error: send HELO/EHLO first"))
+            }
+            "MAIL" if self.envelope.is_some() => {
+                Some(Reply::new(503, (5, 5, 1), "Error: nested MAIL command"))
+            }
+            "RCPT" | "DATA" if self.envelope.is_none() => {
+                Some(Reply::new(503, (5, 5, 1), "Error: need MAIL command"))
+            }
+            _ => None,
+        }
+    }
+
+    fn command(&mut self, request: Request<String>, text: &[u8]) {
+        if let Some(r) = self.sequence_error(request.name()) {
+            return self.error(r);
+        }
+        match request {
+            Request::Ehlo { host } => {
+                self.envelope = None;
+                self.greeted = Some(Greeted {
+                    name: host,
+                    esmtp: true,
+                });
+                let reply = self.ehlo_reply();
+                self.reply(reply);
+            }
+            Request::Helo { host } => {
+                self.envelope = None;
+                self.greeted = Some(Greeted {
+                    name: host,
+                    esmtp: false,
+                });
+                self.reply(Reply::plain(250, self.config.hostname.clone()));
+            }
+            Request::Mail { from } => self.mail(from, text),
+            Request::Rcpt { to } => self.rcpt(to, text),
+            Request::Data => self.data(),
+            Request::Rset => {
+                self.envelope = None;
+                self.reply(Reply::new(250, (2, 0, 0), "Ok"));
+            }
+            Request::Noop { .. } => self.reply(Reply::new(250, (2, 0, 0), "Ok")),
+            Request::Quit => {
+                self.envelope = None;
+                self.reply(Reply::new(221, (2, 0, 0), "Bye"));
+                self.close();
+            }
+            // RFC 5321 §3.5.3: 252 when we will not verify, so harvesters learn nothing.
+            Request::Vrfy { .. } => self.reply(Reply::new(
+                252,
+                (2, 5, 0),
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Request::Help { .. } => self.reply(Reply::new(
+                214,
+                (2, 0, 0),
+                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
+            )),
+            // LHLO is LMTP, not SMTP.
+            Request::Lhlo { .. } => {
+                self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
+            }
+            // Caught from the verb already (NOT_IMPLEMENTED, or handled before parsing).
+            Request::Expn { .. }
+            | Request::Auth { .. }
+            | Request::StartTls
+            | Request::Bdat { .. }
+            | Request::Burl { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. } => {
+                self.error(Reply::new(502, (5, 5, 1), "Command not implemented"))
+            }
+        }
+    }
+}
+
+/// Maps a parse error of a known command to its reply.
+fn argument_error(e: &ParseError, verb: &str) -> Reply {
+    match e {
+        ParseError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "Bad sender address syntax"),
+        ParseError::InvalidRecipientAddress => {
+            Reply::new(501, (5, 1, 3), "Bad recipient address syntax")
+        }
+        ParseError::UnsupportedParameter { .. } => {
+            Reply::new(555, (5, 5, 4), "Unsupported parameter")
+        }
+        ParseError::InvalidParameter { param } => {
+            Reply::new(501, (5, 5, 4), format!("Invalid {param} parameter"))
+        }
+        ParseError::SyntaxError { syntax } => {
+            Reply::new(501, (5, 5, 4), format!("Syntax: {syntax}"))
+        }
+        _ => Reply::new(501, (5, 5, 4), format!("Syntax error in {verb} command")),
+    }
+}
+
+/// The line without its LF or CRLF.
+pub(super) fn strip_line_ending(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The command word, upper-cased (for sequence checks and commands we refuse outright).
+pub(super) fn verb(text: &[u8]) -> String {
+    let text = text.trim_ascii_start();
+    let end = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
+    String::from_utf8_lossy(&text[..end]).to_ascii_uppercase()
+}

@@ -1,0 +1,185 @@
+//! AUTH PLAIN (RFC 4954, RFC 4616).
+
+use super::tls::tls_config;
+use super::*;
+
+fn b64(s: &[u8]) -> String {
+    data_encoding::BASE64.encode(s)
+}
+
+/// Over TLS, EHLO done; the authenticator accepts alice with "secret".
+fn authenticating() -> Client {
+    let mut c = Client::on(tls_config(true));
+    c.script("C: STARTTLS\nS: 220 2.0.0 Ready to start TLS");
+    c.send("EHLO c.test\r\n");
+    c.authenticator = Box::new(|cr| {
+        match cr.mechanism == AuthMechanism::Plain
+            && cr.authcid == "alice@example.org"
+            && cr.password == "secret"
+        {
+            true => AuthAnswer::Accepted,
+            false => AuthAnswer::Rejected,
+        }
+    });
+    c
+}
+
+#[test]
+fn plain_with_initial_response_then_relay() {
+    let mut c = authenticating();
+    c.script(&format!(
+        "C: AUTH PLAIN {}\nS: 235 2.7.0 Authentication successful",
+        b64(b"\0alice@example.org\0secret")
+    ));
+    assert_eq!(c.requests.last().unwrap(), "auth:alice@example.org");
+    assert_eq!(c.s.authenticated.as_deref(), Some("alice@example.org"));
+    // An authenticated client may relay.
+    c.script(
+        "C: MAIL FROM:<alice@example.org>\nS: 250 2.1.0 Ok
+         C: RCPT TO:<carol@elsewhere.net>\nS: 250 2.1.5 Ok
+         C: DATA\nS: 354 End data with <CR><LF>.<CR><LF>
+         C: .\nS: 250 2.0.0 Ok: queued as Q1",
+    );
+    let remote = c.delivered[0].envelope.remote_recipients();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].to_string(), "carol@elsewhere.net");
+}
+
+#[test]
+fn plain_with_continuation_and_authzid() {
+    let mut c = authenticating();
+    c.script(&format!(
+        "C: AUTH plain\nS: 334 
+         C: {}\nS: 235 2.7.0 Authentication successful",
+        b64(b"postmaster@example.org\0alice@example.org\0secret")
+    ));
+    assert_eq!(c.s.authenticated.as_deref(), Some("postmaster@example.org"));
+}
+
+#[test]
+fn wrong_password_is_535_and_no_relay() {
+    let mut c = authenticating();
+    c.script(&format!(
+        "C: AUTH PLAIN {}\nS: 535 5.7.8 Authentication credentials invalid
+         C: MAIL FROM:<alice@example.org>\nS: 250 2.1.0 Ok
+         C: RCPT TO:<carol@elsewhere.net>\nS: 554 5.7.1 <carol@elsewhere.net>: Relay access denied",
+        b64(b"\0alice@example.org\0guess")
+    ));
+    assert!(c.s.authenticated.is_none());
+    assert_eq!(c.s.errors, 2);
+}
+
+#[test]
+fn cancel_and_malformed_responses() {
+    let mut c = authenticating();
+    c.script(&format!(
+        "C: AUTH PLAIN\nS: 334 
+         C: *\nS: 501 5.0.0 Authentication cancelled
+         C: AUTH PLAIN !!!not-base64!!!\nS: 501 5.5.2 Cannot decode response
+         C: AUTH PLAIN\nS: 334 
+         C: YWJj=\nS: 501 5.5.2 Cannot decode response
+         C: AUTH PLAIN {}\nS: 535 5.7.8 Authentication credentials invalid
+         C: AUTH PLAIN {}\nS: 535 5.7.8 Authentication credentials invalid
+         C: AUTH PLAIN =\nS: 535 5.7.8 Authentication credentials invalid
+         C: AUTH PLAIN a b\nS: 501 5.5.4 Syntax: AUTH mechanism [initial-response]
+         C: NOOP\nS: 250 2.0.0 Ok",
+        b64(b"no separators"),
+        b64(b"\0\0secret"),
+    ));
+    // None of these reached the authenticator.
+    assert!(!c.requests.iter().any(|r| r.starts_with("auth:")));
+    assert!(c.s.authenticated.is_none());
+}
+
+#[test]
+fn tls_required_first() {
+    let mut c = Client::on(tls_config(true));
+    c.send("EHLO c.test\r\n");
+    c.script(&format!(
+        "C: AUTH PLAIN {}\nS: 538 5.7.11 Encryption required for requested authentication mechanism",
+        b64(b"\0alice@example.org\0secret")
+    ));
+    assert!(c.requests.iter().all(|r| !r.starts_with("auth:")));
+}
+
+#[test]
+fn sequence_and_mechanism_errors() {
+    let mut c = Client::on(tls_config(false));
+    c.authenticator = Box::new(|_| AuthAnswer::Accepted);
+    let ok = b64(b"\0alice@example.org\0secret");
+    c.script(&format!(
+        "C: AUTH PLAIN {ok}\nS: 503 5.5.1 Error: send EHLO first
+         C: HELO c.test\nS: 250 mx.example.org
+         C: AUTH PLAIN {ok}\nS: 503 5.5.1 Error: send EHLO first"
+    ));
+    c.send("EHLO c.test\r\n");
+    c.script(&format!(
+        "C: AUTH LOGIN\nS: 504 5.5.4 Unrecognized authentication type
+         C: AUTH CRAM-MD5\nS: 504 5.5.4 Unrecognized authentication type
+         C: AUTH\nS: 501 5.5.4 Syntax: AUTH mechanism [initial-response]
+         C: MAIL FROM:<a@b.test>\nS: 250 2.1.0 Ok
+         C: AUTH PLAIN {ok}\nS: 503 5.5.1 Error: MAIL transaction in progress
+         C: RSET\nS: 250 2.0.0 Ok
+         C: AUTH PLAIN {ok}\nS: 235 2.7.0 Authentication successful
+         C: AUTH PLAIN {ok}\nS: 503 5.5.1 Error: already authenticated"
+    ));
+    // Not offered at all: unknown, as today.
+    let mut c = Client::new();
+    c.send("EHLO c.test\r\n");
+    c.script(&format!(
+        "C: AUTH PLAIN {ok}\nS: 502 5.5.1 Command not implemented"
+    ));
+}
+
+#[test]
+fn authenticator_refusals() {
+    let mut c = authenticating();
+    let ok = b64(b"\0alice@example.org\0secret");
+    c.authenticator = Box::new(|_| {
+        AuthAnswer::Refused(Reply::new(454, (4, 7, 0), "Too many failures, try later"))
+    });
+    c.script(&format!(
+        "C: AUTH PLAIN {ok}\nS: 454 4.7.0 Too many failures, try later"
+    ));
+    c.authenticator = Box::new(|_| AuthAnswer::Refused(Reply::new(250, (2, 0, 0), "hm")));
+    c.script(&format!(
+        "C: AUTH PLAIN {ok}\nS: 535 5.7.8 Authentication credentials invalid"
+    ));
+    assert!(c.s.authenticated.is_none());
+}
+
+#[test]
+fn credentials_never_reach_the_log() {
+    let mut c = authenticating();
+    c.authenticator = Box::new(|_| AuthAnswer::Rejected);
+    c.s.take_log();
+    let secret = b64(b"\0alice@example.org\0secret");
+    c.send(format!("AUTH PLAIN {secret}\r\n"));
+    c.send("AUTH PLAIN\r\n");
+    c.send(format!("{secret}\r\n"));
+    c.send(format!("AUTH PLAIN {secret}{}\r\n", "A".repeat(600)));
+    let log = c.s.take_log();
+    assert_eq!(log[0], "AUTH PLAIN ****");
+    assert_eq!(log[1..3], ["AUTH PLAIN", "****"]);
+    assert_eq!(log[3], "AUTH PLAIN ****... [line too long]");
+    assert!(log.iter().all(|l| !l.contains(&secret[..8])), "{log:?}");
+    let credentials = Credentials {
+        mechanism: AuthMechanism::Plain,
+        authcid: "alice".into(),
+        authzid: String::new(),
+        password: "secret".into(),
+    };
+    assert!(!format!("{credentials:?}").contains("secret"));
+}
+
+#[test]
+fn long_response_line_is_not_logged() {
+    let mut c = authenticating();
+    c.send("AUTH PLAIN\r\n");
+    c.s.take_log();
+    let r = c.send(format!("{}\r\n", "QUJD".repeat(200)));
+    assert_eq!(r, ["500 5.5.6 Line too long"]);
+    assert_eq!(c.s.take_log(), ["**** [line too long]"]);
+    // Back to commands.
+    assert_eq!(c.send("NOOP\r\n"), ["250 2.0.0 Ok"]);
+}
