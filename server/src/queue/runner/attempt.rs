@@ -214,3 +214,70 @@ fn attach_host(o: RcptOutcome, host: &str) -> Outcome {
         RcptOutcome::Deferred(r) => Outcome::Deferred(r, Some(host.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_no_host_decided_is_deferred_with_the_last_reply_heard() {
+        let mut tally = Tally::new(3, "remote.test");
+        assert_eq!(tally.open(), [0, 1, 2]);
+        // The first host decides one recipient, then the connection drops.
+        tally.record(
+            &[0, 1, 2],
+            vec![
+                None,
+                Some(RcptOutcome::Failed(Reply::new(550, (5, 1, 1), "no"))),
+                None,
+            ],
+            "mx1.remote.test",
+        );
+        tally.last = Reply::new(451, (4, 4, 2), "mx1 lost");
+        tally.last_host = Some("mx1.remote.test".into());
+        assert_eq!(tally.open(), [0, 2]);
+        // The second delivers one; the third is never reached.
+        tally.record(
+            &[0, 2],
+            vec![Some(RcptOutcome::Delivered(Reply::new(
+                250,
+                (2, 0, 0),
+                "ok",
+            )))],
+            "mx2.remote.test",
+        );
+        let out = tally.finish();
+        assert_eq!(
+            out[0],
+            Outcome::Delivered(Reply::new(250, (2, 0, 0), "ok"), "mx2.remote.test".into())
+        );
+        assert_eq!(
+            out[1],
+            Outcome::Failed(
+                Reply::new(550, (5, 1, 1), "no"),
+                Some("mx1.remote.test".into())
+            )
+        );
+        assert_eq!(
+            out[2],
+            Outcome::Deferred(
+                Reply::new(451, (4, 4, 2), "mx1 lost"),
+                Some("mx1.remote.test".into())
+            )
+        );
+    }
+
+    #[test]
+    fn without_any_attempt_everyone_is_deferred_4_4_0() {
+        let out = Tally::new(2, "nowhere.test").finish();
+        for o in out {
+            let Outcome::Deferred(reply, None) = o else {
+                panic!("{o:?}")
+            };
+            assert_eq!(
+                reply.to_string(),
+                "451 4.4.0 no attempt could be made for nowhere.test"
+            );
+        }
+    }
+}
