@@ -15,54 +15,12 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{ConfigError, ServerConfig};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
-use crate::mail::Address;
 use crate::mail::{Deliver, DeliveryError, Envelope};
+use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::run_session;
 use crate::smtp::{PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
-
-/// Where accepted mail goes: local recipients to their mailboxes, remote ones to the
-/// outbound queue. Both are durable before [`Sink::deliver`] returns, so the session's 250
-/// means durable for every recipient.
-#[derive(Clone)]
-pub struct Sink<E: Env> {
-    pub mailboxes: MailStore<E>,
-    pub outbound: Outbound<E>,
-}
-
-impl<E: Env> Deliver for Sink<E> {
-    async fn deliver(&self, tx: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
-        let remote: Vec<Address> = tx.remote_recipients().into_iter().cloned().collect();
-        let local = !tx.mailboxes().is_empty();
-        let (l, r) = tokio::join!(
-            async {
-                match local {
-                    true => Some(self.mailboxes.deliver(tx, message).await),
-                    false => None,
-                }
-            },
-            async {
-                match remote.is_empty() {
-                    true => None,
-                    false => Some(
-                        self.outbound
-                            .enqueue(tx.mail_from.clone(), remote, message)
-                            .await
-                            .map(|id| id.to_string()),
-                    ),
-                }
-            }
-        );
-        // Either failing fails the transaction (the client retries; a part that did
-        // succeed may then arrive twice: at least once, never lost).
-        match (l, r) {
-            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
-            (_, Some(Ok(id))) | (Some(Ok(id)), None) => Ok(id),
-            (None, None) => Err(DeliveryError::Temporary("no recipients".into())),
-        }
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

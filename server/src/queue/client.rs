@@ -13,6 +13,11 @@
 //!   .quit()                        QUIT                     → capabilities + transcript
 //! ```
 //!
+//! The protocol decisions of a transaction — what is refused without asking, the command
+//! lines, each recipient's outcome from the replies, when to send the body — are a sans-IO
+//! state machine in [`transaction`], fed the replies this file reads; both the lockstep and
+//! the pipelined loops here only write what it says and read what it needs.
+//!
 //! # Outcomes and errors
 //!
 //! Replies about one recipient become a [`RcptOutcome`]: 2xx after the final dot is
@@ -60,9 +65,11 @@
 
 mod body;
 mod capabilities;
+mod outcome;
 mod reader;
 #[cfg(test)]
 mod tests;
+mod transaction;
 
 use std::fmt;
 use std::future::Future;
@@ -77,8 +84,12 @@ use crate::smtp::Reply;
 
 use self::body::DotStuffer;
 use self::reader::ReplyReader;
+use self::transaction::{unexpected, Step, Transaction};
 
 pub use self::capabilities::Capabilities;
+pub use self::outcome::{
+    RcptOutcome, SessionError, SessionFailure, SessionReport, Stage, TransactionFailure,
+};
 
 /// Most commands sent before their replies are read, with PIPELINING.
 pub const PIPELINE_WINDOW: usize = 100;
@@ -121,154 +132,6 @@ pub struct OutboundMessage<'a> {
     pub needs_smtputf8: bool,
     /// 8-bit octets in the body (RFC 6152).
     pub has_8bit: bool,
-}
-
-/// What happened to one recipient, with the reply that decided it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RcptOutcome {
-    /// 2xx to the final dot: the peer took responsibility.
-    Delivered(Reply),
-    /// 4xx at some step: try again later.
-    Deferred(Reply),
-    /// 5xx at some step (or decided here, see the module docs): bounce.
-    Failed(Reply),
-}
-
-impl RcptOutcome {
-    pub fn reply(&self) -> &Reply {
-        match self {
-            RcptOutcome::Delivered(r) | RcptOutcome::Deferred(r) | RcptOutcome::Failed(r) => r,
-        }
-    }
-
-    /// 2xx → Delivered, 4xx → Deferred, anything else → Failed. Callers only pass 2xx for the
-    /// final reply to DATA; 2xx to RCPT means "accepted", not delivered.
-    fn from_reply(reply: &Reply) -> RcptOutcome {
-        match reply.code / 100 {
-            2 => RcptOutcome::Delivered(reply.clone()),
-            4 => RcptOutcome::Deferred(reply.clone()),
-            _ => RcptOutcome::Failed(reply.clone()),
-        }
-    }
-}
-
-/// A session that reached its end: one outcome per recipient, in the order given.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionReport {
-    pub per_recipient: Vec<RcptOutcome>,
-    pub peer_capabilities: Capabilities,
-    pub transcript: Vec<String>,
-}
-
-/// Where in the session something happened; for error texts and DSNs ("... while sending
-/// message content").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Greeting,
-    Ehlo,
-    Helo,
-    StartTls,
-    TlsHandshake,
-    Rset,
-    MailFrom,
-    RcptTo,
-    Data,
-    /// Sending the body.
-    Message,
-    /// Waiting for the reply to the final dot.
-    EndOfData,
-    Quit,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "EHLO",
-            Stage::Helo => "HELO",
-            Stage::StartTls => "STARTTLS",
-            Stage::TlsHandshake => "TLS handshake",
-            Stage::Rset => "RSET",
-            Stage::MailFrom => "MAIL FROM",
-            Stage::RcptTo => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::Message => "message content",
-            Stage::EndOfData => "end of data",
-            Stage::Quit => "QUIT",
-        })
-    }
-}
-
-/// A connection-level failure: nothing in it is about one recipient.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
-    /// The server refused the session: a 4xx/5xx greeting, EHLO 4xx, HELO refused after the
-    /// EHLO fallback, a failed RSET, a 421 outside a transaction.
-    #[error("{stage}: server replied {reply}")]
-    Rejected { stage: Stage, reply: Reply },
-    /// No reply (or no progress writing) before the deadline.
-    #[error("timeout during {stage}")]
-    Timeout { stage: Stage },
-    /// EOF or an I/O error.
-    #[error("connection lost during {stage}: {detail}")]
-    ConnectionLost { stage: Stage, detail: String },
-    /// Something that is not an SMTP reply, or not one that may come here.
-    #[error("protocol error during {stage}: {detail}")]
-    Protocol { stage: Stage, detail: String },
-    /// The caller's TLS handshake after a 220 to STARTTLS failed.
-    #[error("TLS handshake failed: {0}")]
-    Tls(String),
-}
-
-impl SessionError {
-    /// True for a 5xx greeting or HELO refusal: this server will not take mail from us, now or
-    /// later. Everything else is worth a retry (RFC 5321 §4.2.1: only 5yz is permanent).
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            SessionError::Rejected { stage, reply } => {
-                reply.code >= 500 && matches!(stage, Stage::Greeting | Stage::Ehlo | Stage::Helo)
-            }
-            _ => false,
-        }
-    }
-
-    /// The server's reply, when the error is one.
-    pub fn reply(&self) -> Option<&Reply> {
-        match self {
-            SessionError::Rejected { reply, .. } => Some(reply),
-            _ => None,
-        }
-    }
-
-    pub fn stage(&self) -> Option<Stage> {
-        match self {
-            SessionError::Rejected { stage, .. }
-            | SessionError::Timeout { stage }
-            | SessionError::ConnectionLost { stage, .. }
-            | SessionError::Protocol { stage, .. } => Some(*stage),
-            SessionError::Tls(_) => Some(Stage::TlsHandshake),
-        }
-    }
-}
-
-/// A session that ended with a [`SessionError`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionFailure {
-    pub error: SessionError,
-    /// Per recipient (empty if no transaction was attempted, e.g. from [`Client::open`]):
-    /// `Some` for an outcome that was final before the error (a 550 to RCPT), `None` for a
-    /// recipient the error leaves open.
-    pub per_recipient: Vec<Option<RcptOutcome>>,
-    /// `None` when the session failed before EHLO/HELO succeeded.
-    pub peer_capabilities: Option<Capabilities>,
-    pub transcript: Vec<String>,
-}
-
-/// [`Client::send`] failed at the connection level; see [`SessionFailure::per_recipient`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransactionFailure {
-    pub error: SessionError,
-    pub per_recipient: Vec<Option<RcptOutcome>>,
 }
 
 /// One SMTP session: greeting + EHLO, one message, QUIT.
@@ -493,17 +356,27 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
         &mut self,
         msg: &OutboundMessage<'_>,
     ) -> Result<Vec<RcptOutcome>, TransactionFailure> {
-        let mut outcomes = vec![None; msg.recipients.len()];
         if self.state == State::Closed {
             return Err(TransactionFailure {
                 error: SessionError::ConnectionLost {
                     stage: Stage::MailFrom,
                     detail: "the session has already ended".into(),
                 },
-                per_recipient: outcomes,
+                per_recipient: vec![None; msg.recipients.len()],
             });
         }
-        match self.transaction(msg, &mut outcomes).await {
+        let mut notes = Vec::new();
+        let mut tx = Transaction::new(msg, &self.caps, self.state, &mut notes);
+        for text in notes {
+            self.note(text);
+        }
+        let result = self.transaction(msg, &mut tx).await;
+        self.state = match result {
+            Ok(()) => tx.state(),
+            Err(_) => State::Closed,
+        };
+        let outcomes = tx.into_outcomes();
+        match result {
             Ok(()) => Ok(outcomes
                 .into_iter()
                 .map(|o| {
@@ -514,13 +387,10 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
                     })
                 })
                 .collect()),
-            Err(error) => {
-                self.state = State::Closed;
-                Err(TransactionFailure {
-                    error,
-                    per_recipient: outcomes,
-                })
-            }
+            Err(error) => Err(TransactionFailure {
+                error,
+                per_recipient: outcomes,
+            }),
         }
     }
 
@@ -584,47 +454,16 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
         }
     }
 
+    /// One transaction: the decisions are [`Transaction`]'s, the I/O is here.
     async fn transaction(
         &mut self,
         msg: &OutboundMessage<'_>,
-        outcomes: &mut [Option<RcptOutcome>],
+        tx: &mut Transaction,
     ) -> Result<(), SessionError> {
-        if msg.recipients.is_empty() {
+        if tx.commands().is_empty() {
             return Ok(());
         }
-        let peer = if self.caps.hostname.is_empty() {
-            "the remote server".to_string()
-        } else {
-            self.caps.hostname.clone()
-        };
-
-        // Decisions that need no round trip.
-        if let Some(reply) = self.refuse_locally(msg, &peer) {
-            self.decide_all_locally(outcomes, RcptOutcome::Failed(reply));
-            return Ok(());
-        }
-        let smtputf8 = needs_smtputf8(msg);
-        let mut targets = Vec::with_capacity(msg.recipients.len());
-        for (i, rcpt) in msg.recipients.iter().enumerate() {
-            if is_sendable(rcpt) {
-                targets.push(i);
-            } else {
-                let reply =
-                    Reply::new(553, (5, 1, 3), "Recipient address cannot be sent over SMTP");
-                self.note(format!("<{rcpt}> not sent: {reply}"));
-                outcomes[i] = Some(RcptOutcome::Failed(reply));
-            }
-        }
-        if targets.is_empty() {
-            return Ok(());
-        }
-        if msg.has_8bit && !self.caps.eight_bit_mime {
-            // What Postfix does without a converter: send it and hope (RFC 6152 would want a
-            // conversion to 7 bit, which would break DKIM signatures anyway).
-            self.note("8-bit message, peer does not offer 8BITMIME: sent as is".into());
-        }
-
-        if self.state == State::InTransaction {
+        if tx.needs_rset() {
             let reply = self.command(Stage::Rset, "RSET").await?;
             if reply.code / 100 != 2 {
                 return Err(SessionError::Rejected {
@@ -632,291 +471,76 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
                     reply,
                 });
             }
-            self.state = State::Idle;
+            tx.reset();
         }
-
-        let mut mail = match msg.mail_from {
-            Some(from) => format!("MAIL FROM:<{from}>"),
-            None => "MAIL FROM:<>".to_string(),
-        };
-        if self.caps.size.is_some() {
-            mail.push_str(&format!(" SIZE={}", msg.message.len()));
-        }
-        if msg.has_8bit && self.caps.eight_bit_mime {
-            mail.push_str(" BODY=8BITMIME");
-        }
-        if smtputf8 {
-            mail.push_str(" SMTPUTF8");
-        }
-        let rcpts: Vec<String> = targets
-            .iter()
-            .map(|&i| format!("RCPT TO:<{}>", msg.recipients[i]))
-            .collect();
-
-        if self.caps.pipelining {
-            self.pipelined(msg, mail, rcpts, &targets, outcomes).await
+        let step = if self.caps.pipelining {
+            self.pipelined(tx).await?
         } else {
-            self.lockstep(msg, mail, rcpts, &targets, outcomes).await
-        }
-    }
-
-    /// One command, one reply.
-    async fn lockstep(
-        &mut self,
-        msg: &OutboundMessage<'_>,
-        mail: String,
-        rcpts: Vec<String>,
-        targets: &[usize],
-        outcomes: &mut [Option<RcptOutcome>],
-    ) -> Result<(), SessionError> {
-        let reply = self.command(Stage::MailFrom, &mail).await?;
-        if !self.on_mail_reply(reply, targets, outcomes)? {
-            return Ok(());
-        }
-        let mut accepted = Vec::with_capacity(targets.len());
-        for (&i, rcpt) in targets.iter().zip(&rcpts) {
-            let reply = self.command(Stage::RcptTo, rcpt).await?;
-            if !self.on_rcpt_reply(reply, i, &mut accepted, targets, outcomes)? {
-                return Ok(());
-            }
-        }
-        if accepted.is_empty() {
-            // Nothing to send; the open transaction is reset before the next MAIL, or QUIT
-            // ends it.
-            return Ok(());
-        }
-        let reply = self.command(Stage::Data, "DATA").await?;
-        self.on_data_reply(msg, reply, &accepted, outcomes).await
-    }
-
-    /// MAIL, every RCPT and DATA in one write (per window), then their replies in order.
-    async fn pipelined(
-        &mut self,
-        msg: &OutboundMessage<'_>,
-        mail: String,
-        rcpts: Vec<String>,
-        targets: &[usize],
-        outcomes: &mut [Option<RcptOutcome>],
-    ) -> Result<(), SessionError> {
-        let mut commands = Vec::with_capacity(rcpts.len() + 2);
-        commands.push(mail);
-        commands.extend(rcpts);
-        commands.push("DATA".to_string());
-        let last = commands.len() - 1;
-        let mut mail_ok = false;
-        let mut accepted = Vec::with_capacity(targets.len());
-        let mut start = 0;
-        while start <= last {
-            let end = (start + PIPELINE_WINDOW).min(last + 1);
-            let stage = if start == 0 {
-                Stage::MailFrom
-            } else {
-                Stage::RcptTo
-            };
-            self.write_lines(stage, &commands[start..end]).await?;
-            for k in start..end {
-                let stage = match k {
-                    0 => Stage::MailFrom,
-                    k if k == last => Stage::Data,
-                    _ => Stage::RcptTo,
-                };
-                let reply = self.read_reply(stage, self.cfg.command_timeout).await?;
-                if k == 0 {
-                    mail_ok = self.on_mail_reply(reply, targets, outcomes)?;
-                    if self.state == State::Closed {
-                        return Ok(());
-                    }
-                } else if k < last {
-                    if !mail_ok {
-                        // 503 "need MAIL first", presumably: the MAIL reply decided already.
-                        if reply.code == 421 {
-                            self.state = State::Closed;
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    let i = targets[k - 1];
-                    if !self.on_rcpt_reply(reply, i, &mut accepted, targets, outcomes)? {
-                        return Ok(());
-                    }
-                } else if mail_ok && !accepted.is_empty() {
-                    return self.on_data_reply(msg, reply, &accepted, outcomes).await;
-                } else {
-                    return self.on_needless_data_reply(reply).await;
-                }
-            }
-            if !mail_ok {
-                // No transaction: the RCPTs of later windows would only earn 503s.
-                return Ok(());
-            }
-            start = end;
-        }
-        Ok(())
-    }
-
-    /// `Ok(true)`: MAIL accepted, go on. `Ok(false)`: every target has its outcome.
-    fn on_mail_reply(
-        &mut self,
-        reply: Reply,
-        targets: &[usize],
-        outcomes: &mut [Option<RcptOutcome>],
-    ) -> Result<bool, SessionError> {
-        match reply.code / 100 {
-            2 => {
-                self.state = State::InTransaction;
-                Ok(true)
-            }
-            4 | 5 => {
-                if reply.code == 421 {
-                    self.state = State::Closed;
-                }
-                let outcome = RcptOutcome::from_reply(&reply);
-                for &i in targets {
-                    outcomes[i] = Some(outcome.clone());
-                }
-                Ok(false)
-            }
-            _ => Err(unexpected(Stage::MailFrom, &reply)),
-        }
-    }
-
-    /// `Ok(true)`: go on with the next recipient. `Ok(false)`: 421, every target that was
-    /// still open is deferred with it and the session is over.
-    fn on_rcpt_reply(
-        &mut self,
-        reply: Reply,
-        i: usize,
-        accepted: &mut Vec<usize>,
-        targets: &[usize],
-        outcomes: &mut [Option<RcptOutcome>],
-    ) -> Result<bool, SessionError> {
-        match reply.code / 100 {
-            2 => {
-                accepted.push(i);
-                Ok(true)
-            }
-            4 | 5 if reply.code == 421 => {
-                self.close_deferring(&reply, targets, outcomes);
-                Ok(false)
-            }
-            4 | 5 => {
-                outcomes[i] = Some(RcptOutcome::from_reply(&reply));
-                Ok(true)
-            }
-            _ => Err(unexpected(Stage::RcptTo, &reply)),
-        }
-    }
-
-    /// The reply to DATA when some recipient was accepted: 354 → body and final reply.
-    async fn on_data_reply(
-        &mut self,
-        msg: &OutboundMessage<'_>,
-        reply: Reply,
-        accepted: &[usize],
-        outcomes: &mut [Option<RcptOutcome>],
-    ) -> Result<(), SessionError> {
-        let reply = match reply.code / 100 {
-            3 => {
+            self.lockstep(tx).await?
+        };
+        match step {
+            Step::SendBody => {
                 self.send_body(msg.message).await?;
                 let end = self
                     .read_reply(Stage::EndOfData, self.cfg.data_timeout)
                     .await?;
-                // After the final reply the transaction is over, whatever it said.
-                self.state = State::Idle;
-                if !matches!(end.code / 100, 2 | 4 | 5) {
-                    return Err(unexpected(Stage::EndOfData, &end));
-                }
-                end
+                tx.on_end_of_data(end)?;
             }
-            4 | 5 => reply,
-            _ => return Err(unexpected(Stage::Data, &reply)),
-        };
-        if reply.code == 421 {
-            self.state = State::Closed;
-        }
-        let outcome = RcptOutcome::from_reply(&reply);
-        for &i in accepted {
-            outcomes[i] = Some(outcome.clone());
-        }
-        Ok(())
-    }
-
-    /// The reply to a pipelined DATA after MAIL or every RCPT failed. It should be 503/554;
-    /// if the server says 354 anyway, a lone dot ends an empty message (RFC 2920 §3.1).
-    async fn on_needless_data_reply(&mut self, reply: Reply) -> Result<(), SessionError> {
-        match reply.code / 100 {
-            3 => {
+            Step::SendLoneDot => {
                 self.transcript.push("C: .".into());
                 self.write_raw(Stage::Message, b".\r\n").await?;
                 let end = self
                     .read_reply(Stage::EndOfData, self.cfg.data_timeout)
                     .await?;
-                self.state = if end.code == 421 {
-                    State::Closed
-                } else {
-                    State::Idle
-                };
-                Ok(())
+                tx.on_lone_dot_reply(&end);
             }
-            4 | 5 => {
-                if reply.code == 421 {
-                    self.state = State::Closed;
+            Step::Next | Step::Done => {}
+        }
+        Ok(())
+    }
+
+    /// One command, one reply, until the transaction says it is done or wants the body.
+    async fn lockstep(&mut self, tx: &mut Transaction) -> Result<Step, SessionError> {
+        for k in 0..tx.commands().len() {
+            let line = tx.commands()[k].clone();
+            let reply = self.command(tx.stage(k), &line).await?;
+            match tx.on_reply(k, reply)? {
+                Step::Next => continue,
+                step => return Ok(step),
+            }
+        }
+        Ok(Step::Done)
+    }
+
+    /// MAIL, every RCPT and DATA in one write (per window of [`PIPELINE_WINDOW`]), then
+    /// their replies in order.
+    async fn pipelined(&mut self, tx: &mut Transaction) -> Result<Step, SessionError> {
+        let n = tx.commands().len();
+        let mut start = 0;
+        while start < n {
+            let end = (start + PIPELINE_WINDOW).min(n);
+            let stage = if start == 0 {
+                Stage::MailFrom
+            } else {
+                Stage::RcptTo
+            };
+            self.write_lines(stage, &tx.commands()[start..end]).await?;
+            for k in start..end {
+                let reply = self
+                    .read_reply(tx.stage(k), self.cfg.command_timeout)
+                    .await?;
+                match tx.on_reply(k, reply)? {
+                    Step::Next => continue,
+                    step => return Ok(step),
                 }
-                Ok(())
             }
-            _ => Err(unexpected(Stage::Data, &reply)),
-        }
-    }
-
-    /// A 421 in the middle of the RCPTs: every target still open (accepted ones included: the
-    /// transaction dies with the connection) is deferred with that reply.
-    fn close_deferring(
-        &mut self,
-        reply: &Reply,
-        targets: &[usize],
-        outcomes: &mut [Option<RcptOutcome>],
-    ) {
-        self.state = State::Closed;
-        for &i in targets {
-            if outcomes[i].is_none() {
-                outcomes[i] = Some(RcptOutcome::Deferred(reply.clone()));
+            if !tx.mail_accepted() {
+                // No transaction: the RCPTs of later windows would only earn 503s.
+                return Ok(Step::Done);
             }
+            start = end;
         }
-    }
-
-    /// A reason to fail every recipient without sending anything: the message is over the
-    /// peer's SIZE, needs SMTPUTF8 it does not offer (RFC 6531 §3.2: 5.6.7), or the sender
-    /// cannot be written on the wire.
-    fn refuse_locally(&self, msg: &OutboundMessage<'_>, peer: &str) -> Option<Reply> {
-        let size = msg.message.len() as u64;
-        if let Some(limit) = self.caps.size_limit().filter(|&l| size > l) {
-            return Some(Reply::new(
-                552,
-                (5, 3, 4),
-                format!("Message size {size} exceeds the size limit {limit} of {peer}"),
-            ));
-        }
-        if needs_smtputf8(msg) && !self.caps.smtputf8 {
-            return Some(Reply::new(
-                550,
-                (5, 6, 7),
-                format!("SMTPUTF8 is required, but was not offered by {peer}"),
-            ));
-        }
-        if msg.mail_from.is_some_and(|a| !is_sendable(a)) {
-            return Some(Reply::new(
-                553,
-                (5, 1, 7),
-                "Sender address cannot be sent over SMTP",
-            ));
-        }
-        None
-    }
-    fn decide_all_locally(&mut self, outcomes: &mut [Option<RcptOutcome>], outcome: RcptOutcome) {
-        self.note(format!("not sent: {}", outcome.reply()));
-        for o in outcomes.iter_mut() {
-            *o = Some(outcome.clone());
-        }
+        Ok(Step::Done)
     }
 
     async fn send_body(&mut self, message: &[u8]) -> Result<(), SessionError> {
@@ -1040,29 +664,4 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
     fn note(&mut self, text: String) {
         self.transcript.push(format!("note: {text}"));
     }
-}
-
-fn unexpected(stage: Stage, reply: &Reply) -> SessionError {
-    SessionError::Protocol {
-        stage,
-        detail: format!("unexpected reply code {}", reply.code),
-    }
-}
-
-fn is_ascii(a: &Address) -> bool {
-    a.local.is_ascii() && a.domain.is_ascii()
-}
-
-/// Nothing that could end the command line or the path early: `Address::parse` already
-/// refuses these, but the fields are public and a command injection costs too much.
-fn is_sendable(a: &Address) -> bool {
-    let bad = |c: char| c.is_control() || c.is_whitespace() || c == '<' || c == '>';
-    !a.local.is_empty() && !a.domain.is_empty() && !a.local.contains(bad) && !a.domain.contains(bad)
-}
-
-/// The message needs SMTPUTF8: the caller says so (UTF-8 headers), or an address is not ASCII.
-fn needs_smtputf8(msg: &OutboundMessage<'_>) -> bool {
-    msg.needs_smtputf8
-        || msg.mail_from.is_some_and(|a| !is_ascii(a))
-        || msg.recipients.iter().any(|a| !is_ascii(a))
 }

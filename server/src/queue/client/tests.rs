@@ -1,20 +1,30 @@
 //! Sessions against a scripted fake server over `tokio::io::duplex`, driven with `join!`
 //! (no spawn: clippy forbids it in this crate, tests included).
+//!
+//! Time is the test's own ([`clock::ClockEnv`]): the fake server lets the clock move on
+//! (1 ms at a time) only while the client is stuck waiting for it — `join!` is biased, so the
+//! client always runs first and a pending read on the fake's side after that means the
+//! client has nothing left to do but wait for a reply or a deadline. Timeouts therefore fire
+//! on their exact deadline and no test sleeps or reads the real clock.
 
-use std::time::{Duration, Instant};
+mod clock;
+
+use std::time::Duration;
 
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+use self::clock::ClockEnv;
 use super::*;
-use crate::env::real::{RealEnv, RealOptions};
 
-fn env() -> RealEnv {
-    RealEnv::new(
-        std::env::temp_dir().join("mailsim-queue-client-tests"),
-        RealOptions::default(),
-    )
-    .unwrap()
+fn env() -> ClockEnv {
+    ClockEnv::new()
 }
+
+/// Clock time the fake lets pass per step while the client waits.
+const STEP: Duration = Duration::from_millis(1);
+/// A client still waiting after this much clock time is stuck: the test fails instead of
+/// hanging.
+const STUCK: Duration = Duration::from_secs(15 * 60);
 
 fn cfg() -> ClientConfig {
     ClientConfig {
@@ -78,7 +88,12 @@ struct Fake {
 }
 
 impl Fake {
-    async fn run<F: FnMut(Event<'_>) -> Act>(self, mut io: DuplexStream, mut on: F) -> Seen {
+    async fn run<F: FnMut(Event<'_>) -> Act>(
+        self,
+        mut io: DuplexStream,
+        clock: &ClockEnv,
+        mut on: F,
+    ) -> Seen {
         let mut seen = Seen::default();
         let mut buf: Vec<u8> = Vec::new();
         let mut out: Vec<u8> = Vec::new();
@@ -148,7 +163,7 @@ impl Fake {
                 }
                 out.clear();
             }
-            match io.read(&mut chunk).await {
+            match read_while_time_passes(&mut io, &mut chunk, clock).await {
                 Ok(0) | Err(_) => return seen,
                 Ok(n) => {
                     seen.bytes.extend_from_slice(&chunk[..n]);
@@ -156,6 +171,31 @@ impl Fake {
                 }
             }
         }
+    }
+}
+
+/// Reads from the client; while nothing comes after the client has had its turn, the clock
+/// moves on by [`STEP`] (the client is waiting for a reply or a deadline).
+async fn read_while_time_passes(
+    io: &mut DuplexStream,
+    buf: &mut [u8],
+    clock: &ClockEnv,
+) -> std::io::Result<usize> {
+    let mut waited = Duration::ZERO;
+    loop {
+        tokio::select! {
+            biased;
+            read = io.read(buf) => return read,
+            // Pending once, then ready: the client (polled first by the biased join) runs
+            // before the fake looks again.
+            () = tokio::task::yield_now() => {}
+        }
+        assert!(
+            waited < STUCK,
+            "the client waited {waited:?} without a word or a timeout"
+        );
+        clock.advance(STEP);
+        waited += STEP;
     }
 }
 
@@ -222,12 +262,26 @@ async fn session<F: FnMut(Event<'_>) -> Act>(
     msg: &OutboundMessage<'_>,
     script: F,
 ) -> (Result<SessionReport, SessionFailure>, Seen) {
+    let (r, seen, _) = timed_session(fake, cfg, msg, script).await;
+    (r, seen)
+}
+
+/// [`session`], and how much clock time it took.
+async fn timed_session<F: FnMut(Event<'_>) -> Act>(
+    fake: Fake,
+    cfg: &ClientConfig,
+    msg: &OutboundMessage<'_>,
+    script: F,
+) -> (Result<SessionReport, SessionFailure>, Seen, Duration) {
     let env = env();
+    let started = env.now();
     let (client_io, server_io) = duplex(1 << 20);
-    tokio::join!(
+    let (r, seen) = tokio::join!(
+        biased;
         deliver(&env, client_io, cfg, msg),
-        fake.run(server_io, script)
-    )
+        fake.run(server_io, &env, script)
+    );
+    (r, seen, env.now().since(started))
 }
 
 fn ok(r: Result<SessionReport, SessionFailure>) -> SessionReport {
@@ -758,30 +812,27 @@ async fn silent_server_times_out_on_the_env_clock() {
         Event::Line(l) if l.starts_with("EHLO") => Act::Silent,
         ev => base(ev),
     };
-    #[allow(clippy::disallowed_methods)] // measuring the test itself, not the client
-    let started = Instant::now();
-    let (r, _) = session(fake(false), &cfg, &simple(&rcpts), script).await;
+    let (r, _, took) = timed_session(fake(false), &cfg, &simple(&rcpts), script).await;
     let f = err(r);
     assert_eq!(f.error, SessionError::Timeout { stage: Stage::Ehlo });
     assert_eq!(f.per_recipient, [None]);
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(190) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    // On the deadline to the step: the clock only moved while the client waited for EHLO's
+    // reply.
+    assert_eq!(took, Duration::from_millis(200));
 
     // Never greets at all.
     let f = Fake {
         greeting: "",
         ..fake(false)
     };
-    let (r, _) = session(f, &cfg, &simple(&rcpts), mx(FULL)).await;
+    let (r, _, took) = timed_session(f, &cfg, &simple(&rcpts), mx(FULL)).await;
     assert_eq!(
         err(r).error,
         SessionError::Timeout {
             stage: Stage::Greeting
         }
     );
+    assert_eq!(took, Duration::from_millis(200));
 
     // Takes the body, never gives the final reply: data_timeout applies.
     let cfg = ClientConfig {
@@ -793,7 +844,7 @@ async fn silent_server_times_out_on_the_env_clock() {
         Event::Body(_) => Act::Silent,
         ev => base(ev),
     };
-    let (r, _) = session(fake(true), &cfg, &simple(&rcpts), script).await;
+    let (r, _, took) = timed_session(fake(true), &cfg, &simple(&rcpts), script).await;
     let f = err(r);
     assert_eq!(
         f.error,
@@ -802,6 +853,8 @@ async fn silent_server_times_out_on_the_env_clock() {
         }
     );
     assert_eq!(f.per_recipient, [None]);
+    // The 200 ms data timeout, not the 5-minute command timeout.
+    assert_eq!(took, Duration::from_millis(200));
 }
 
 #[tokio::test]
@@ -849,7 +902,8 @@ async fn two_messages_on_one_connection_with_rset_in_between() {
         let _ = c.quit().await;
         (first, second)
     };
-    let ((first, second), seen) = tokio::join!(client, fake(false).run(server_io, script));
+    let ((first, second), seen) =
+        tokio::join!(biased; client, fake(false).run(server_io, &env, script));
     assert_eq!(codes(&first), [('F', 550)]);
     assert_eq!(codes(&second), [('D', 250)]);
     assert_eq!(
@@ -897,7 +951,8 @@ async fn starttls_hook_re_ehlos_over_the_new_stream() {
         let (_, transcript) = c.quit().await;
         (out, transcript)
     };
-    let ((out, transcript), seen) = tokio::join!(client, fake(true).run(server_io, script));
+    let ((out, transcript), seen) =
+        tokio::join!(biased; client, fake(true).run(server_io, &env, script));
     assert_eq!(codes(&out), [('D', 250)]);
     assert_eq!(
         seen.lines[..4],
@@ -931,7 +986,7 @@ async fn starttls_refused_or_injected() {
             StartTls::Secured(_) => panic!("secured"),
         }
     };
-    let ((), seen) = tokio::join!(client, fake(false).run(server_io, script));
+    let ((), seen) = tokio::join!(biased; client, fake(false).run(server_io, &env, script));
     assert_eq!(seen.lines, ["EHLO out.example", "STARTTLS", "QUIT"]);
 
     // Plaintext after the 220 (an injection attempt): refused before any handshake.
@@ -951,7 +1006,7 @@ async fn starttls_refused_or_injected() {
             Ok(_) => panic!("accepted"),
         }
     };
-    let (error, _) = tokio::join!(client, fake(false).run(server_io, script));
+    let (error, _) = tokio::join!(biased; client, fake(false).run(server_io, &env, script));
     assert!(
         matches!(
             error,

@@ -1,0 +1,106 @@
+//! The one local/remote split: an envelope's mailboxes go to the mailbox store, its remote
+//! forward-paths to the outbound queue, side by side. Accepted mail (the SMTP session's
+//! [`Deliver`]) and the queue's own DSNs both go through it.
+
+use crate::env::Env;
+use crate::mail::{Address, Deliver, DeliveryError, Envelope};
+use crate::store::MailStore;
+
+use super::runner::Outbound;
+use super::store::QueueId;
+
+/// Where accepted mail goes: local recipients to their mailboxes, remote ones to the
+/// outbound queue. Both are durable before [`Sink::deliver`] returns, so the session's 250
+/// means durable for every recipient.
+#[derive(Clone)]
+pub struct Sink<E: Env> {
+    pub mailboxes: MailStore<E>,
+    pub outbound: Outbound<E>,
+}
+
+/// How each part of one delivery went; `None` for a part the envelope does not have.
+#[derive(Debug)]
+pub struct Parts {
+    /// The mailbox store's message id.
+    pub local: Option<Result<String, DeliveryError>>,
+    pub remote: Option<Result<QueueId, DeliveryError>>,
+}
+
+impl<E: Env> Sink<E> {
+    /// Delivers the local part and the remote part of `envelope` concurrently (the remote
+    /// part queued with the envelope's sender) and says how each went.
+    pub async fn deliver_parts(&self, envelope: &Envelope, message: &[u8]) -> Parts {
+        let remote: Vec<Address> = envelope.remote_recipients().into_iter().cloned().collect();
+        let local = !envelope.mailboxes().is_empty();
+        let (local, remote) = tokio::join!(
+            async {
+                match local {
+                    true => Some(self.mailboxes.deliver(envelope, message).await),
+                    false => None,
+                }
+            },
+            async {
+                match remote.is_empty() {
+                    true => None,
+                    false => Some(
+                        self.outbound
+                            .enqueue(envelope.mail_from.clone(), remote, message)
+                            .await,
+                    ),
+                }
+            }
+        );
+        Parts { local, remote }
+    }
+}
+
+impl Parts {
+    /// One answer for the SMTP session: either part failing fails the delivery (the client
+    /// retries; a part that did succeed may then arrive twice: at least once, never lost).
+    /// The id is the queue id when there is a remote part, else the mailbox store's.
+    pub fn into_result(self) -> Result<String, DeliveryError> {
+        match (self.local, self.remote) {
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
+            (_, Some(Ok(id))) => Ok(id.to_string()),
+            (Some(Ok(id)), None) => Ok(id),
+            (None, None) => Err(DeliveryError::Temporary("no recipients".into())),
+        }
+    }
+}
+
+impl<E: Env> Deliver for Sink<E> {
+    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
+        self.deliver_parts(envelope, message).await.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Timestamp;
+
+    #[test]
+    fn either_part_failing_fails_the_delivery() {
+        let qid = QueueId::new(Timestamp::from_secs(7), 42);
+        fn full<T>() -> Result<T, DeliveryError> {
+            Err(DeliveryError::Full)
+        }
+        let parts = |local, remote| Parts { local, remote };
+        assert_eq!(parts(Some(full()), Some(Ok(qid))).into_result(), full());
+        assert_eq!(
+            parts(Some(Ok("m1".into())), Some(full())).into_result(),
+            full()
+        );
+        assert_eq!(parts(None, Some(full())).into_result(), full());
+        assert_eq!(parts(Some(full()), None).into_result(), full());
+        assert_eq!(
+            parts(Some(Ok("m1".into())), Some(Ok(qid))).into_result(),
+            Ok(qid.to_string())
+        );
+        assert_eq!(
+            parts(Some(Ok("m1".into())), None).into_result(),
+            Ok("m1".into())
+        );
+        assert!(parts(None, None).into_result().is_err());
+    }
+}

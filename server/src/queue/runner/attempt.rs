@@ -1,0 +1,283 @@
+//! One delivery attempt: some recipients of one message to one destination domain.
+//!
+//! Reads the body, refuses a looping message (Postfix `hopcount_limit`, RFC 5321 §6.3),
+//! routes (the relayhost, or MX / implicit MX / null MX, see [`route`]), then tries each
+//! address of each MX in preference order until every recipient has an outcome. What is
+//! still open at the end is deferred with the last reply heard. The outcomes then go to
+//! [`settle`](super::settle) and are applied by the runner.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::env::Env;
+use crate::mail::header::count_received;
+use crate::mail::Address;
+use crate::smtp::Reply;
+
+use super::super::client::RcptOutcome;
+use super::super::route::{self, Hop, RouteError};
+use super::super::store::{QueueId, QueuedMessage};
+use super::session::{self, Target};
+use super::settle::Outcome;
+use super::{apply_settlement, Inner};
+
+/// What one attempt carries from host to host.
+pub(super) struct Attempt<E: Env> {
+    pub inner: Arc<Inner<E>>,
+    pub id: QueueId,
+    /// The message as it stood when the attempt started.
+    pub msg: QueuedMessage,
+    /// The queue slots this attempt is for, and their addresses (same order).
+    pub slots: Vec<usize>,
+    pub recipients: Vec<Address>,
+    /// Slots whose `Delivered` state was made durable before QUIT (see
+    /// [`session`]): settlement does not record them twice.
+    pub recorded: Mutex<BTreeSet<usize>>,
+}
+
+/// The outcomes of an attempt so far, by position in [`Attempt::slots`].
+struct Tally {
+    outcomes: Vec<Option<Outcome>>,
+    /// What the still-open recipients are deferred with at the end.
+    last: Reply,
+    last_host: Option<String>,
+}
+
+impl Tally {
+    fn new(n: usize, domain: &str) -> Tally {
+        Tally {
+            outcomes: vec![None; n],
+            last: Reply::new(
+                451,
+                (4, 4, 0),
+                format!("no attempt could be made for {domain}"),
+            ),
+            last_host: None,
+        }
+    }
+
+    /// Positions still without an outcome.
+    fn open(&self) -> Vec<usize> {
+        (0..self.outcomes.len())
+            .filter(|&k| self.outcomes[k].is_none())
+            .collect()
+    }
+
+    fn fail_all(&mut self, reply: &Reply) {
+        for o in &mut self.outcomes {
+            *o = Some(Outcome::Failed(reply.clone(), None));
+        }
+    }
+
+    /// Outcomes for `open` from one host; `None` entries stay open.
+    fn record(&mut self, open: &[usize], from: Vec<Option<RcptOutcome>>, host: &str) {
+        for (&k, o) in open.iter().zip(from) {
+            if let Some(o) = o {
+                self.outcomes[k] = Some(attach_host(o, host));
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Outcome> {
+        let (last, host) = (self.last, self.last_host);
+        self.outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Deferred(last.clone(), host.clone())))
+            .collect()
+    }
+}
+
+/// Runs one attempt and settles it.
+pub(super) async fn run<E: Env>(
+    inner: &Arc<Inner<E>>,
+    id: QueueId,
+    domain: &str,
+    slots: Vec<usize>,
+) {
+    let env = &inner.env;
+    let Some(msg) = inner.state.lock().unwrap().messages.get(&id).cloned() else {
+        return;
+    };
+    let recipients: Vec<Address> = slots
+        .iter()
+        .filter_map(|&s| msg.recipients.get(s).map(|r| r.address.clone()))
+        .collect();
+    env.trace(
+        "queue",
+        format_args!(
+            "attempt {id} to {domain}: {}",
+            recipients
+                .iter()
+                .map(|a| format!("<{a}>"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let mut tally = Tally::new(slots.len(), domain);
+    let attempt = Attempt {
+        inner: inner.clone(),
+        id,
+        msg,
+        slots,
+        recipients,
+        recorded: Mutex::new(BTreeSet::new()),
+    };
+    let body = match inner.store.read_message(id).await {
+        Ok(body) => {
+            attempt.deliver(domain, &body, &mut tally).await;
+            Some(body)
+        }
+        Err(e) => {
+            tally.last = Reply::new(451, (4, 3, 0), format!("queue file unreadable: {e}"));
+            None
+        }
+    };
+    let Attempt {
+        slots, recorded, ..
+    } = attempt;
+    let recorded = recorded.into_inner().unwrap_or_default();
+    apply_settlement(
+        inner,
+        id,
+        &slots,
+        tally.finish(),
+        body.as_deref(),
+        &recorded,
+    )
+    .await;
+}
+
+impl<E: Env> Attempt<E> {
+    /// Hop count, routing, then the hosts in turn.
+    async fn deliver(&self, domain: &str, body: &[u8], tally: &mut Tally) {
+        let config = &self.inner.config;
+        let hops = count_received(body);
+        if hops > config.max_received_headers {
+            tally.fail_all(&Reply::new(
+                554,
+                (5, 4, 6),
+                format!("Too many hops ({hops} Received: headers): mail loop"),
+            ));
+            return;
+        }
+        let routed = match config.relayhost {
+            Some(relay) => Ok(vec![Hop {
+                host: relay.ip().to_string(),
+                preference: 0,
+                addrs: vec![relay.ip()],
+            }]),
+            None => route::resolve(&self.inner.env, domain, &self.inner.me).await,
+        };
+        let port = config.relayhost.map_or(self.inner.port, |r| r.port());
+        match routed {
+            Err(RouteError::Temporary(why)) => tally.last = Reply::new(451, (4, 4, 3), why),
+            Err(RouteError::Permanent { status, text }) => {
+                tally.fail_all(&Reply::new(550, status, text))
+            }
+            Ok(hops) => self.try_hops(hops, port, body, tally).await,
+        }
+    }
+
+    /// Each address of each MX, in order, for the recipients still open; stops when none is.
+    async fn try_hops(&self, hops: Vec<Hop>, port: u16, body: &[u8], tally: &mut Tally) {
+        for hop in hops {
+            for ip in hop.addrs {
+                let open = tally.open();
+                if open.is_empty() {
+                    return;
+                }
+                let target = Target {
+                    peer: format!("{}[{ip}]", hop.host),
+                    host: &hop.host,
+                    addr: SocketAddr::new(ip, port),
+                };
+                tally.last_host = Some(hop.host.clone());
+                match session::try_host(self, &target, &open, body).await {
+                    Ok(results) => {
+                        tally.record(&open, results.into_iter().map(Some).collect(), &hop.host)
+                    }
+                    Err((reply, partial)) => {
+                        tally.record(&open, partial, &hop.host);
+                        tally.last = reply;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn attach_host(o: RcptOutcome, host: &str) -> Outcome {
+    match o {
+        RcptOutcome::Delivered(r) => Outcome::Delivered(r, host.to_string()),
+        RcptOutcome::Failed(r) => Outcome::Failed(r, Some(host.to_string())),
+        RcptOutcome::Deferred(r) => Outcome::Deferred(r, Some(host.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_no_host_decided_is_deferred_with_the_last_reply_heard() {
+        let mut tally = Tally::new(3, "remote.test");
+        assert_eq!(tally.open(), [0, 1, 2]);
+        // The first host decides one recipient, then the connection drops.
+        tally.record(
+            &[0, 1, 2],
+            vec![
+                None,
+                Some(RcptOutcome::Failed(Reply::new(550, (5, 1, 1), "no"))),
+                None,
+            ],
+            "mx1.remote.test",
+        );
+        tally.last = Reply::new(451, (4, 4, 2), "mx1 lost");
+        tally.last_host = Some("mx1.remote.test".into());
+        assert_eq!(tally.open(), [0, 2]);
+        // The second delivers one; the third is never reached.
+        tally.record(
+            &[0, 2],
+            vec![Some(RcptOutcome::Delivered(Reply::new(
+                250,
+                (2, 0, 0),
+                "ok",
+            )))],
+            "mx2.remote.test",
+        );
+        let out = tally.finish();
+        assert_eq!(
+            out[0],
+            Outcome::Delivered(Reply::new(250, (2, 0, 0), "ok"), "mx2.remote.test".into())
+        );
+        assert_eq!(
+            out[1],
+            Outcome::Failed(
+                Reply::new(550, (5, 1, 1), "no"),
+                Some("mx1.remote.test".into())
+            )
+        );
+        assert_eq!(
+            out[2],
+            Outcome::Deferred(
+                Reply::new(451, (4, 4, 2), "mx1 lost"),
+                Some("mx1.remote.test".into())
+            )
+        );
+    }
+
+    #[test]
+    fn without_any_attempt_everyone_is_deferred_4_4_0() {
+        let out = Tally::new(2, "nowhere.test").finish();
+        for o in out {
+            let Outcome::Deferred(reply, None) = o else {
+                panic!("{o:?}")
+            };
+            assert_eq!(
+                reply.to_string(),
+                "451 4.4.0 no attempt could be made for nowhere.test"
+            );
+        }
+    }
+}

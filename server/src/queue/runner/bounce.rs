@@ -1,0 +1,180 @@
+//! Bounces: the failure and delay DSNs (RFC 3464) a settlement calls for, and where they go.
+//!
+//! A DSN goes to the message's sender, never for `<>`: a bounce is never bounced (RFC 5321
+//! §4.5.5), an undeliverable bounce is logged and dropped. The sender is resolved through the
+//! directory like any recipient and the DSN delivered through the same local/remote split as
+//! accepted mail ([`Sink`]): a local sender's mailbox, or the queue with the null sender.
+
+use std::sync::Arc;
+
+use crate::directory::RcptVerdict;
+use crate::env::{Env, Timestamp};
+use crate::mail::{Address, Envelope, Recipient};
+
+use super::super::config::QueueConfig;
+use super::super::deliver::Sink;
+use super::super::dsn::{self, DsnAction, DsnInput, DsnKind, DsnRecipient};
+use super::super::store::QueuedMessage;
+use super::settle::DsnRow;
+use super::{Inner, Outbound};
+
+/// A DSN ready to send: its recipient (the original sender) and the report.
+#[derive(Debug)]
+pub(super) struct Notice<'a> {
+    pub to: &'a Address,
+    pub report: Vec<u8>,
+}
+
+/// What the DSN is called in traces and message ids.
+pub(super) fn label(kind: DsnKind) -> &'static str {
+    match kind {
+        DsnKind::Failure => "failure",
+        DsnKind::Delay => "delay",
+    }
+}
+
+/// Builds the DSN about `rows` of `msg`, or `None` when the sender is `<>` (no DSN). Pure:
+/// the report's dates and message id come from `now`.
+pub(super) fn compose<'m>(
+    msg: &'m QueuedMessage,
+    kind: DsnKind,
+    rows: &[DsnRow],
+    original: Option<&[u8]>,
+    now: Timestamp,
+    config: &QueueConfig,
+    hostname: &str,
+) -> Option<Notice<'m>> {
+    let sender = msg
+        .mail_from
+        .as_ref()
+        .filter(|_| dsn::should_send_dsn(msg.mail_from.as_ref()))?;
+    let recipients: Vec<DsnRecipient> = rows
+        .iter()
+        .filter_map(|(slot, reply, host)| {
+            let r = msg.recipients.get(*slot)?;
+            Some(DsnRecipient {
+                address: r.address.clone(),
+                original: None,
+                action: match kind {
+                    DsnKind::Failure => DsnAction::Failed,
+                    DsnKind::Delay => DsnAction::Delayed,
+                },
+                status: reply.enhanced.unwrap_or(match kind {
+                    DsnKind::Failure => (5, 0, 0),
+                    DsnKind::Delay => (4, 0, 0),
+                }),
+                remote_mta: host.clone(),
+                diagnostic: Some(reply.to_string()),
+                last_attempt: Some(now),
+                will_retry_until: matches!(kind, DsnKind::Delay)
+                    .then(|| config.expires_at(msg.queued_at)),
+            })
+        })
+        .collect();
+    let report = dsn::build_dsn(&DsnInput {
+        kind,
+        reporting_mta: hostname,
+        original_envelope_id: None,
+        arrival_date: msg.queued_at,
+        now,
+        sender,
+        recipients: &recipients,
+        original_message: original.unwrap_or(b""),
+        message_id: format!(
+            "<{}.{}.{}@{hostname}>",
+            msg.id,
+            label(kind),
+            now.as_millis()
+        ),
+        return_full: false,
+    });
+    Some(Notice { to: sender, report })
+}
+
+/// Builds and sends the DSN about `rows` (see [`compose`]).
+pub(super) async fn send<E: Env>(
+    inner: &Arc<Inner<E>>,
+    msg: &QueuedMessage,
+    kind: DsnKind,
+    rows: &[DsnRow],
+    original: Option<&[u8]>,
+    now: Timestamp,
+) {
+    let env = &inner.env;
+    let notice = compose(
+        msg,
+        kind,
+        rows,
+        original,
+        now,
+        &inner.config,
+        &inner.hostname,
+    );
+    let Some(Notice { to, report }) = notice else {
+        env.trace(
+            "queue",
+            format_args!(
+                "{} undeliverable bounce (null sender): logged and dropped",
+                msg.id
+            ),
+        );
+        return;
+    };
+    env.trace(
+        "queue",
+        format_args!(
+            "{} {} DSN to <{to}> ({} octets)",
+            msg.id,
+            label(kind),
+            report.len()
+        ),
+    );
+    submit(inner, to, &report, now).await;
+}
+
+/// Delivers a DSN to `to`: into the local mailbox if it is ours, else through the queue with
+/// the null sender (or both, for an alias with local and remote targets).
+async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now: Timestamp) {
+    let env = &inner.env;
+    let (mailboxes, remote) = match inner.directory.resolve(to) {
+        RcptVerdict::Local(m) => (m, Vec::new()),
+        RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
+        RcptVerdict::RelayDenied => (Vec::new(), vec![to.clone()]),
+        RcptVerdict::UnknownUser => {
+            env.trace(
+                "queue",
+                format_args!("DSN recipient <{to}> is unknown: dropped"),
+            );
+            return;
+        }
+    };
+    let envelope = Envelope {
+        helo: inner.hostname.clone(),
+        mail_from: None,
+        recipients: vec![Recipient {
+            address: to.clone(),
+            mailboxes,
+            remote,
+        }],
+        received_at: now,
+    };
+    let sink = Sink {
+        mailboxes: inner.mailboxes.clone(),
+        outbound: Outbound {
+            inner: inner.clone(),
+        },
+    };
+    let parts = sink.deliver_parts(&envelope, report).await;
+    if let Some(Err(e)) = parts.local {
+        env.trace(
+            "queue",
+            format_args!("DSN to <{to}> could not be stored: {e:?}"),
+        );
+    }
+    if let Some(Err(e)) = parts.remote {
+        env.trace(
+            "queue",
+            format_args!("DSN to <{to}> could not be queued: {e:?}"),
+        );
+    }
+}
