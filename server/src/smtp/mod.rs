@@ -9,6 +9,7 @@ pub mod driver;
 mod limits;
 pub mod reply;
 pub mod session;
+pub mod wire;
 
 pub use limits::Limits;
 pub use reply::Reply;
