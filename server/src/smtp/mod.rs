@@ -6,6 +6,7 @@
 //! protocol rule is unit-testable without a world, and the parser is benchmarkable alone.
 
 pub mod driver;
+pub mod fuzz;
 mod limits;
 pub mod reply;
 pub mod session;
