@@ -7,12 +7,16 @@
 //! session never spins (each poll either consumes input or makes progress), and nothing comes
 //! out after `Close`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use super::session::{Output, PeerInfo, Session, SessionConfig};
 use super::wire::chunks;
+use super::Limits;
+use crate::directory::Directory;
 use crate::mail::{DeliveryError, Timestamp};
+use crate::policy::IpNet;
 
 /// Arbitrary input in arbitrary chunks (the first byte seeds the cuts, the second decides
 /// how deliveries are answered), fed until the session closes or the input runs out.
@@ -94,32 +98,39 @@ fn check_reply(r: &super::Reply) {
 }
 
 /// One small configuration, built once: a local domain with accounts, an alias, a relay
-/// network — enough for every branch of RCPT.
+/// network, small limits — enough for every branch of RCPT and DATA. Built from the
+/// directory and limits directly (not the config file), so `smtp` never imports `config`.
 fn config() -> &'static Arc<SessionConfig> {
     static CONFIG: OnceLock<Arc<SessionConfig>> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let text = "hostname = \"mx.example.org\"\n\
-                    domains = [\"example.org\"]\n\
-                    accounts = [\"alice@example.org\", \"bob@example.org\"]\n\
-                    relay_networks = [\"192.0.2.0/24\"]\n\
-                    [aliases]\n\
-                    \"all@example.org\" = [\"alice@example.org\", \"bob@example.org\"]\n\
-                    [limits]\n\
-                    message_size = 4096\n\
-                    recipients = 5\n";
-        let cfg: crate::config::ServerConfig = match toml::from_str(text) {
-            Ok(c) => c,
-            Err(e) => panic!("fuzz config: {e}"),
-        };
-        let directory = match cfg.validate() {
+        let aliases = BTreeMap::from([(
+            "all@example.org".to_string(),
+            vec![
+                "alice@example.org".to_string(),
+                "bob@example.org".to_string(),
+            ],
+        )]);
+        let directory = match Directory::build(
+            &["example.org".to_string()],
+            ["alice@example.org", "bob@example.org"],
+            &aliases,
+        ) {
             Ok(d) => d,
-            Err(e) => panic!("fuzz config: {e}"),
+            Err(e) => panic!("fuzz directory: {e}"),
+        };
+        let relay = match "192.0.2.0/24".parse::<IpNet>() {
+            Ok(n) => n,
+            Err(e) => panic!("fuzz relay network: {e:?}"),
         };
         Arc::new(SessionConfig {
-            hostname: cfg.hostname,
-            limits: cfg.limits,
+            hostname: "mx.example.org".into(),
+            limits: Limits {
+                message_size: 4096,
+                recipients: 5,
+                ..Limits::default()
+            },
             directory: Arc::new(directory),
-            relay_networks: cfg.relay_networks,
+            relay_networks: vec![relay],
         })
     })
 }
