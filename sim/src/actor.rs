@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailsim_server::env::{DnsError, Record, RecordKind, Timestamp};
+use mailsim_server::queue::route::{plan_mx, MxPlan, RouteError};
+use mailsim_server::smtp::wire::ReplyReader;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::TcpStream;
 
@@ -41,11 +45,17 @@ pub struct ActorCtx {
     pub trace: Trace,
     pub dns: SocketAddr,
     pub logs: ActorLogs,
+    /// The world's seed: each actor's RNG (ties between equal MX preferences) derives from it.
+    pub seed: u64,
 }
 
 struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
+    /// The server's shared reply reader: the same framing and bounds as the outbound client.
+    reader: ReplyReader,
+    /// The reader's transcript lines, drained after every read (the server traces its own
+    /// side of the dialogue; the actor keeps its replies in its log).
+    scratch: Vec<String>,
 }
 
 /// Runs one actor to the end of its script. Problems are recorded, never returned as errors,
@@ -61,7 +71,13 @@ pub async fn run(actor: Actor, ctx: ActorCtx) -> turmoil::Result {
         .epoch()
         .plus(Duration::from_secs_f64(actor.start_secs.max(0.0)));
     ctx.clock.sleep_until(start).await;
-    let mut me = Runner { name, ctx, actor };
+    let rng = SmallRng::seed_from_u64(ctx.seed ^ fnv1a(name.as_bytes()));
+    let mut me = Runner {
+        name,
+        ctx,
+        actor,
+        rng,
+    };
     me.play().await;
     Ok(())
 }
@@ -70,6 +86,15 @@ struct Runner {
     name: String,
     ctx: ActorCtx,
     actor: Actor,
+    /// Seeded per actor, so the order among equal-preference MX hosts replays exactly.
+    rng: SmallRng,
+}
+
+/// FNV-1a: a stable hash of the actor's name (std's hasher is randomly keyed per process).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Runner {
@@ -111,7 +136,8 @@ impl Runner {
         };
         let mut conn = Conn {
             stream,
-            buf: Vec::new(),
+            reader: ReplyReader::default(),
+            scratch: Vec::new(),
         };
         let greeting = self.actor.greeting.clone();
         match self.read_reply(&mut conn).await {
@@ -141,30 +167,36 @@ impl Runner {
         self.trace("done");
     }
 
-    /// MX lookup through the world's DNS, falling back to the domain's A record.
-    async fn route(&self, domain: &str) -> Result<SocketAddr, String> {
-        let mx = self.lookup(domain, RecordKind::Mx).await;
-        let host = match mx {
-            Ok(records) => records
-                .into_iter()
-                .find_map(|r| match r {
-                    Record::Mx { exchange, .. } if !exchange.is_empty() => Some(exchange),
-                    _ => None,
-                })
-                .ok_or_else(|| "null MX".to_string())?,
-            Err(DnsError::NoRecords) => domain.to_string(),
-            Err(e) => return Err(format!("MX {domain}: {e}")),
+    /// The server's routing rules (`queue::route::plan_mx`: MX by preference, equal
+    /// preferences shuffled with the actor's seeded RNG, implicit MX, null MX), then the first
+    /// host in that order with an A record. An actor is a plain client: it asks A only, no
+    /// AAAA, and does not check for loops.
+    async fn route(&mut self, domain: &str) -> Result<SocketAddr, String> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let answer = self.lookup(&domain, RecordKind::Mx).await;
+        let rng = &mut self.rng;
+        let hosts = match plan_mx(&domain, answer, || rng.next_u64()) {
+            Ok(MxPlan::Mx(mxs)) => mxs.into_iter().map(|(_, host)| host).collect(),
+            Ok(MxPlan::Implicit(host)) => vec![host],
+            Err(RouteError::Temporary(why)) => return Err(why),
+            Err(RouteError::Permanent { text, .. }) => return Err(text),
         };
-        let a = self
-            .lookup(&host, RecordKind::A)
-            .await
-            .map_err(|e| format!("A {host}: {e}"))?;
-        a.into_iter()
-            .find_map(|r| match r {
-                Record::A(ip) => Some(SocketAddr::from((ip, 25))),
-                _ => None,
-            })
-            .ok_or_else(|| format!("no address for {host}"))
+        let mut why = format!("no MX host of {domain} has an address");
+        for host in hosts {
+            match self.lookup(&host, RecordKind::A).await {
+                Ok(records) => {
+                    if let Some(ip) = records.into_iter().find_map(|r| match r {
+                        Record::A(ip) => Some(ip),
+                        _ => None,
+                    }) {
+                        return Ok(SocketAddr::from((ip, 25)));
+                    }
+                    why = format!("no address for {host}");
+                }
+                Err(e) => why = format!("A {host}: {e}"),
+            }
+        }
+        Err(why)
     }
 
     async fn lookup(&self, name: &str, kind: RecordKind) -> Result<Vec<Record>, DnsError> {
@@ -219,25 +251,25 @@ impl Runner {
         Ok(())
     }
 
-    /// Reads one (possibly multi-line) reply, within the actor's reply timeout.
+    /// Reads one (possibly multi-line) reply, within the actor's reply timeout, with the
+    /// server crate's reply reader. The reply is its lines as received, joined with " / ".
     async fn read_reply(&self, conn: &mut Conn) -> Result<String, String> {
         let deadline: Timestamp = self.ctx.clock.now().plus(Duration::from_secs_f64(
             self.actor.reply_timeout_secs.max(0.0),
         ));
-        let mut lines = Vec::new();
         loop {
-            while let Some(pos) = conn.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = conn.buf.drain(..=pos).collect();
-                let text = String::from_utf8_lossy(&line)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string();
-                let last = text.len() < 4 || text.as_bytes()[3] != b'-';
-                lines.push(text);
-                if last {
-                    let reply = lines.join(" / ");
-                    self.saw(&reply);
-                    return Ok(reply);
-                }
+            let next = conn.reader.next_framed();
+            conn.reader.drain_log(&mut conn.scratch);
+            conn.scratch.clear();
+            if let Some(framed) = next {
+                let reply = framed.shown.join(" / ");
+                return match framed.reply {
+                    Ok(_) => {
+                        self.saw(&reply);
+                        Ok(reply)
+                    }
+                    Err(why) => Err(format!("not an SMTP reply ({why}): {reply:?}")),
+                };
             }
             let mut chunk = [0u8; 4096];
             let clock = self.ctx.clock.clone();
@@ -248,7 +280,7 @@ impl Runner {
             };
             match read {
                 Ok(0) => return Err("connection closed by the server".into()),
-                Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => conn.reader.push(&chunk[..n]),
                 Err(e) => return Err(format!("read: {e}")),
             }
         }

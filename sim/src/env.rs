@@ -91,20 +91,13 @@ impl SimEnv {
         &self.inner.root
     }
 
+    /// The server's one path rule ([`mailsim_server::env::path::relative`]), then the host's
+    /// data root: the simulated world refuses exactly what the real one refuses.
     fn path(&self, p: &Path) -> io::Result<PathBuf> {
-        if p.is_absolute()
-            || p.components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            if p.as_os_str().is_empty() {
-                return Ok(self.inner.root.clone());
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("unsafe path {p:?}"),
-            ));
-        }
-        Ok(self.inner.root.join(p))
+        Ok(self
+            .inner
+            .root
+            .join(mailsim_server::env::path::relative(p)?))
     }
 
     fn act(&self) {
@@ -119,6 +112,26 @@ impl SimEnv {
             self.inner.clock.sleep_until(until).await;
         }
     }
+}
+
+/// turmoil's filesystem reports some failures (`rename`, `sync_dir`, `mkdir`, `sync_all`)
+/// as `ErrorKind::Other` with the errno's text; give them the kind the real syscall has, so
+/// `NotFound` means the same in both worlds (found by `mailsim_server::env::conformance`).
+/// Other errors — turmoil's injected "I/O error" among them — stay as they are.
+fn errno_kind(e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::Other {
+        return e;
+    }
+    let kind = match e.to_string().as_str() {
+        "No such file or directory" => io::ErrorKind::NotFound,
+        "File exists" => io::ErrorKind::AlreadyExists,
+        "Is a directory" => io::ErrorKind::IsADirectory,
+        "Not a directory" => io::ErrorKind::NotADirectory,
+        "Directory not empty" => io::ErrorKind::DirectoryNotEmpty,
+        "No space left on device" => io::ErrorKind::StorageFull,
+        _ => return e,
+    };
+    io::Error::new(kind, e)
 }
 
 pub struct SimListener(turmoil::net::TcpListener);
@@ -151,12 +164,12 @@ impl Env for SimEnv {
 
     async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.fs_op().await;
-        simfs::read(self.path(path)?)
+        simfs::read(self.path(path)?).map_err(errno_kind)
     }
 
     async fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         self.fs_op().await;
-        simfs::write(self.path(path)?, data)
+        simfs::write(self.path(path)?, data).map_err(errno_kind)
     }
 
     async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
@@ -165,39 +178,42 @@ impl Env for SimEnv {
         let mut f = simfs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.path(path)?)?;
-        f.write_all(data)
+            .open(self.path(path)?)
+            .map_err(errno_kind)?;
+        f.write_all(data).map_err(errno_kind)
     }
 
     async fn sync_file(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
-        simfs::File::open(self.path(path)?)?.sync_all()
+        simfs::File::open(self.path(path)?)?
+            .sync_all()
+            .map_err(errno_kind)
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.fs_op().await;
-        simfs::rename(self.path(from)?, self.path(to)?)
+        simfs::rename(self.path(from)?, self.path(to)?).map_err(errno_kind)
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
-        simfs::sync_dir(self.path(path)?)
+        simfs::sync_dir(self.path(path)?).map_err(errno_kind)
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
-        simfs::remove_file(self.path(path)?)
+        simfs::remove_file(self.path(path)?).map_err(errno_kind)
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
-        simfs::create_dir_all(self.path(path)?)
+        simfs::create_dir_all(self.path(path)?).map_err(errno_kind)
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         self.fs_op().await;
         let mut names = Vec::new();
-        for entry in simfs::read_dir(self.path(path)?)? {
+        for entry in simfs::read_dir(self.path(path)?).map_err(errno_kind)? {
             names.push(entry?.file_name().to_string_lossy().into_owned());
         }
         names.sort();

@@ -171,6 +171,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         trace: trace.clone(),
         dns: dns_addr,
         logs: logs.clone(),
+        seed,
     };
     for a in &s.actor {
         sim.client(*a.address.get_ref(), actor::run(a.clone(), ctx.clone()));

@@ -10,8 +10,10 @@
 //! store decides where durability is paid for; a clock that is *read*, never assumed; one DNS
 //! call for every record type.
 
+pub mod conformance;
 #[cfg(test)]
 pub mod fake;
+pub mod path;
 pub mod real;
 
 use std::fmt;
@@ -111,6 +113,8 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
     // ---- files: paths are relative to the world's data root ----
+    // Every world checks each path with the one rule, [`path::relative`]: absolute, `..` and
+    // NUL are `InvalidInput`; "" and "." are the root. [`conformance`] holds them to it.
     /// Reads a whole file.
     fn read(&self, path: &Path) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
     /// Creates (or truncates) a file and writes `data`. Not durable until [`Env::sync_file`].
@@ -212,6 +216,7 @@ pub async fn create_dir_durable<E: Env>(env: &E, dir: &Path) -> io::Result<()> {
     env.create_dir_all(dir).await?;
     let mut prefix = PathBuf::new();
     for part in dir.components() {
+        // The first parent is the data root: the empty path (see `path`).
         let parent = prefix.clone();
         prefix.push(part);
         env.sync_dir(&parent).await?;

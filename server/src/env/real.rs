@@ -6,7 +6,8 @@
 //! honesty of the seam:
 //!
 //! - file paths are *relative to a data root* and anything that could climb out of it is
-//!   refused (defence in depth: the server never builds such a path on purpose);
+//!   refused, by the rule every Env shares ([`super::path`]; defence in depth: the server
+//!   never builds such a path on purpose);
 //! - blocking file work runs on tokio's blocking pool so a slow disk never stalls the sockets;
 //! - durability is exactly what the caller asks for: `write`/`append` never fsync, `sync_file`
 //!   and `sync_dir` always do;
@@ -24,7 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -107,24 +108,10 @@ impl RealEnv {
         &self.inner.root
     }
 
-    /// Joins a world path onto the data root, refusing anything that could leave it.
-    ///
-    /// Only plain names (and `.`) are accepted: an absolute path, `..`, a root or a Windows
-    /// prefix gives `InvalidInput`. This is lexical only — a symlink planted inside the root is
-    /// followed — which is enough because the server creates everything under the root itself.
+    /// Joins a world path onto the data root, after the one path rule every Env obeys
+    /// ([`super::path::relative`]: no absolute, `..` or NUL paths; "" and "." are the root).
     fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
-        for c in path.components() {
-            match c {
-                Component::Normal(_) | Component::CurDir => {}
-                Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("path {} escapes the data root", path.display()),
-                    ))
-                }
-            }
-        }
-        Ok(self.inner.root.join(path))
+        Ok(self.inner.root.join(super::path::relative(path)?))
     }
 
     /// Runs blocking file work on tokio's blocking pool, adding the operation and the world
@@ -289,13 +276,23 @@ impl Env for RealEnv {
         if files.is_empty() && dirs.is_empty() {
             return Ok(());
         }
+        let mut full = Vec::with_capacity(files.len() + dirs.len());
         for p in files.iter().chain(dirs) {
-            self.resolve(p)?; // refuse what could climb out of the root, as every call does
+            // Refuse what could climb out of the root, as every call does.
+            full.push((p.clone(), self.resolve(p)?));
         }
         #[cfg(target_os = "linux")]
         {
             let root = self.inner.root.clone();
             self.blocking("syncfs", Path::new("."), move || {
+                // syncfs flushes the whole filesystem and never looks at the paths: check
+                // that each exists, so a missing one is `NotFound` here too, as it is for
+                // sync_file/sync_dir and in every other world (env/conformance.rs).
+                for (rel, p) in &full {
+                    if let Err(e) = std::fs::symlink_metadata(p) {
+                        return Err(io::Error::new(e.kind(), format!("{}: {e}", rel.display())));
+                    }
+                }
                 let dir = File::open(root)?;
                 rustix::fs::syncfs(&dir).map_err(io::Error::from)
             })
@@ -551,6 +548,13 @@ mod tests {
 
         // Everything landed under the root.
         assert!(root.0.join("queue/new/a").is_file());
+    }
+
+    /// The same test body as the simulated and the in-memory Env (`env/conformance.rs`).
+    #[tokio::test]
+    async fn conformance() {
+        let root = TempRoot::new("conformance");
+        crate::env::conformance::run(&env_in(&root)).await;
     }
 
     #[tokio::test]

@@ -52,10 +52,25 @@ impl Myself {
     }
 }
 
-/// Resolves the hops for `domain`, most preferred first.
-pub async fn resolve<E: Env>(env: &E, domain: &str, me: &Myself) -> Result<Vec<Hop>, RouteError> {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let mut mxs: Vec<(u16, String)> = match env.lookup(&domain, RecordKind::Mx).await {
+/// Which hosts to look up for a domain, decided from its MX answer alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MxPlan {
+    /// No MX records: the domain itself is the mail host (implicit MX, RFC 5321 §5.1).
+    Implicit(String),
+    /// MX hosts with their preferences, most preferred first, equal preferences shuffled.
+    Mx(Vec<(u16, String)>),
+}
+
+/// The pure part of routing: an MX answer → the hosts to try in order, or why there are none
+/// (null MX, NXDOMAIN, a temporary failure). `random` breaks ties between equal preferences;
+/// pass the Env's RNG (seeded in the sim). [`resolve`] uses it, and so do the simulator's
+/// sender actors, so both pick MX hosts by the same rules.
+pub fn plan_mx(
+    domain: &str,
+    answer: Result<Vec<Record>, DnsError>,
+    random: impl FnMut() -> u64,
+) -> Result<MxPlan, RouteError> {
+    let mut mxs: Vec<(u16, String)> = match answer {
         Ok(records) => records
             .into_iter()
             .filter_map(|r| match r {
@@ -80,22 +95,7 @@ pub async fn resolve<E: Env>(env: &E, domain: &str, me: &Myself) -> Result<Vec<H
         }
     };
     if mxs.is_empty() {
-        // Implicit MX (§5.1): the domain itself, at preference 0.
-        return match lookup_ips(env, &domain).await {
-            Ok(addrs) if me.is_me(&domain, &addrs) => Err(loop_error(&domain)),
-            Ok(addrs) => Ok(vec![Hop {
-                host: domain,
-                preference: 0,
-                addrs,
-            }]),
-            Err(DnsError::NxDomain) | Err(DnsError::NoRecords) => Err(RouteError::permanent(
-                (5, 1, 2),
-                format!("Host or domain name not found: {domain} has no MX and no address"),
-            )),
-            Err(DnsError::Temporary(why)) => Err(RouteError::Temporary(format!(
-                "address lookup for {domain}: {why}"
-            ))),
-        };
+        return Ok(MxPlan::Implicit(domain.to_string()));
     }
     if mxs.iter().any(|(_, x)| x.is_empty() || x == ".") {
         // RFC 7505: a null MX says the domain accepts no mail.
@@ -105,7 +105,35 @@ pub async fn resolve<E: Env>(env: &E, domain: &str, me: &Myself) -> Result<Vec<H
         ));
     }
     mxs.sort();
-    shuffle_equal_preferences(env, &mut mxs);
+    shuffle_equal_preferences(random, &mut mxs);
+    Ok(MxPlan::Mx(mxs))
+}
+
+/// Resolves the hops for `domain`, most preferred first.
+pub async fn resolve<E: Env>(env: &E, domain: &str, me: &Myself) -> Result<Vec<Hop>, RouteError> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let answer = env.lookup(&domain, RecordKind::Mx).await;
+    let mxs = match plan_mx(&domain, answer, || env.random_u64())? {
+        MxPlan::Mx(mxs) => mxs,
+        MxPlan::Implicit(domain) => {
+            // Implicit MX (§5.1): the domain itself, at preference 0.
+            return match lookup_ips(env, &domain).await {
+                Ok(addrs) if me.is_me(&domain, &addrs) => Err(loop_error(&domain)),
+                Ok(addrs) => Ok(vec![Hop {
+                    host: domain,
+                    preference: 0,
+                    addrs,
+                }]),
+                Err(DnsError::NxDomain) | Err(DnsError::NoRecords) => Err(RouteError::permanent(
+                    (5, 1, 2),
+                    format!("Host or domain name not found: {domain} has no MX and no address"),
+                )),
+                Err(DnsError::Temporary(why)) => Err(RouteError::Temporary(format!(
+                    "address lookup for {domain}: {why}"
+                ))),
+            };
+        }
+    };
     let mut hops = Vec::new();
     let mut temporary = None;
     for (preference, host) in mxs {
@@ -145,13 +173,13 @@ fn loop_error(domain: &str) -> RouteError {
 
 /// Fisher–Yates within each run of equal preference, with the Env's RNG (seeded in the sim,
 /// so the order is part of the deterministic trace).
-fn shuffle_equal_preferences<E: Env>(env: &E, mxs: &mut [(u16, String)]) {
+fn shuffle_equal_preferences(mut random: impl FnMut() -> u64, mxs: &mut [(u16, String)]) {
     let mut start = 0;
     while start < mxs.len() {
         let pref = mxs[start].0;
         let end = start + mxs[start..].iter().take_while(|(p, _)| *p == pref).count();
         for i in (start + 1..end).rev() {
-            let j = start + (env.random_u64() % (i - start + 1) as u64) as usize;
+            let j = start + (random() % (i - start + 1) as u64) as usize;
             mxs.swap(i, j);
         }
         start = end;
@@ -311,5 +339,42 @@ mod tests {
         let hops = route(&env, "backup.net").await.unwrap();
         assert_eq!(hops.len(), 1);
         assert_eq!(hops[0].0, "primary.backup.net");
+    }
+
+    /// The pure part, as the sim's actors call it: order from the answer alone, ties broken
+    /// only by the RNG it is given.
+    #[test]
+    fn plan_mx_orders_by_preference_and_breaks_ties_with_the_given_rng() {
+        let answer = || Ok(vec![mx(20, "b"), mx(10, "c"), mx(20, "a"), mx(5, "d")]);
+        let plan = |n: u64| {
+            let mut n = n;
+            match plan_mx("x.net", answer(), move || {
+                n += 1;
+                n
+            }) {
+                Ok(MxPlan::Mx(mxs)) => mxs,
+                other => panic!("{other:?}"),
+            }
+        };
+        let first = plan(0);
+        let prefs: Vec<u16> = first.iter().map(|m| m.0).collect();
+        assert_eq!(prefs, [5, 10, 20, 20]);
+        assert_ne!(
+            first,
+            plan(1),
+            "another RNG stream, another order among equals"
+        );
+        assert_eq!(first, plan(0), "the same stream, the same order");
+        assert_eq!(
+            plan_mx("x.net", Err(DnsError::NoRecords), || 0),
+            Ok(MxPlan::Implicit("x.net".into()))
+        );
+        assert!(matches!(
+            plan_mx("x.net", Ok(vec![mx(10, "a"), mx(0, ".")]), || 0),
+            Err(RouteError::Permanent {
+                status: (5, 1, 10),
+                ..
+            })
+        ));
     }
 }

@@ -6,9 +6,11 @@
 //! protocol rule is unit-testable without a world, and the parser is benchmarkable alone.
 
 pub mod driver;
+pub mod fuzz;
 mod limits;
 pub mod reply;
 pub mod session;
+pub mod wire;
 
 pub use limits::Limits;
 pub use reply::Reply;
