@@ -1,5 +1,7 @@
 //! Fuzz body for the SMTP session (`fuzz/fuzz_targets/smtp_session.rs`, and a proptest in
-//! `cargo test`): arbitrary bytes in arbitrary chunks into a session, every request answered.
+//! `cargo test`): arbitrary bytes in arbitrary chunks into a session that offers STARTTLS
+//! and AUTH, every request (delivery, policy check, TLS, credentials) answered — accepted or
+//! refused as the second input byte says.
 //!
 //! The session is where untrusted bytes first meet the server, so what must hold is checked
 //! here, not only "no panic": every reply is a well-formed reply (a code in 200–599, no CR or
@@ -11,12 +13,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use super::session::{Output, PeerInfo, Session, SessionConfig};
+use super::session::{
+    Answer, AuthAnswer, AuthMechanism, Offers, Output, PeerInfo, Session, SessionConfig,
+};
 use super::wire::chunks;
 use super::Limits;
 use crate::directory::Directory;
 use crate::mail::{DeliveryError, Timestamp};
-use crate::policy::IpNet;
+use crate::policy::{IpNet, Refusal, Stage, Verdict};
 
 /// Arbitrary input in arbitrary chunks (the first byte seeds the cuts, the second decides
 /// how deliveries are answered), fed until the session closes or the input runs out.
@@ -36,10 +40,15 @@ fn run(data: &[u8]) -> u32 {
         local: SocketAddr::from(([198, 51, 100, 1], 25)),
     };
     let mut s = Session::new(config().clone(), peer, now);
-    check_reply(&s.greeting());
     let mut pieces = chunks(seed, input);
     let mut deliveries = 0u32;
     let mut accepted = 0u32;
+    // Requests answered so far: picks the next bit of `answers`.
+    let mut asked = 0u32;
+    let yes = |asked: &mut u32| {
+        *asked += 1;
+        answers.rotate_left(*asked % 8) & 1 == 0
+    };
     // Each poll consumes input, or answers at most a bounded amount per octet received: a
     // command or a body line yields a reply or two; pipelined input is still bounded by it.
     let budget = 64 + 8 * input.len();
@@ -61,12 +70,32 @@ fn run(data: &[u8]) -> u32 {
                     !tx.envelope.recipients.is_empty(),
                     "a delivery without recipients"
                 );
-                s.delivered(if ok {
+                s.answer(Answer::Delivered(if ok {
                     Ok(format!("id{deliveries}"))
                 } else {
                     Err(DeliveryError::Temporary("fuzz".into()))
-                });
+                }));
             }
+            Output::Check(check) => {
+                // The connect check is always accepted, so input reaches the commands.
+                let connect = matches!(check.stage, Stage::Connect);
+                let verdict = match (connect, yes(&mut asked)) {
+                    (true, _) | (false, true) => Verdict::Accept,
+                    (false, false) if asked % 3 == 0 => {
+                        Verdict::Defer(Refusal::new(450, (4, 7, 1), "fuzz: try later"))
+                    }
+                    (false, false) => Verdict::Reject(Refusal::new(550, (5, 7, 1), "fuzz: no")),
+                };
+                s.answer(Answer::Checked(check, verdict));
+            }
+            Output::StartTls => s.answer(match yes(&mut asked) {
+                true => Answer::TlsUp,
+                false => Answer::TlsFailed,
+            }),
+            Output::Authenticate(_) => s.answer(Answer::Authenticated(match yes(&mut asked) {
+                true => AuthAnswer::Accepted,
+                false => AuthAnswer::Rejected,
+            })),
             Output::Close => break,
             Output::NeedInput => match pieces.next() {
                 Some(c) => s.push_input(c),
@@ -131,6 +160,11 @@ fn config() -> &'static Arc<SessionConfig> {
             },
             directory: Arc::new(directory),
             relay_networks: vec![relay],
+            offers: Offers {
+                starttls: true,
+                auth: vec![AuthMechanism::Plain],
+                auth_requires_tls: false,
+            },
         })
     })
 }
@@ -166,7 +200,7 @@ mod tests {
             seed in proptest::num::u8::ANY,
             answers in proptest::num::u8::ANY,
             lines in proptest::collection::vec(
-                "(EHLO|HELO|MAIL FROM:|RCPT TO:|DATA|RSET|NOOP|QUIT|VRFY|BDAT|\\.)?[ -~\\r]{0,24}(\\r\\n|\\n|\\r)",
+                "(EHLO|HELO|MAIL FROM:|RCPT TO:|DATA|RSET|NOOP|QUIT|VRFY|BDAT|STARTTLS|AUTH PLAIN |\\*|\\.)?[ -~\\r]{0,24}(\\r\\n|\\n|\\r)",
                 0..40,
             ),
         ) {
