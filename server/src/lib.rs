@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod durable;
 pub mod env;
 pub mod mail;
 pub mod policy;
