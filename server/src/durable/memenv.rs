@@ -1,6 +1,8 @@
 //! A test-only in-memory [`Env`] whose filesystem models what a crash loses, the way the
-//! simulator's turmoil filesystem does, so the store's crash safety can be checked at every
-//! single file operation without a simulated world.
+//! simulator's turmoil filesystem does, so the committer's and every store's crash safety
+//! can be checked at every single file operation without a simulated world. It can also make
+//! an operation fail (a full or failing disk) and lists every call, batched ones included,
+//! so tests can see what one commit costs.
 //!
 //! The model (POSIX, as turmoil implements it): a file's *contents* are durable as of its
 //! last `sync_file`; a *name* (creation, rename, unlink) is durable once its parent
