@@ -3,8 +3,10 @@
 //! - `queue_enqueue/group/N`: `QueueStore::enqueue` of 2 KiB messages (2 recipients) on a
 //!   `RealEnv` in a temp dir, N concurrent enqueuers. Every message is fsynced and its
 //!   directory entry made durable before `enqueue` returns; with N > 1 the committer batches
-//!   them (group commit: one directory fsync per batch), which is what the N=1 vs N=32
-//!   figures show.
+//!   them (group commit: one flush for the data and one for the directory entries per batch,
+//!   one `syncfs` each on Linux), which is what the N=1 vs N=32 figures show.
+//! - `queue_enqueue/single/32`: the same 32 enqueuers through `CommitMode::Single` (the
+//!   `--no-group-commit` mode): the same committer, one job per batch.
 //! - `queue_enqueue/naive/32`: the same 32 enqueuers, each doing the classic commit on its
 //!   own (write temp, fsync, rename, fsync dir) through the same Env: what group commit buys
 //!   at equal concurrency.
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mailsim_server::durable::CommitMode;
 use mailsim_server::env::real::RealEnv;
 use mailsim_server::env::{Env, Timestamp};
 use mailsim_server::mail::Address;
@@ -162,6 +165,18 @@ fn enqueue(c: &mut Criterion) {
             b.iter_custom(|iters| rt.block_on(enqueue_round(&store, &env, &body, tasks, iters)))
         });
     }
+    // One store per data root: the single-commit store gets its own.
+    let single_root = TempRoot::new("enqueue-single");
+    let single_env = RealEnv::new(single_root.0.clone(), Default::default()).expect("env");
+    let (single, _) = rt
+        .block_on(QueueStore::open_with(
+            single_env.clone(),
+            CommitMode::Single,
+        ))
+        .expect("open queue");
+    g.bench_with_input(BenchmarkId::new("single", 32), &32u64, |b, &tasks| {
+        b.iter_custom(|iters| rt.block_on(enqueue_round(&single, &single_env, &body, tasks, iters)))
+    });
     g.bench_with_input(BenchmarkId::new("naive", 32), &32u64, |b, &tasks| {
         b.iter_custom(|iters| rt.block_on(naive_round(&env, &body, tasks, iters)))
     });

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use memchr::memchr;
 
-use super::crc::{crc32, Crc32};
 use super::RecipientState;
+use crate::durable::crc::Crc32;
+use crate::durable::log::{self, NewlineInPayload};
 use crate::env::Timestamp;
 use crate::mail::Address;
 
@@ -169,10 +170,11 @@ fn parse_envelope(env: &[u8]) -> Result<Envelope, &'static str> {
     })
 }
 
-/// One state record: `\n<crc32 of payload, 8 hex> <payload>`, the payload being
-/// space-separated changes. The leading newline is what lets a reader resynchronise after a
-/// torn record: whatever a crash left of the previous append ends at this newline.
-pub(super) fn encode_record(changes: &[Change]) -> Vec<u8> {
+/// One state record: a [log](crate::durable::log) record whose payload is space-separated
+/// changes. The log's framing (a leading newline, then the CRC) is what lets a reader
+/// resynchronise after a torn record. Fails only if a payload could not be framed, which
+/// escaping rules out (every string is percent-escaped, numbers are digits).
+pub(super) fn encode_record(changes: &[Change]) -> Result<Vec<u8>, NewlineInPayload> {
     let mut payload = String::new();
     for (i, c) in changes.iter().enumerate() {
         if i > 0 {
@@ -206,7 +208,7 @@ pub(super) fn encode_record(changes: &[Change]) -> Vec<u8> {
             }
         }
     }
-    format!("\n{:08x} {payload}", crc32(payload.as_bytes())).into_bytes()
+    log::encode(payload.as_bytes())
 }
 
 /// Parses the state tail: the records that check out, in order, and for every line that
@@ -215,30 +217,20 @@ pub(super) fn encode_record(changes: &[Change]) -> Vec<u8> {
 pub(super) fn parse_tail(tail: &[u8], recipients: usize) -> (Vec<Vec<Change>>, Vec<String>) {
     let mut records = Vec::new();
     let mut skipped = Vec::new();
-    for (n, line) in tail.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        match parse_record(line, recipients) {
+    for line in log::records(tail) {
+        match line
+            .record
+            .map_err(log::BadRecord::as_str)
+            .and_then(|payload| parse_payload(payload, recipients))
+        {
             Ok(r) => records.push(r),
-            Err(why) => skipped.push(format!("state line {n}: {why}")),
+            Err(why) => skipped.push(format!("state line {}: {why}", line.number)),
         }
     }
     (records, skipped)
 }
 
-fn parse_record(line: &[u8], recipients: usize) -> Result<Vec<Change>, &'static str> {
-    if line.len() < 10 || line[8] != b' ' {
-        return Err("malformed record");
-    }
-    let crc = std::str::from_utf8(&line[..8])
-        .ok()
-        .and_then(parse_hex32)
-        .ok_or("malformed record")?;
-    let payload = &line[9..];
-    if crc32(payload) != crc {
-        return Err("checksum mismatch");
-    }
+fn parse_payload(payload: &[u8], recipients: usize) -> Result<Vec<Change>, &'static str> {
     let payload = std::str::from_utf8(payload).map_err(|_| "record not UTF-8")?;
     payload
         .split(' ')
@@ -485,14 +477,14 @@ mod tests {
             Change::Recipient(2, RecipientState::Failed { reply: "".into() }),
             Change::Recipient(3, RecipientState::Pending),
         ];
-        let rec = encode_record(&changes);
+        let rec = encode_record(&changes).unwrap();
         assert!(rec.starts_with(b"\n"));
         let (got, skipped) = parse_tail(&rec, 4);
         assert_eq!(got, vec![changes.clone()]);
         assert!(skipped.is_empty());
 
         // A torn record followed by a good one: the good one is still read.
-        let second = encode_record(&[Change::Warned]);
+        let second = encode_record(&[Change::Warned]).unwrap();
         for cut in 1..rec.len() {
             let mut tail = rec[..cut].to_vec();
             tail.extend_from_slice(&second);

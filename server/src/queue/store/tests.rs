@@ -1,10 +1,11 @@
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::join_all;
 
-use super::memenv::{Fs, MemEnv};
 use super::*;
+use crate::durable::memenv::{Fs, MemEnv};
 use crate::env::real::RealEnv;
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -247,13 +248,13 @@ async fn torn_and_corrupt_files_are_skipped() {
     };
     // A torn state record after the good one's last record, then another good record: the
     // torn one is skipped, the one after it counts.
-    let torn = format::encode_record(&[Change::Recipient(1, delivered.clone())]);
+    let torn = format::encode_record(&[Change::Recipient(1, delivered.clone())]).unwrap();
     env.append(&message_path(good), &torn[..torn.len() / 2])
         .await
         .unwrap();
     env.append(
         &message_path(good),
-        &format::encode_record(&[Change::Warned]),
+        &format::encode_record(&[Change::Warned]).unwrap(),
     )
     .await
     .unwrap();
@@ -671,4 +672,188 @@ async fn crash_at_every_operation() {
         }
     }
     assert_eq!(checked, (total + 1) * 3);
+}
+
+#[tokio::test]
+async fn a_record_racing_its_messages_removal_is_refused() {
+    let env = MemEnv::new();
+    let (store, _) = QueueStore::open(env.clone()).await.unwrap();
+    let id = store.enqueue(None, rcpts(), b"x\r\n", t(1)).await.unwrap();
+    // Both in one batch, the record first: removals leave the live set before any record
+    // of the batch is checked, so the record is refused rather than appended to (and so
+    // re-creating) a file being unlinked.
+    let update = [(0, ok("250 ok"))];
+    let (r, gone) = tokio::join!(store.record(id, &update), store.remove(id));
+    gone.unwrap();
+    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert!(env
+        .traces()
+        .iter()
+        .any(|l| l.contains(&format!("remove {id}"))));
+    drop(store);
+    let (_s, got) = QueueStore::open(env.clone()).await.unwrap();
+    assert!(got.is_empty(), "{got:?}");
+    assert!(env.list_dir(qdir()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_directory_flush_is_never_acknowledged() {
+    let env = MemEnv::new();
+    let (store, _) = QueueStore::open(env.clone()).await.unwrap();
+    let kept = store
+        .enqueue(None, rcpts(), b"kept\r\n", t(1))
+        .await
+        .unwrap();
+    env.set_failing("sync_dir", true);
+    let update = [(0, ok("250 ok"))];
+    let (enq, rec, rm) = tokio::join!(
+        store.enqueue(None, rcpts(), b"new\r\n", t(2)),
+        store.record(kept, &update),
+        store.remove(kept),
+    );
+    // The enqueue is refused (451) and its file taken back; the record (queued before the
+    // removal in the same batch) is refused as racing it; the removal is not acknowledged.
+    assert!(matches!(enq, Err(DeliveryError::Temporary(_))), "{enq:?}");
+    assert_eq!(rec.unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert!(rm.is_err());
+    assert!(env
+        .traces()
+        .iter()
+        .any(|l| l.contains("enqueue failed") && l.contains("directory flush failed")));
+    env.set_failing("sync_dir", false);
+    // The removal is retried and succeeds; no file was left behind the client's back.
+    store.remove(kept).await.unwrap();
+    assert!(env.list_dir(qdir()).await.unwrap().is_empty());
+
+    // A record alone needs no directory flush: it is acknowledged even while that fails.
+    let id = store
+        .enqueue(None, rcpts(), b"later\r\n", t(3))
+        .await
+        .unwrap();
+    env.set_failing("sync_dir", true);
+    store.record(id, &[(1, later())]).await.unwrap();
+    env.set_failing("sync_dir", false);
+    drop(store);
+    let (_s, got) = QueueStore::open(env.clone()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].recipients[1].state, later());
+}
+
+#[tokio::test]
+async fn enqueue_uses_the_batch_path() {
+    // One write_many and two sync_many per batch, as in the mailbox store.
+    let env = MemEnv::new();
+    let (store, _) = QueueStore::open(env.clone()).await.unwrap();
+    let id = store.enqueue(None, rcpts(), b"x\r\n", t(1)).await.unwrap();
+    let from = env.calls().len();
+    let update = [(0, ok("250 ok"))];
+    let (a, b, c) = tokio::join!(
+        store.enqueue(None, rcpts(), b"y\r\n", t(2)),
+        store.enqueue(None, rcpts(), b"z\r\n", t(3)),
+        store.record(id, &update),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
+    let calls: Vec<String> = env.calls()[from..].to_vec();
+    let batched: Vec<&String> = calls.iter().filter(|c| c.contains("_many")).collect();
+    assert_eq!(
+        batched,
+        ["write_many 2", "sync_many 3 0", "sync_many 0 1"],
+        "{calls:#?}"
+    );
+}
+
+/// Valid queue files to mutate: a few envelopes, bodies and state tails.
+fn sample_file(variant: u8) -> Vec<u8> {
+    let rcpts = [
+        addr("a@x.example"),
+        addr("b@y.example"),
+        addr("c@z.example"),
+    ];
+    let n = 1 + usize::from(variant % 3);
+    let from = variant.is_multiple_of(2).then(|| addr("s@example.org"));
+    let mut data =
+        format::encode_message(t(7), from.as_ref(), &rcpts[..n], &body(variant as usize));
+    let changes = [
+        Change::Recipient(0, ok("250 ok")),
+        Change::Warned,
+        Change::Recipient(n - 1, later()),
+        Change::Recipient(
+            n - 1,
+            RecipientState::Failed {
+                reply: "550 5.1.1 no such user, 100%".into(),
+            },
+        ),
+    ];
+    for c in changes.iter().take(usize::from(variant % 5)) {
+        data.extend_from_slice(&format::encode_record(std::slice::from_ref(c)).unwrap());
+    }
+    data
+}
+
+#[test]
+fn fuzz_body_accepts_the_valid_files() {
+    for v in 0..16 {
+        let data = sample_file(v);
+        let (m, skipped) = load(QueueId::new(t(0), 0), &data).unwrap();
+        assert!(skipped.is_empty());
+        assert_eq!(m.size, body(v as usize).len());
+        fuzz_queue_file(&data);
+    }
+}
+
+mod fuzz {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes(data in vec(any::<u8>(), 0..2048)) {
+            fuzz_queue_file(&data);
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_header(
+            variant in 0u8..16,
+            junk in vec(any::<u8>(), 0..256),
+        ) {
+            let mut data = sample_file(variant);
+            data.extend_from_slice(&junk);
+            fuzz_queue_file(&data);
+            // The message itself is still read: damage in the tail costs records only.
+            prop_assert!(format::parse_message(&data).is_ok());
+        }
+
+        #[test]
+        fn mutated_valid_files(
+            variant in 0u8..16,
+            edits in vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+        ) {
+            let mut data = sample_file(variant);
+            for (at, byte, kind) in edits {
+                if data.is_empty() {
+                    break;
+                }
+                let i = at.index(data.len());
+                match kind {
+                    0 => data[i] = byte,
+                    1 => data.insert(i, byte),
+                    _ => {
+                        data.remove(i);
+                    }
+                }
+            }
+            fuzz_queue_file(&data);
+        }
+
+        #[test]
+        fn truncated_valid_files(variant in 0u8..16, cut in any::<prop::sample::Index>()) {
+            let data = sample_file(variant);
+            let cut = cut.index(data.len() + 1);
+            fuzz_queue_file(&data[..cut]);
+        }
+    }
 }

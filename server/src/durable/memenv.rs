@@ -1,6 +1,8 @@
 //! A test-only in-memory [`Env`] whose filesystem models what a crash loses, the way the
-//! simulator's turmoil filesystem does, so the store's crash safety can be checked at every
-//! single file operation without a simulated world.
+//! simulator's turmoil filesystem does, so the committer's and every store's crash safety
+//! can be checked at every single file operation without a simulated world. It can also make
+//! an operation fail (a full or failing disk) and lists every call, batched ones included,
+//! so tests can see what one commit costs.
 //!
 //! The model (POSIX, as turmoil implements it): a file's *contents* are durable as of its
 //! last `sync_file`; a *name* (creation, rename, unlink) is durable once its parent
@@ -29,7 +31,7 @@ struct Inode {
 /// The filesystem: a volatile namespace (what the running program sees), a durable one
 /// (what survives a crash), and inodes shared by both.
 #[derive(Clone, Debug, Default)]
-pub(super) struct Fs {
+pub(crate) struct Fs {
     names: BTreeMap<PathBuf, u64>,
     dirs: BTreeSet<PathBuf>,
     durable_names: BTreeMap<PathBuf, u64>,
@@ -56,7 +58,7 @@ impl Fs {
     }
 
     /// Every file name with its contents (as the running program sees them).
-    pub(super) fn names_for_test(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn names_for_test(&self) -> Vec<(String, Vec<u8>)> {
         self.names
             .iter()
             .map(|(p, i)| {
@@ -70,7 +72,7 @@ impl Fs {
 
     /// What a reboot after a crash right now would find. `tear`: keep this fraction (0..=1)
     /// of every file's unsynced appended bytes.
-    pub(super) fn crash_image(&self, tear: f64) -> Fs {
+    pub(crate) fn crash_image(&self, tear: f64) -> Fs {
         let dirs: BTreeSet<PathBuf> = self
             .durable_dirs
             .iter()
@@ -129,11 +131,15 @@ struct Inner {
     now: Mutex<Timestamp>,
     rng: std::sync::atomic::AtomicU64,
     trace: Mutex<Vec<String>>,
+    /// Every call, as `<op> <path>` (and `write_many <n>`, `sync_many <files> <dirs>`).
+    calls: Mutex<Vec<String>>,
+    /// Operations that fail (with `Other`) until cleared.
+    failing: Mutex<BTreeSet<&'static str>>,
 }
 
 /// The in-memory env. Clones share everything.
 #[derive(Clone)]
-pub(super) struct MemEnv {
+pub(crate) struct MemEnv {
     inner: Arc<Inner>,
 }
 
@@ -144,13 +150,13 @@ impl fmt::Debug for MemEnv {
 }
 
 impl MemEnv {
-    pub(super) fn new() -> MemEnv {
+    pub(crate) fn new() -> MemEnv {
         MemEnv::with(Fs::default(), None, 0.0, 1)
     }
 
     /// An env over `fs` that snapshots a crash image (with `tear`) when file operation
     /// number `crash_at` is about to start.
-    pub(super) fn with(fs: Fs, crash_at: Option<usize>, tear: f64, seed: u64) -> MemEnv {
+    pub(crate) fn with(fs: Fs, crash_at: Option<usize>, tear: f64, seed: u64) -> MemEnv {
         MemEnv {
             inner: Arc::new(Inner {
                 fs: Mutex::new(fs),
@@ -161,29 +167,56 @@ impl MemEnv {
                 now: Mutex::new(Timestamp::from_secs(1_700_000_000)),
                 rng: std::sync::atomic::AtomicU64::new(seed),
                 trace: Mutex::new(Vec::new()),
+                calls: Mutex::new(Vec::new()),
+                failing: Mutex::new(BTreeSet::new()),
             }),
         }
     }
 
     /// File operations started so far.
-    pub(super) fn ops(&self) -> usize {
+    pub(crate) fn ops(&self) -> usize {
         *self.inner.ops.lock().unwrap()
     }
 
     /// The crash image if the crash point was reached, else what a crash now would leave.
-    pub(super) fn image(&self) -> Fs {
+    pub(crate) fn image(&self) -> Fs {
         let taken = self.inner.image.lock().unwrap().clone();
         taken.unwrap_or_else(|| self.inner.fs.lock().unwrap().crash_image(self.inner.tear))
     }
 
-    pub(super) fn traces(&self) -> Vec<String> {
+    pub(crate) fn traces(&self) -> Vec<String> {
         self.inner.trace.lock().unwrap().clone()
+    }
+
+    /// Every call so far (see `Inner::calls`).
+    pub(crate) fn calls(&self) -> Vec<String> {
+        self.inner.calls.lock().unwrap().clone()
+    }
+
+    /// Makes every later call of `op` (e.g. `"sync_dir"`) fail, or succeed again.
+    pub(crate) fn set_failing(&self, op: &'static str, failing: bool) {
+        let mut f = self.inner.failing.lock().unwrap();
+        if failing {
+            f.insert(op);
+        } else {
+            f.remove(op);
+        }
+    }
+
+    fn call(&self, what: String) {
+        self.inner.calls.lock().unwrap().push(what);
     }
 
     /// Counts the operation, snapshots the crash image if it is the chosen one, then runs
     /// `f` on the filesystem. Yields first, so concurrent jobs really interleave.
-    async fn op<T>(&self, path: &Path, f: impl FnOnce(&mut Fs) -> io::Result<T>) -> io::Result<T> {
+    async fn op<T>(
+        &self,
+        name: &'static str,
+        path: &Path,
+        f: impl FnOnce(&mut Fs) -> io::Result<T>,
+    ) -> io::Result<T> {
         tokio::task::yield_now().await;
+        self.call(format!("{name} {}", path.display()));
         for c in path.components() {
             if !matches!(c, Component::Normal(_)) {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "unsafe path"));
@@ -198,11 +231,14 @@ impl MemEnv {
         if Some(n) == self.inner.crash_at {
             *self.inner.image.lock().unwrap() = Some(fs.crash_image(self.inner.tear));
         }
+        if self.inner.failing.lock().unwrap().contains(name) {
+            return Err(io::Error::other(format!("injected {name} failure")));
+        }
         f(&mut fs)
     }
 }
 
-pub(super) struct NoListener;
+pub(crate) struct NoListener;
 
 impl Listener for NoListener {
     type Stream = tokio::io::DuplexStream;
@@ -218,6 +254,29 @@ impl Env for MemEnv {
     type Stream = tokio::io::DuplexStream;
     type Listener = NoListener;
 
+    /// The default (one `write` each), noted as one call so tests can see the batching.
+    async fn write_many(&self, files: &[(PathBuf, &[u8])]) -> Vec<io::Result<()>> {
+        self.call(format!("write_many {}", files.len()));
+        let mut out = Vec::with_capacity(files.len());
+        for (path, data) in files {
+            out.push(self.write(path, data).await);
+        }
+        out
+    }
+
+    /// The default (`sync_file` and `sync_dir` on each, so a crash can fall between any
+    /// two), noted as one call so tests can see the batching.
+    async fn sync_many(&self, files: &[PathBuf], dirs: &[PathBuf]) -> io::Result<()> {
+        self.call(format!("sync_many {} {}", files.len(), dirs.len()));
+        for f in files {
+            self.sync_file(f).await?;
+        }
+        for d in dirs {
+            self.sync_dir(d).await?;
+        }
+        Ok(())
+    }
+
     async fn listen(&self, _addr: SocketAddr) -> io::Result<NoListener> {
         Err(io::ErrorKind::Unsupported.into())
     }
@@ -227,7 +286,7 @@ impl Env for MemEnv {
     }
 
     async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.op(path, |fs| {
+        self.op("read", path, |fs| {
             let ino = fs.names.get(path).ok_or_else(|| not_found(path))?;
             Ok(fs.inodes[ino].data.clone())
         })
@@ -235,7 +294,7 @@ impl Env for MemEnv {
     }
 
     async fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.op(path, |fs| {
+        self.op("write", path, |fs| {
             fs.parent_exists(path)?;
             let ino = match fs.names.get(path) {
                 Some(&i) => i,
@@ -254,7 +313,7 @@ impl Env for MemEnv {
     }
 
     async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.op(path, |fs| {
+        self.op("append", path, |fs| {
             fs.parent_exists(path)?;
             let ino = match fs.names.get(path) {
                 Some(&i) => i,
@@ -277,7 +336,7 @@ impl Env for MemEnv {
     }
 
     async fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.op(path, |fs| {
+        self.op("sync_file", path, |fs| {
             let ino = *fs.names.get(path).ok_or_else(|| not_found(path))?;
             let node = fs.inodes.get_mut(&ino).unwrap();
             node.durable = node.data.clone();
@@ -287,7 +346,7 @@ impl Env for MemEnv {
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.op(to, |fs| {
+        self.op("rename", to, |fs| {
             fs.parent_exists(to)?;
             let ino = fs.names.remove(from).ok_or_else(|| not_found(from))?;
             fs.names.insert(to.to_path_buf(), ino);
@@ -297,7 +356,7 @@ impl Env for MemEnv {
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.op(path, |fs| {
+        self.op("sync_dir", path, |fs| {
             if !fs.dir_exists(path) {
                 return Err(not_found(path));
             }
@@ -319,7 +378,7 @@ impl Env for MemEnv {
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.op(path, |fs| {
+        self.op("remove_file", path, |fs| {
             fs.names
                 .remove(path)
                 .map(|_| ())
@@ -329,7 +388,7 @@ impl Env for MemEnv {
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.op(path, |fs| {
+        self.op("create_dir_all", path, |fs| {
             let mut p = PathBuf::new();
             for c in path.components() {
                 p.push(c);
@@ -341,7 +400,7 @@ impl Env for MemEnv {
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.op(path, |fs| {
+        self.op("list_dir", path, |fs| {
             if !fs.dir_exists(path) {
                 return Err(not_found(path));
             }

@@ -1,0 +1,133 @@
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use super::*;
+use crate::durable::memenv::MemEnv;
+use crate::mail::{Address, Recipient, Timestamp};
+
+fn envelope(to: &[&str], at: u64) -> Envelope {
+    Envelope {
+        helo: "client.test".into(),
+        mail_from: Some(Address::parse("s@client.test").unwrap()),
+        recipients: vec![Recipient {
+            address: Address::parse("team@example.org").unwrap(),
+            mailboxes: to.iter().map(|m| m.to_string()).collect(),
+            remote: vec![],
+        }],
+        received_at: Timestamp::from_secs(at),
+    }
+}
+
+/// Messages as a crash right now would leave them: (path, contents).
+fn durable(env: &MemEnv) -> Vec<(String, Vec<u8>)> {
+    env.image().names_for_test()
+}
+
+#[tokio::test]
+async fn a_delivery_is_durable_in_every_mailbox_when_acknowledged() {
+    let env = MemEnv::new();
+    let store = MailStore::open(env.clone(), ["alice", "bob"], CommitMode::Group)
+        .await
+        .unwrap();
+    let id = store
+        .deliver(
+            &envelope(&["alice", "bob"], 100),
+            b"Subject: hi\r\n\r\nbody\r\n",
+        )
+        .await
+        .unwrap();
+    let image = durable(&env);
+    assert_eq!(image.len(), 2, "{image:?}");
+    for (mbox, (path, data)) in ["alice", "bob"].iter().zip(&image) {
+        assert_eq!(path, &format!("mail/{mbox}/new/{id}"));
+        let expect = format!(
+            "Return-Path: <s@client.test>\r\nDelivered-To: {mbox}\r\nSubject: hi\r\n\r\nbody\r\n"
+        );
+        assert_eq!(data, expect.as_bytes());
+    }
+    assert_eq!(store.list("alice").await.unwrap(), vec![id.clone()]);
+    assert!(store.read("bob", &id).await.is_ok());
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_share_one_batch() {
+    let env = MemEnv::new();
+    let store = Arc::new(
+        MailStore::open(env.clone(), ["alice"], CommitMode::Group)
+            .await
+            .unwrap(),
+    );
+    let from = env.calls().len();
+    let ids = join_all((0..16).map(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .deliver(&envelope(&["alice"], 200 + i), b"x\r\n")
+                .await
+        }
+    }))
+    .await;
+    assert!(ids.iter().all(Result::is_ok));
+    let calls = env.calls()[from..].to_vec();
+    let batched: Vec<&String> = calls.iter().filter(|c| c.contains("_many")).collect();
+    assert_eq!(
+        batched,
+        ["write_many 16", "sync_many 16 0", "sync_many 0 1"],
+        "{calls:#?}"
+    );
+    assert!(env.traces().iter().any(|l| l.contains("batch of 16")));
+    assert_eq!(store.list("alice").await.unwrap().len(), 16);
+}
+
+#[tokio::test]
+async fn a_failed_flush_is_a_temporary_failure_and_leaves_nothing() {
+    let env = MemEnv::new();
+    let store = MailStore::open(env.clone(), ["alice"], CommitMode::Group)
+        .await
+        .unwrap();
+    for op in ["sync_file", "sync_dir"] {
+        env.set_failing(op, true);
+        let e = store
+            .deliver(&envelope(&["alice"], 300), b"x\r\n")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DeliveryError::Temporary(_)), "{op}: {e:?}");
+        env.set_failing(op, false);
+        // Not visible (so a retry does not make a duplicate), no temp file left.
+        let names = env.list_dir(Path::new("mail/alice/new")).await.unwrap();
+        assert!(names.is_empty(), "{op}: {names:?}");
+    }
+    assert!(env
+        .traces()
+        .iter()
+        .any(|l| l.starts_with("store commit failed")));
+}
+
+#[tokio::test]
+async fn open_removes_leftover_temp_files_and_refuses_unsafe_names() {
+    let env = MemEnv::new();
+    let dir = Path::new("mail/alice/new");
+    env.create_dir_all(dir).await.unwrap();
+    env.write(&dir.join(".tmp-123"), b"half").await.unwrap();
+    env.write(&dir.join("124"), b"whole").await.unwrap();
+    let store = MailStore::open(env.clone(), ["alice"], CommitMode::Single)
+        .await
+        .unwrap();
+    assert_eq!(env.list_dir(dir).await.unwrap(), vec!["124"]);
+    assert!(env
+        .traces()
+        .contains(&"store recovery: removed alice/.tmp-123".to_string()));
+    for bad in ["", ".hidden", "a/b", "..", "x\0y", "tab\t"] {
+        assert!(mailbox_dir(bad).is_err(), "{bad:?}");
+    }
+    // A delivery naming an unsafe mailbox is refused without touching anything.
+    let e = store
+        .deliver(&envelope(&["../escape"], 1), b"x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DeliveryError::Temporary(_)), "{e:?}");
+    assert!(MailStore::open(env, [".."], CommitMode::Group)
+        .await
+        .is_err());
+}
