@@ -81,7 +81,7 @@ fn run(data: &[u8]) -> u32 {
                 let connect = matches!(check.stage, Stage::Connect);
                 let verdict = match (connect, yes(&mut asked)) {
                     (true, _) | (false, true) => Verdict::Accept,
-                    (false, false) if asked % 3 == 0 => {
+                    (false, false) if asked.is_multiple_of(3) => {
                         Verdict::Defer(Refusal::new(450, (4, 7, 1), "fuzz: try later"))
                     }
                     (false, false) => Verdict::Reject(Refusal::new(550, (5, 7, 1), "fuzz: no")),
