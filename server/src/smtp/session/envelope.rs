@@ -34,12 +34,13 @@ impl Session {
         if let Err(r) = self.mail_params(&from) {
             return self.error(r);
         }
+        // The sender travels in the check and comes back with its answer: no copy.
         let stage = Stage::Mail {
-            from: mail_from.clone(),
+            from: mail_from,
             declared_size: from.size,
         };
         let open = Open {
-            mail_from,
+            mail_from: None,
             recipients: Vec::new(),
             mailboxes: BTreeSet::new(),
             remote: BTreeSet::new(),
@@ -138,17 +139,13 @@ impl Session {
             RcptVerdict::UnknownUser => return self.refuse_rcpt(&address, true),
             RcptVerdict::RelayDenied => return self.refuse_rcpt(&address, false),
         };
+        // The address travels in the check and comes back with its answer: no copy.
         let stage = Stage::Rcpt {
             from: env.mail_from.clone(),
-            to: address.clone(),
+            to: address,
             accepted: env.recipients.len(),
         };
-        let recipient = Recipient {
-            address,
-            mailboxes,
-            remote,
-        };
-        self.ask_policy(Awaiting::Rcpt(recipient), stage);
+        self.ask_policy(Awaiting::Rcpt { mailboxes, remote }, stage);
     }
 
     /// A recipient the policy let through: recorded (minus what earlier recipients already
