@@ -193,8 +193,10 @@ enum Phase {
 /// The request outstanding, with what the session needs to apply its answer.
 enum Awaiting {
     Connect,
-    /// The transaction MAIL opens if the policy accepts (its sender is in the check).
-    Mail(Open),
+    /// MAIL, to open a transaction if the policy accepts (its sender is in the check).
+    Mail {
+        declared_size: usize,
+    },
     /// What the recipient RCPT adds if the policy accepts (its address is in the check)
     /// resolves to.
     Rcpt {

@@ -3,9 +3,10 @@
 //! opens no transaction, a refused RCPT adds no recipient, a refused message is not
 //! delivered, a refused connection gets 554 (or 421 when deferred) and is closed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{Awaiting, Output, Phase, Reply, Session, Transaction};
+use super::{Awaiting, Open, Output, Phase, Reply, Session, Transaction};
 use crate::mail::Recipient;
 use crate::policy::{Check, Client, Refusal, Stage, Verdict};
 
@@ -14,7 +15,7 @@ pub(super) fn matches(awaiting: &Awaiting, check: &Check) -> bool {
     matches!(
         (awaiting, &check.stage),
         (Awaiting::Connect, Stage::Connect)
-            | (Awaiting::Mail(_), Stage::Mail { .. })
+            | (Awaiting::Mail { .. }, Stage::Mail { .. })
             | (Awaiting::Rcpt { .. }, Stage::Rcpt { .. })
             | (Awaiting::EndOfData, Stage::EndOfData { .. })
     )
@@ -76,11 +77,18 @@ impl Session {
             Verdict::Defer(r) => Some(refusal_reply(false, r)),
         };
         match (awaiting, refusal) {
-            (Awaiting::Mail(mut open), None) => {
-                if let Stage::Mail { from, .. } = check.stage {
-                    open.mail_from = from;
-                }
-                self.envelope = Some(open);
+            (Awaiting::Mail { declared_size }, None) => {
+                let Stage::Mail { from, .. } = check.stage else {
+                    return;
+                };
+                self.envelope = Some(Open {
+                    mail_from: from,
+                    recipients: Vec::new(),
+                    mailboxes: BTreeSet::new(),
+                    remote: BTreeSet::new(),
+                    addresses: BTreeSet::new(),
+                    declared_size,
+                });
                 self.reply(Reply::new(250, (2, 1, 0), "Ok"));
             }
             (Awaiting::Rcpt { mailboxes, remote }, None) => {

@@ -2,7 +2,6 @@
 //! parameters, the recipient rules (the directory, the relay rule) and our `Received:`
 //! header. Each step asks the policy (`session/asking.rs`) before it takes effect.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use memchr::memchr;
@@ -10,7 +9,7 @@ use smtp_proto::{MailFrom, RcptTo, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTP
 
 use super::data::{DataBody, Rejection};
 use super::extensions::Extension;
-use super::{Awaiting, Greeted, Open, Phase, Reply, Session};
+use super::{Awaiting, Greeted, Phase, Reply, Session};
 use crate::directory::RcptVerdict;
 use crate::mail::{Address, DeliveryError, Envelope, Recipient, Timestamp};
 use crate::policy::Stage;
@@ -39,15 +38,12 @@ impl Session {
             from: mail_from,
             declared_size: from.size,
         };
-        let open = Open {
-            mail_from: None,
-            recipients: Vec::new(),
-            mailboxes: BTreeSet::new(),
-            remote: BTreeSet::new(),
-            addresses: BTreeSet::new(),
-            declared_size: from.size,
-        };
-        self.ask_policy(Awaiting::Mail(open), stage);
+        self.ask_policy(
+            Awaiting::Mail {
+                declared_size: from.size,
+            },
+            stage,
+        );
     }
 
     /// MAIL parameters: only those of extensions we offer (RFC 5321 §4.1.1.11: 555 for the
