@@ -15,6 +15,7 @@ mod network;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub use network::IpNet;
 
@@ -64,7 +65,8 @@ pub enum Stage {
 /// One question a session asks.
 #[derive(Clone, Debug)]
 pub struct Check {
-    pub client: Client,
+    /// Shared by the checks of a session until what it says changes.
+    pub client: Arc<Client>,
     pub stage: Stage,
 }
 

@@ -193,10 +193,16 @@ enum Phase {
 /// The request outstanding, with what the session needs to apply its answer.
 enum Awaiting {
     Connect,
-    /// The transaction MAIL opens if the policy accepts.
-    Mail(Open),
-    /// The recipient RCPT adds if the policy accepts.
-    Rcpt(Recipient),
+    /// MAIL, to open a transaction if the policy accepts (its sender is in the check).
+    Mail {
+        declared_size: usize,
+    },
+    /// What the recipient RCPT adds if the policy accepts (its address is in the check)
+    /// resolves to.
+    Rcpt {
+        mailboxes: Vec<String>,
+        remote: Vec<Address>,
+    },
     EndOfData,
     Delivery,
     Tls,
@@ -250,6 +256,9 @@ pub struct Session {
     /// `last_activity` to its `now`.
     touched: bool,
     timers: TimerTable,
+    /// What checks say about the client, shared by all of them until it changes (EHLO,
+    /// TLS, AUTH): one reference count per check instead of copies.
+    client: Option<Arc<crate::policy::Client>>,
     log: Vec<String>,
     /// A trace line to write when the Close is handed out (after the reply that closes).
     log_at_close: Option<String>,
@@ -278,6 +287,7 @@ impl Session {
             last_activity: now,
             touched: false,
             timers: TimerTable::default(),
+            client: None,
             log: Vec::new(),
             log_at_close: None,
         };

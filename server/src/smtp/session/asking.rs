@@ -3,7 +3,11 @@
 //! opens no transaction, a refused RCPT adds no recipient, a refused message is not
 //! delivered, a refused connection gets 554 (or 421 when deferred) and is closed.
 
-use super::{Awaiting, Output, Phase, Reply, Session, Transaction};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::{Awaiting, Open, Output, Phase, Reply, Session, Transaction};
+use crate::mail::Recipient;
 use crate::policy::{Check, Client, Refusal, Stage, Verdict};
 
 /// Whether `check` is the one the session is waiting for.
@@ -11,8 +15,8 @@ pub(super) fn matches(awaiting: &Awaiting, check: &Check) -> bool {
     matches!(
         (awaiting, &check.stage),
         (Awaiting::Connect, Stage::Connect)
-            | (Awaiting::Mail(_), Stage::Mail { .. })
-            | (Awaiting::Rcpt(_), Stage::Rcpt { .. })
+            | (Awaiting::Mail { .. }, Stage::Mail { .. })
+            | (Awaiting::Rcpt { .. }, Stage::Rcpt { .. })
             | (Awaiting::EndOfData, Stage::EndOfData { .. })
     )
 }
@@ -38,17 +42,25 @@ fn refusal_reply(verdict_is_reject: bool, refusal: Refusal) -> Reply {
 
 impl Session {
     /// A check at `stage`, with what we know of the client now.
-    pub(super) fn check(&self, stage: Stage) -> Check {
-        Check {
-            client: Client {
+    pub(super) fn check(&mut self, stage: Stage) -> Check {
+        let client = self.client.get_or_insert_with(|| {
+            Arc::new(Client {
                 remote: self.peer.remote,
                 local: self.peer.local,
                 helo: self.greeted.as_ref().map(|g| g.name.clone()),
                 tls: self.tls,
                 authenticated: self.authenticated.clone(),
-            },
+            })
+        });
+        Check {
+            client: client.clone(),
             stage,
         }
+    }
+
+    /// What checks say about the client changed: the next check describes it afresh.
+    pub(super) fn client_changed(&mut self) {
+        self.client = None;
     }
 
     /// Emits a check and waits for its verdict.
@@ -65,6 +77,30 @@ impl Session {
             Verdict::Defer(r) => Some(refusal_reply(false, r)),
         };
         match (awaiting, refusal) {
+            (Awaiting::Mail { declared_size }, None) => {
+                let Stage::Mail { from, .. } = check.stage else {
+                    return;
+                };
+                self.envelope = Some(Open {
+                    mail_from: from,
+                    recipients: Vec::new(),
+                    mailboxes: BTreeSet::new(),
+                    remote: BTreeSet::new(),
+                    addresses: BTreeSet::new(),
+                    declared_size,
+                });
+                self.reply(Reply::new(250, (2, 1, 0), "Ok"));
+            }
+            (Awaiting::Rcpt { mailboxes, remote }, None) => {
+                let Stage::Rcpt { to, .. } = check.stage else {
+                    return;
+                };
+                self.add_recipient(Recipient {
+                    address: to,
+                    mailboxes,
+                    remote,
+                });
+            }
             (Awaiting::Connect, None) => self.reply(Reply::plain(
                 220,
                 format!("{} ESMTP mailsim", self.config.hostname),
@@ -75,11 +111,6 @@ impl Session {
                 self.reply(Reply { code, ..reply });
                 self.close();
             }
-            (Awaiting::Mail(open), None) => {
-                self.envelope = Some(open);
-                self.reply(Reply::new(250, (2, 1, 0), "Ok"));
-            }
-            (Awaiting::Rcpt(recipient), None) => self.add_recipient(recipient),
             (Awaiting::EndOfData, None) => {
                 let Stage::EndOfData { envelope, message } = check.stage else {
                     return;

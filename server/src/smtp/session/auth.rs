@@ -182,6 +182,7 @@ impl Session {
         match answer {
             AuthAnswer::Accepted => {
                 self.authenticated = Some(identity);
+                self.client_changed();
                 self.reply(Reply::new(235, (2, 7, 0), "Authentication successful"));
             }
             AuthAnswer::Refused(reply) if (400..600).contains(&reply.code) => self.error(reply),

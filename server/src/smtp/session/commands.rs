@@ -135,6 +135,7 @@ impl Session {
                     name: host,
                     esmtp: true,
                 });
+                self.client_changed();
                 let reply = self.ehlo_reply();
                 self.reply(reply);
             }
@@ -144,6 +145,7 @@ impl Session {
                     name: host,
                     esmtp: false,
                 });
+                self.client_changed();
                 self.reply(Reply::plain(250, self.config.hostname.clone()));
             }
             Request::Mail { from } => self.mail(from, text),

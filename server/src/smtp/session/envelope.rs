@@ -2,7 +2,6 @@
 //! parameters, the recipient rules (the directory, the relay rule) and our `Received:`
 //! header. Each step asks the policy (`session/asking.rs`) before it takes effect.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use memchr::memchr;
@@ -10,7 +9,7 @@ use smtp_proto::{MailFrom, RcptTo, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTP
 
 use super::data::{DataBody, Rejection};
 use super::extensions::Extension;
-use super::{Awaiting, Greeted, Open, Phase, Reply, Session};
+use super::{Awaiting, Greeted, Phase, Reply, Session};
 use crate::directory::RcptVerdict;
 use crate::mail::{Address, DeliveryError, Envelope, Recipient, Timestamp};
 use crate::policy::Stage;
@@ -34,19 +33,17 @@ impl Session {
         if let Err(r) = self.mail_params(&from) {
             return self.error(r);
         }
+        // The sender travels in the check and comes back with its answer: no copy.
         let stage = Stage::Mail {
-            from: mail_from.clone(),
+            from: mail_from,
             declared_size: from.size,
         };
-        let open = Open {
-            mail_from,
-            recipients: Vec::new(),
-            mailboxes: BTreeSet::new(),
-            remote: BTreeSet::new(),
-            addresses: BTreeSet::new(),
-            declared_size: from.size,
-        };
-        self.ask_policy(Awaiting::Mail(open), stage);
+        self.ask_policy(
+            Awaiting::Mail {
+                declared_size: from.size,
+            },
+            stage,
+        );
     }
 
     /// MAIL parameters: only those of extensions we offer (RFC 5321 §4.1.1.11: 555 for the
@@ -138,17 +135,13 @@ impl Session {
             RcptVerdict::UnknownUser => return self.refuse_rcpt(&address, true),
             RcptVerdict::RelayDenied => return self.refuse_rcpt(&address, false),
         };
+        // The address travels in the check and comes back with its answer: no copy.
         let stage = Stage::Rcpt {
             from: env.mail_from.clone(),
-            to: address.clone(),
+            to: address,
             accepted: env.recipients.len(),
         };
-        let recipient = Recipient {
-            address,
-            mailboxes,
-            remote,
-        };
-        self.ask_policy(Awaiting::Rcpt(recipient), stage);
+        self.ask_policy(Awaiting::Rcpt { mailboxes, remote }, stage);
     }
 
     /// A recipient the policy let through: recorded (minus what earlier recipients already

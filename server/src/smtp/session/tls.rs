@@ -33,6 +33,7 @@ impl Session {
         self.greeted = None;
         self.envelope = None;
         self.authenticated = None;
+        self.client_changed();
         self.phase = Phase::Command;
     }
 

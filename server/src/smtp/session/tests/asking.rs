@@ -59,7 +59,7 @@ fn checks_carry_what_the_session_knows() {
         tls: false,
         authenticated: None,
     };
-    assert_eq!(seen[0].client, client);
+    assert_eq!(*seen[0].client, client);
     assert!(matches!(seen[0].stage, Stage::Connect));
     assert_eq!(seen[1].client.helo.as_deref(), Some("client.test"));
     let sender = Address::parse("sender@remote.test").unwrap();

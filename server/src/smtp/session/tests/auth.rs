@@ -27,12 +27,24 @@ fn authenticating() -> Client {
 #[test]
 fn plain_with_initial_response_then_relay() {
     let mut c = authenticating();
+    // A check before AUTH, so a stale description of the client would show below.
+    c.script(
+        "C: MAIL FROM:<alice@example.org>\nS: 250 2.1.0 Ok
+         C: RSET\nS: 250 2.0.0 Ok",
+    );
     c.script(&format!(
         "C: AUTH PLAIN {}\nS: 235 2.7.0 Authentication successful",
         b64(b"\0alice@example.org\0secret")
     ));
     assert_eq!(c.requests.last().unwrap(), "auth:alice@example.org");
     assert_eq!(c.s.authenticated.as_deref(), Some("alice@example.org"));
+    // Checks from now on say so (and that TLS is on).
+    let clients = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let record = clients.clone();
+    c.policy = Box::new(move |check| {
+        record.borrow_mut().push(check.client.clone());
+        Verdict::Accept
+    });
     // An authenticated client may relay.
     c.script(
         "C: MAIL FROM:<alice@example.org>\nS: 250 2.1.0 Ok
@@ -40,6 +52,12 @@ fn plain_with_initial_response_then_relay() {
          C: DATA\nS: 354 End data with <CR><LF>.<CR><LF>
          C: .\nS: 250 2.0.0 Ok: queued as Q1",
     );
+    for client in clients.borrow().iter() {
+        assert!(client.tls);
+        assert_eq!(client.authenticated.as_deref(), Some("alice@example.org"));
+        assert_eq!(client.helo.as_deref(), Some("c.test"));
+    }
+    assert_eq!(clients.borrow().len(), 3, "MAIL, RCPT, end of data");
     let remote = c.delivered[0].envelope.remote_recipients();
     assert_eq!(remote.len(), 1);
     assert_eq!(remote[0].to_string(), "carol@elsewhere.net");
