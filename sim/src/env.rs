@@ -190,6 +190,33 @@ impl Env for SimEnv {
             .map_err(errno_kind)
     }
 
+    /// A batch of writes costs one file-system latency, as in the real world, where the whole
+    /// batch is written from one blocking task (`Env::write_many`'s contract).
+    async fn write_many(&self, files: &[(PathBuf, &[u8])]) -> Vec<io::Result<()>> {
+        self.fs_op().await;
+        files
+            .iter()
+            .map(|(path, data)| simfs::write(self.path(path)?, data).map_err(errno_kind))
+            .collect()
+    }
+
+    /// One latency for the whole batch, as the real world's one `syncfs`; each path is
+    /// synced with turmoil's durability model, so a crash loses exactly what it would lose
+    /// after per-file syncs.
+    async fn sync_many(&self, files: &[PathBuf], dirs: &[PathBuf]) -> io::Result<()> {
+        self.fs_op().await;
+        for f in files {
+            simfs::File::open(self.path(f)?)
+                .map_err(errno_kind)?
+                .sync_all()
+                .map_err(errno_kind)?;
+        }
+        for d in dirs {
+            simfs::sync_dir(self.path(d)?).map_err(errno_kind)?;
+        }
+        Ok(())
+    }
+
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.fs_op().await;
         simfs::rename(self.path(from)?, self.path(to)?).map_err(errno_kind)
