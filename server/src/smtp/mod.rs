@@ -2,8 +2,10 @@
 //! async driver that connects a session to an Env byte stream ([`driver`]).
 //!
 //! The session is a value you feed bytes and the current time; it hands back replies and
-//! actions ("deliver this transaction"). It never reads a clock or touches I/O, so every
-//! protocol rule is unit-testable without a world, and the parser is benchmarkable alone.
+//! requests (deliver this transaction, check this policy, start TLS, verify these
+//! credentials), each answered through `Session::answer`, and names its next deadline
+//! (`poll_timeout`). It never reads a clock or touches I/O, so every protocol rule is
+//! unit-testable without a world, and the parser is benchmarkable alone.
 
 pub mod driver;
 pub mod fuzz;
