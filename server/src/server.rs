@@ -16,9 +16,10 @@ use crate::config::{ConfigError, ServerConfig};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope};
+use crate::policy::AcceptAll;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
-use crate::smtp::driver::run_session;
+use crate::smtp::driver::run_session_with;
 use crate::smtp::{PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
 
@@ -165,14 +166,25 @@ impl<E: Env> Protocol<E> for Smtp<E> {
             remote: conn.remote,
             local: conn.local,
         };
-        run_session(
+        let (env, config, id, shutdown) = (
             self.env.clone(),
-            conn.stream,
-            peer,
             self.session.clone(),
-            sink,
             conn.id,
-        )
+            conn.shutdown,
+        );
+        async move {
+            run_session_with(
+                env,
+                conn.stream,
+                peer,
+                config,
+                sink,
+                id,
+                &AcceptAll,
+                &shutdown,
+            )
+            .await
+        }
     }
 
     fn busy(

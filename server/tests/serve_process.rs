@@ -299,9 +299,10 @@ fn sigterm_lets_an_open_session_finish_then_exits_0() {
 #[test]
 fn sessions_still_open_after_the_grace_period_are_cut_off() {
     let mut server = Proc::start("grace", None, &["--shutdown-grace", "1"]);
-    let mut idle = Smtp::connect(server.port).unwrap();
-    assert!(idle.reply().unwrap().starts_with("220"));
-    idle.expect("EHLO client.test", "250");
+    // In the middle of a transaction (DATA answered, no message yet): the session may finish,
+    // so the server waits for it, but only for the grace period.
+    let mut busy = Smtp::connect(server.port).unwrap();
+    busy.open_transaction();
     let started = Instant::now();
     server.sigterm();
     let status = server.wait_exit(Duration::from_secs(10));
@@ -311,6 +312,26 @@ fn sessions_still_open_after_the_grace_period_are_cut_off() {
         took >= Duration::from_millis(900),
         "did not wait for the session: {took:?}"
     );
-    // The idle session was closed, not left hanging.
-    assert_eq!(idle.reply(), None);
+    // The session was closed, not left hanging.
+    assert_eq!(busy.reply(), None);
+    assert!(server.stored().is_empty(), "nothing was acknowledged");
+}
+
+#[test]
+fn an_idle_session_is_told_421_at_once_on_sigterm() {
+    let mut server = Proc::start("idle", None, &["--shutdown-grace", "30"]);
+    let mut idle = Smtp::connect(server.port).unwrap();
+    assert!(idle.reply().unwrap().starts_with("220"));
+    idle.expect("EHLO client.test", "250");
+    let started = Instant::now();
+    server.sigterm();
+    let bye = idle.reply().expect("a 421 before the close");
+    assert!(bye.starts_with("421 4.3.2 "), "{bye:?}");
+    assert_eq!(idle.reply(), None, "closed after the 421");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}: {:#?}", server.log);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited for an idle session instead of ending it"
+    );
 }

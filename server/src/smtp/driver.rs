@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{timeout_at, Env};
+use crate::listener::Latch;
 use crate::mail::Deliver;
 use crate::policy::{AcceptAll, Policy};
 
@@ -31,10 +32,23 @@ pub async fn run_session<E: Env, D: Deliver>(
     sink: D,
     conn: u64,
 ) {
-    run_session_with(env, stream, peer, config, sink, conn, &AcceptAll).await
+    run_session_with(
+        env,
+        stream,
+        peer,
+        config,
+        sink,
+        conn,
+        &AcceptAll,
+        &Latch::new(),
+    )
+    .await
 }
 
 /// Runs one SMTP session to its end, asking `policy` at every stage the session checks.
+/// Once `shutdown` is set the session is told ([`Session::shut_down`]): an idle client gets
+/// `421 4.3.2` at once, one in the middle of a transaction may finish it first.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
     env: E,
     mut stream: E::Stream,
@@ -43,7 +57,9 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
     sink: D,
     conn: u64,
     policy: &P,
+    shutdown: &Latch,
 ) {
+    let mut told_shutdown = false;
     let tag = format!("#{conn}");
     env.trace("smtp", format_args!("{tag} connect from {}", peer.remote));
     let mut session = Session::new(config, peer, env.now());
@@ -85,10 +101,22 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
                     env.trace("smtp", format_args!("{tag} write failed; session dropped"));
                     return;
                 }
-                let read = stream.read(&mut buf);
-                let got = match session.poll_timeout() {
-                    Some(deadline) => timeout_at(&env, deadline, read).await,
-                    None => Some(read.await),
+                let read = async {
+                    let read = stream.read(&mut buf);
+                    match session.poll_timeout() {
+                        Some(deadline) => timeout_at(&env, deadline, read).await,
+                        None => Some(read.await),
+                    }
+                };
+                let got = tokio::select! {
+                    biased;
+                    got = read => got,
+                    _ = shutdown.wait(), if !told_shutdown => {
+                        told_shutdown = true;
+                        env.trace("smtp", format_args!("{tag} server shutting down"));
+                        session.shut_down();
+                        continue;
+                    }
                 };
                 match got {
                     None => session.handle_timeout(env.now()),

@@ -262,6 +262,9 @@ pub struct Session {
     log: Vec<String>,
     /// A trace line to write when the Close is handed out (after the reply that closes).
     log_at_close: Option<String>,
+    /// The server is shutting down: a transaction in progress may finish, nothing new starts
+    /// (see [`Session::shut_down`]).
+    draining: bool,
 }
 
 /// Commands we know but never offer: 502 whatever their arguments. STARTTLS and AUTH are
@@ -290,6 +293,7 @@ impl Session {
             client: None,
             log: Vec::new(),
             log_at_close: None,
+            draining: false,
         };
         let check = s.check(Stage::Connect);
         s.queue.push_back(Output::Check(check));
@@ -373,6 +377,43 @@ impl Session {
             }
         }
         self.arm_timers();
+    }
+
+    /// The server is shutting down (RFC 5321 §3.8: it should try to send a 421 first). An
+    /// idle session — between transactions, nothing buffered — is told `421 4.3.2` at once
+    /// and closed. A transaction in progress (MAIL given, or a message being received or
+    /// stored) may finish; the next command after it gets the 421 instead of being executed,
+    /// except `QUIT`, which still gets its 221 (so the usual `250`, `QUIT` ending never
+    /// races an unsolicited 421). A client that goes quiet after its transaction is cut off
+    /// by the listener's grace period. A message whose 250 was given is never affected: the
+    /// store has it. Idempotent.
+    pub fn shut_down(&mut self) {
+        if self.draining || self.is_closed() {
+            return;
+        }
+        self.draining = true;
+        let idle = matches!(self.phase, Phase::Command | Phase::SkipLine)
+            && self.envelope.is_none()
+            && self.queue.is_empty();
+        if idle {
+            self.shutting_down_reply();
+        }
+        self.arm_timers();
+    }
+
+    /// `421 4.3.2` and Close: the reply of a session the shutdown ends.
+    fn shutting_down_reply(&mut self) {
+        self.envelope = None;
+        self.reply(Reply::new(
+            421,
+            (4, 3, 2),
+            format!(
+                "{} Service shutting down, closing transmission channel",
+                self.config.hostname
+            ),
+        ));
+        self.queue.push_back(Output::Close);
+        self.phase = Phase::Closed;
     }
 
     /// EOF or reset from the peer: whatever transaction is in progress is dropped.

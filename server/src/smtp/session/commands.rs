@@ -74,6 +74,10 @@ impl Session {
             // confuse a parser further down the line.
             return self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"));
         }
+        if self.draining && self.envelope.is_none() && verb != "QUIT" {
+            // Shutting down and no transaction to finish: nothing new is started.
+            return self.shutting_down_reply();
+        }
         if NOT_IMPLEMENTED.contains(&verb.as_str()) || !self.knows(&verb) {
             return self.error(Reply::new(502, (5, 5, 1), "Command not implemented"));
         }

@@ -18,6 +18,7 @@ mod asking;
 mod auth;
 mod properties;
 mod relay;
+mod shutdown;
 mod tls;
 
 const T0: u64 = 1_700_000_000;
