@@ -88,6 +88,7 @@ impl<E: Env> Server<E> {
             config.queue.clone(),
             me,
             config.queue.smtp_port,
+            opts.commit,
         )
         .await
         .map_err(StartError::Store)?;

@@ -230,6 +230,30 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
+    /// A message as it is right after enqueue: every recipient pending, no delay warning.
+    pub fn new(
+        id: QueueId,
+        queued_at: Timestamp,
+        mail_from: Option<Address>,
+        recipients: Vec<Address>,
+        size: usize,
+    ) -> QueuedMessage {
+        QueuedMessage {
+            id,
+            queued_at,
+            mail_from,
+            recipients: recipients
+                .into_iter()
+                .map(|address| QueuedRecipient {
+                    address,
+                    state: RecipientState::Pending,
+                })
+                .collect(),
+            delay_warned: false,
+            size,
+        }
+    }
+
     /// Every recipient is final: the message only waits for its DSN (if any) and removal.
     pub fn is_complete(&self) -> bool {
         self.recipients.iter().all(|r| r.state.is_final())
@@ -497,22 +521,13 @@ pub fn fuzz_queue_file(data: &[u8]) {
 fn load(id: QueueId, data: &[u8]) -> Result<(QueuedMessage, Vec<String>), FormatError> {
     let p = format::parse_message(data)?;
     let (records, skipped) = format::parse_tail(&data[p.tail..], p.envelope.recipients.len());
-    let mut msg = QueuedMessage {
+    let mut msg = QueuedMessage::new(
         id,
-        queued_at: p.envelope.queued_at,
-        mail_from: p.envelope.mail_from,
-        recipients: p
-            .envelope
-            .recipients
-            .into_iter()
-            .map(|address| QueuedRecipient {
-                address,
-                state: RecipientState::Pending,
-            })
-            .collect(),
-        delay_warned: false,
-        size: p.body.len(),
-    };
+        p.envelope.queued_at,
+        p.envelope.mail_from,
+        p.envelope.recipients,
+        p.body.len(),
+    );
     for change in records.into_iter().flatten() {
         match change {
             Change::Warned => msg.delay_warned = true,

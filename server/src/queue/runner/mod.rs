@@ -33,6 +33,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::directory::Directory;
+use crate::durable::CommitMode;
 use crate::env::Env;
 use crate::mail::{Address, DeliveryError};
 use crate::store::MailStore;
@@ -42,7 +43,7 @@ use super::config::QueueConfig;
 use super::dsn::DsnKind;
 use super::route::Myself;
 use super::schedule::Scheduler;
-use super::store::{QueueId, QueueStore, QueuedMessage, QueuedRecipient, RecipientState};
+use super::store::{QueueId, QueueStore, QueuedMessage, RecipientState};
 use super::tls::{StartTlsConnector, TlsPolicy};
 
 use self::scheduling::Dispatch;
@@ -95,8 +96,9 @@ impl<E: Env> Outbound<E> {
         config: QueueConfig,
         me: Identity<E>,
         port: u16,
+        commit: CommitMode,
     ) -> io::Result<Self> {
-        let (store, recovered) = QueueStore::open(env.clone()).await?;
+        let (store, recovered) = QueueStore::open_with(env.clone(), commit).await?;
         let mut state = State::default();
         let now = env.now();
         for msg in recovered {
@@ -213,20 +215,7 @@ async fn enqueue<E: Env>(
         }
         st.messages.insert(
             id,
-            QueuedMessage {
-                id,
-                queued_at: now,
-                mail_from,
-                recipients: recipients
-                    .into_iter()
-                    .map(|address| QueuedRecipient {
-                        address,
-                        state: RecipientState::Pending,
-                    })
-                    .collect(),
-                delay_warned: false,
-                size: message.len(),
-            },
+            QueuedMessage::new(id, now, mail_from, recipients, message.len()),
         );
     }
     inner.wake.notify_one();
