@@ -192,6 +192,13 @@ pub trait Env: Clone + Send + Sync + 'static {
     /// Records one event of the server (a protocol line, a commit, a decision). The sim puts
     /// it in the trace with the simulated time; the real world logs it when asked to.
     fn trace(&self, source: &str, event: fmt::Arguments<'_>);
+
+    /// Records an event an operator must hear of even when nobody asked for a trace (an
+    /// accept error such as EMFILE, say). The real world always logs it; by default it is a
+    /// trace line like any other, which is what the simulator keeps.
+    fn warn(&self, source: &str, event: fmt::Arguments<'_>) {
+        self.trace(source, event)
+    }
 }
 
 /// Runs `fut` until `deadline` on the env's clock; `None` if the deadline came first.

@@ -156,6 +156,18 @@ fn set_nodelay(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
 }
 
+impl RealEnv {
+    fn log_line(&self, source: &str, event: fmt::Arguments<'_>) {
+        let line = format!(
+            "{} {source} {event}\n",
+            crate::mail::date::rfc3339(self.now())
+        );
+        // One write of the whole line keeps concurrent tasks' lines whole; a closed stderr
+        // must not take the server down, so the error is dropped.
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
 impl Env for RealEnv {
     type Stream = TcpStream;
     type Listener = RealListener;
@@ -404,16 +416,14 @@ impl Env for RealEnv {
     /// One line to stderr when verbose; when not, returns before formatting anything, so a
     /// busy server pays one branch per event.
     fn trace(&self, source: &str, event: fmt::Arguments<'_>) {
-        if !self.inner.verbose {
-            return;
+        if self.inner.verbose {
+            self.log_line(source, event);
         }
-        let line = format!(
-            "{} {source} {event}\n",
-            crate::mail::date::rfc3339(self.now())
-        );
-        // One write of the whole line keeps concurrent tasks' lines whole; a closed stderr
-        // must not take the server down, so the error is dropped.
-        let _ = io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    /// Always on stderr, verbose or not.
+    fn warn(&self, source: &str, event: fmt::Arguments<'_>) {
+        self.log_line(source, event);
     }
 }
 

@@ -183,7 +183,8 @@ impl<E: Env, P: Protocol<E>> AcceptLoop<E, P> {
                 }
                 Err(e) => {
                     let wait = backoff.after(AcceptError::classify(&e));
-                    self.env.trace(
+                    // Logged even without -v: a server refusing connections must say so.
+                    self.env.warn(
                         "listener",
                         format_args!(
                             "{} on {}: accept failed: {e}; retrying in {wait:?}",
