@@ -265,6 +265,9 @@ pub struct Session {
     /// The server is shutting down: a transaction in progress may finish, nothing new starts
     /// (see [`Session::shut_down`]).
     draining: bool,
+    /// The connect check rejected the client: the greeting was a 554 and every command but
+    /// QUIT gets 503 (RFC 5321 §3.1).
+    refused: bool,
 }
 
 /// Commands we know but never offer: 502 whatever their arguments. STARTTLS and AUTH are
@@ -294,6 +297,7 @@ impl Session {
             log: Vec::new(),
             log_at_close: None,
             draining: false,
+            refused: false,
         };
         let check = s.check(Stage::Connect);
         s.queue.push_back(Output::Check(check));

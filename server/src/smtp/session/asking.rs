@@ -105,10 +105,16 @@ impl Session {
                 220,
                 format!("{} ESMTP mailsim", self.config.hostname),
             )),
+            (Awaiting::Connect, Some(reply)) if reply.code >= 500 => {
+                // RFC 5321 §3.1: 554 instead of the greeting, and then the server waits
+                // for QUIT, answering 503 to anything else (see `command_line`), rather
+                // than closing on a client that may not have read the 554 yet.
+                self.reply(Reply { code: 554, ..reply });
+                self.refused = true;
+            }
             (Awaiting::Connect, Some(reply)) => {
-                // RFC 5321 §3.1: 554 instead of the greeting; §3.8: 421 closes.
-                let code = if reply.code >= 500 { 554 } else { 421 };
-                self.reply(Reply { code, ..reply });
+                // §3.8: 421 means the channel is closing.
+                self.reply(Reply { code: 421, ..reply });
                 self.close();
             }
             (Awaiting::EndOfData, None) => {

@@ -74,6 +74,11 @@ impl Session {
             // confuse a parser further down the line.
             return self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"));
         }
+        if self.refused && verb != "QUIT" {
+            // Greeted with 554 (RFC 5321 §3.1): no service here, whatever the command. Each
+            // counts as an error, so a client that will not QUIT is hung up on at the limit.
+            return self.error(Reply::new(503, (5, 5, 1), "Error: no SMTP service here"));
+        }
         if self.draining && self.envelope.is_none() && verb != "QUIT" {
             // Shutting down and no transaction to finish: nothing new is started.
             return self.shutting_down_reply();

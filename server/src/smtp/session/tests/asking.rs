@@ -78,15 +78,37 @@ fn checks_carry_what_the_session_knows() {
 }
 
 #[test]
-fn connect_reject_gives_554_and_closes() {
+fn connect_reject_gives_554_then_503_until_quit() {
     let mut c = refusing(
         "connect",
         Verdict::Reject(refuse(550, (5, 7, 1), "Client host rejected")),
     );
-    assert_eq!(c.drain(), ["554 5.7.1 Client host rejected", "[close]"]);
-    c.s.push_input(b"EHLO x\r\n");
-    assert!(matches!(c.s.poll(c.now), Output::Close));
+    // RFC 5321 §3.1: the 554 replaces the greeting; the server then waits for QUIT.
+    assert_eq!(c.drain(), ["554 5.7.1 Client host rejected"]);
+    let no_service = "503 5.5.1 Error: no SMTP service here";
+    assert_eq!(c.send("EHLO x\r\n"), [no_service]);
+    assert_eq!(c.send("MAIL FROM:<a@b.test>\r\n"), [no_service]);
+    assert_eq!(c.send("RCPT TO:<alice@example.org>\r\n"), [no_service]);
+    assert!(c.delivered.is_empty());
+    assert_eq!(c.send("QUIT\r\n"), ["221 2.0.0 Bye", "[close]"]);
     assert_eq!(c.s.poll_timeout(), None);
+}
+
+#[test]
+fn a_rejected_client_that_will_not_quit_is_hung_up_on_at_the_error_limit() {
+    let mut c = refusing(
+        "connect",
+        Verdict::Reject(refuse(550, (5, 7, 1), "Client host rejected")),
+    );
+    c.drain();
+    let limit = c.s.config.limits.errors;
+    let mut replies = Vec::new();
+    for _ in 0..limit {
+        replies.extend(c.send("NOOP\r\n"));
+    }
+    assert_eq!(replies.len(), limit + 2, "{replies:?}");
+    assert!(replies[limit].starts_with("421 4.7.0"), "{replies:?}");
+    assert_eq!(replies[limit + 1], "[close]");
 }
 
 #[test]
