@@ -78,7 +78,10 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
                 reply.write_to(&mut out);
             }
             Output::Deliver(tx) => {
-                let result = sink.deliver(&tx.envelope, &tx.message).await;
+                // Boxed: the store's future is the largest state of a session, and only a
+                // session that is delivering needs it; inline, every idle session would carry
+                // its space. One allocation per message, next to an fsync.
+                let result = Box::pin(sink.deliver(&tx.envelope, &tx.message)).await;
                 session.answer(Answer::Delivered(result));
             }
             Output::Check(check) => {
