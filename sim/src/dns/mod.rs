@@ -11,6 +11,7 @@
 //! - [`client`]: [`query`], one stub-resolver query from any host.
 
 pub mod client;
+mod record;
 pub mod server;
 pub mod zone;
 

@@ -9,6 +9,7 @@
 
 mod clock;
 
+use std::io;
 use std::time::Duration;
 
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
