@@ -40,7 +40,19 @@ pub fn load_config(path: &Path) -> Result<ServerConfig, ConfigFileError> {
     // Reading the config is the process's business, not the server's world: no Env here.
     #[allow(clippy::disallowed_methods)]
     let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::io(path, &e))?;
-    crate::config::parse(path, &text)
+    let mut config = crate::config::parse(path, &text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    #[allow(clippy::disallowed_methods)]
+    let read = |p: &Path| std::fs::read_to_string(p);
+    config
+        .read_files(read, base)
+        .map_err(|message| ConfigFileError {
+            path: path.to_path_buf(),
+            at: None,
+            key: None,
+            message,
+        })?;
+    Ok(config)
 }
 
 /// Runs `serve` to its end: exit 0 after a graceful shutdown, 2 for a config or start-up

@@ -3,16 +3,22 @@
 //! `[server]` table, so a scenario is also a worked example of a real config.
 
 mod file;
+mod submission;
 
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
 pub use file::{parse, ConfigFileError, Location};
+pub use submission::{
+    Argon2Params, AuthConfig, DkimAlgorithm, DkimConfig, ListConfig, ListPolicy, OverQuota,
+    QuotaConfig, SaslMechanism, TlsConfig,
+};
 
 use crate::directory::{Directory, DirectoryError};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -32,6 +38,30 @@ pub struct ServerConfig {
     /// `postmaster` applies to every local domain.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// Domain aliases: mail for the key domain is handled as mail for the value domain
+    /// (`"example.net" = "example.org"`: `bob@example.net` reaches `bob@example.org`).
+    #[serde(default)]
+    pub domain_aliases: BTreeMap<String, String>,
+    /// Catch-all per local domain: an unknown local part of the key domain goes to the
+    /// value address instead of getting 550 5.1.1.
+    #[serde(default)]
+    pub catch_all: BTreeMap<String, String>,
+    /// Distribution lists, expanded at delivery.
+    #[serde(default)]
+    pub lists: Vec<ListConfig>,
+    /// Quota defaults and the over-quota answer.
+    #[serde(default)]
+    pub quota: QuotaConfig,
+    /// The certificate for STARTTLS and implicit TLS; none: a self-signed one is made at
+    /// start (and the log says so).
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// SMTP AUTH on the submission listeners.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// DKIM signing keys for submitted mail.
+    #[serde(default)]
+    pub dkim: Vec<DkimConfig>,
     /// Clients in these networks may relay (send to any domain), like Postfix's
     /// `mynetworks`. Everyone else may only send to our own domains: no open relay.
     #[serde(default)]
@@ -57,6 +87,22 @@ pub enum AccountConfig {
 #[serde(deny_unknown_fields)]
 pub struct AccountTable {
     pub address: String,
+    /// The password as an argon2 PHC string (`$argon2id$v=19$m=...`), never in plain text;
+    /// `mailsim admin passwd` writes it. None: the account cannot authenticate.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A disabled account receives nothing (550 5.2.1) and cannot authenticate.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Quota in octets and in messages (none: `[quota]`'s defaults).
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    #[serde(default)]
+    pub quota_messages: Option<u64>,
+    /// Further envelope senders and `From:` addresses this account may use when it submits
+    /// (beyond its own address and the aliases that reach it); `*@domain` allows a domain.
+    #[serde(default)]
+    pub send_as: Vec<String>,
 }
 
 impl AccountConfig {
@@ -66,6 +112,21 @@ impl AccountConfig {
             AccountConfig::Full(t) => &t.address,
         }
     }
+
+    /// The account's settings as a table (a plain address has every default).
+    pub fn table(&self) -> AccountTable {
+        match self {
+            AccountConfig::Address(a) => AccountTable {
+                address: a.clone(),
+                password: None,
+                disabled: false,
+                quota_bytes: None,
+                quota_messages: None,
+                send_as: Vec::new(),
+            },
+            AccountConfig::Full(t) => t.clone(),
+        }
+    }
 }
 
 /// Where the listeners bind. Loopback by default: `serve` must never surprise anyone by
@@ -73,14 +134,20 @@ impl AccountConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenConfig {
-    /// The MX listener (inbound SMTP).
+    /// The MX listener (inbound SMTP, port 25 in production).
     pub smtp: SocketAddr,
+    /// Message submission with STARTTLS and AUTH required (RFC 6409, port 587).
+    pub submission: Option<SocketAddr>,
+    /// Message submission over implicit TLS (RFC 8314, port 465).
+    pub submissions: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
     fn default() -> Self {
         ListenConfig {
             smtp: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            submission: None,
+            submissions: None,
         }
     }
 }
@@ -97,6 +164,32 @@ pub enum ConfigError {
 }
 
 impl ServerConfig {
+    /// Reads the files the config names (TLS certificate and key, DKIM keys) into their
+    /// inline `*_pem` fields, relative to `base` (the config file's folder). The loader's job,
+    /// so the server never opens a file outside its Env. Errors name the file.
+    pub fn read_files(
+        &mut self,
+        mut read: impl FnMut(&Path) -> std::io::Result<String>,
+        base: &Path,
+    ) -> Result<(), String> {
+        let mut load = |p: &Path| {
+            let path = base.join(p);
+            read(&path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        if let Some(p) = &self.tls.cert {
+            self.tls.cert_pem = Some(load(p)?);
+        }
+        if let Some(p) = &self.tls.key {
+            self.tls.key_pem = Some(load(p)?);
+        }
+        for key in &mut self.dkim {
+            if let Some(p) = &key.key {
+                key.key_pem = Some(load(p)?);
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what serde cannot and builds the recipient directory.
     pub fn validate(&self) -> Result<Directory, ConfigError> {
         if self.limits.command_line < 512 {

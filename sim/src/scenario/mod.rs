@@ -32,7 +32,23 @@ pub fn load(path: &Path, name: String) -> Result<LoadedScenario, ScenarioError> 
         path: path.to_path_buf(),
         error: e.to_string(),
     })?;
-    parse(path, name, source)
+    let mut loaded = parse(path, name, source)?;
+    // Keys and certificates the scenario names by path are read now, relative to it, like
+    // `mailsim serve` reads them relative to its config: the world never sees a real file.
+    let base = path.parent().unwrap_or(Path::new("."));
+    #[allow(clippy::disallowed_methods)]
+    let read = |p: &Path| std::fs::read_to_string(p);
+    loaded
+        .scenario
+        .server
+        .get_mut()
+        .config
+        .read_files(read, base)
+        .map_err(|error| ScenarioError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    Ok(loaded)
 }
 
 /// Parses and validates scenario text (the path is only for messages).
