@@ -20,7 +20,7 @@ use crate::policy::AcceptAll;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::run_session_with;
-use crate::smtp::{PeerInfo, SessionConfig};
+use crate::smtp::{NoAccounts, PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
 
 /// Why the server could not start.
@@ -182,6 +182,7 @@ impl<E: Env> Protocol<E> for Smtp<E> {
                 sink,
                 id,
                 &AcceptAll,
+                &NoAccounts,
                 &shutdown,
             )
             .await

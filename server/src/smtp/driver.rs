@@ -14,7 +14,8 @@ use crate::listener::Latch;
 use crate::mail::Deliver;
 use crate::policy::{AcceptAll, Policy};
 
-use super::session::{Answer, AuthAnswer, Output, PeerInfo, Session, SessionConfig};
+use super::session::{Answer, Output, PeerInfo, Session, SessionConfig};
+use super::{Authenticator, NoAccounts};
 
 /// Read buffer: small while the client sends commands (≤ 512 octets each), so a thousand
 /// idle sessions cost little; doubled whenever a read fills it (a pipelined batch, DATA)
@@ -40,16 +41,18 @@ pub async fn run_session<E: Env, D: Deliver>(
         sink,
         conn,
         &AcceptAll,
+        &NoAccounts,
         &Latch::new(),
     )
     .await
 }
 
-/// Runs one SMTP session to its end, asking `policy` at every stage the session checks.
+/// Runs one SMTP session to its end, asking `policy` at every stage the session checks and
+/// `auth` for every AUTH.
 /// Once `shutdown` is set the session is told ([`Session::shut_down`]): an idle client gets
 /// `421 4.3.2` at once, one in the middle of a transaction may finish it first.
 #[allow(clippy::too_many_arguments)]
-pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
+pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
     env: E,
     mut stream: E::Stream,
     peer: PeerInfo,
@@ -57,6 +60,7 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
     sink: D,
     conn: u64,
     policy: &P,
+    auth: &A,
     shutdown: &Latch,
 ) {
     let mut told_shutdown = false;
@@ -88,10 +92,13 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy>(
                 let verdict = policy.check(&check).await;
                 session.answer(Answer::Checked(check, verdict));
             }
-            // No listener offers these yet (the TLS acceptor and the accounts come with the
-            // submission work), so a session cannot ask; if one did, refuse safely.
+            // No listener offers STARTTLS yet (the TLS acceptor comes with the submission
+            // work), so a session cannot ask; if one did, refuse safely.
             Output::StartTls => session.answer(Answer::TlsFailed),
-            Output::Authenticate(_) => session.answer(Answer::Authenticated(AuthAnswer::Rejected)),
+            Output::Authenticate(credentials) => {
+                let answer = auth.authenticate(peer.remote, &credentials).await;
+                session.answer(Answer::Authenticated(answer));
+            }
             Output::Close => {
                 let _ = flush(&mut stream, &mut out).await;
                 let _ = stream.shutdown().await;

@@ -166,6 +166,7 @@ fn config() -> &'static Arc<SessionConfig> {
                 starttls: true,
                 auth: vec![AuthMechanism::Plain],
                 auth_requires_tls: false,
+                auth_required: false,
             },
         })
     })

@@ -7,6 +7,7 @@
 //! (`poll_timeout`). It never reads a clock or touches I/O, so every protocol rule is
 //! unit-testable without a world, and the parser is benchmarkable alone.
 
+mod authenticator;
 pub mod driver;
 pub mod fuzz;
 mod limits;
@@ -14,6 +15,7 @@ pub mod reply;
 pub mod session;
 pub mod wire;
 
+pub use authenticator::{Authenticator, NoAccounts};
 pub use limits::Limits;
 pub use reply::Reply;
 pub use session::{

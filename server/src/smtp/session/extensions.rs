@@ -22,6 +22,9 @@ pub struct Offers {
     /// AUTH only once TLS is active (RFC 4954 §4, and every submission server today):
     /// before it, AUTH is not advertised and is refused with 538 5.7.11.
     pub auth_requires_tls: bool,
+    /// A submission listener (RFC 6409 §4.3): MAIL before a successful AUTH is refused with
+    /// `530 5.7.0 Authentication required`.
+    pub auth_required: bool,
 }
 
 impl Default for Offers {
@@ -30,6 +33,7 @@ impl Default for Offers {
             starttls: false,
             auth: Vec::new(),
             auth_requires_tls: true,
+            auth_required: false,
         }
     }
 }

@@ -9,6 +9,7 @@ pub(super) fn tls_config(auth_requires_tls: bool) -> Arc<SessionConfig> {
         starttls: true,
         auth: vec![AuthMechanism::Plain],
         auth_requires_tls,
+        auth_required: false,
     };
     Arc::new(config)
 }
