@@ -30,6 +30,10 @@ pub struct Envelope {
     pub recipients: Vec<Recipient>,
     /// When the end of data arrived.
     pub received_at: Timestamp,
+    /// The SASL identity of the client that submitted this message (RFC 4954), `None` for
+    /// mail that arrived unauthenticated (an MX peer) or that we made ourselves. Submitted
+    /// mail is what we DKIM-sign, complete (Message-ID, Date) and hold to sender rules.
+    pub authenticated: Option<String>,
 }
 
 impl Envelope {

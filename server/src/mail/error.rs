@@ -7,6 +7,10 @@ pub enum DeliveryError {
     Temporary(String),
     /// Storage full: 452 4.3.1.
     Full,
+    /// A recipient's mailbox quota would be exceeded: the message is refused whole (it is
+    /// stored whole or not at all). `452 4.2.2`, or `552 5.2.2` when `permanent` (the
+    /// config's `quota.over_quota`).
+    OverQuota { mailbox: String, permanent: bool },
 }
 
 impl DeliveryError {

@@ -16,6 +16,7 @@ fn envelope(to: &[&str], at: u64) -> Envelope {
             remote: vec![],
         }],
         received_at: Timestamp::from_secs(at),
+        authenticated: None,
     }
 }
 

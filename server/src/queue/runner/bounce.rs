@@ -157,6 +157,7 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now:
             remote,
         }],
         received_at: now,
+        authenticated: None,
     };
     let sink = Sink {
         mailboxes: inner.mailboxes.clone(),

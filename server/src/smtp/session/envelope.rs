@@ -275,6 +275,7 @@ impl Session {
             mail_from: envelope.mail_from,
             recipients: envelope.recipients,
             received_at: now,
+            authenticated: self.authenticated.clone(),
         };
         self.ask_policy(Awaiting::EndOfData, Stage::EndOfData { envelope, message });
     }
@@ -290,6 +291,12 @@ impl Session {
                 "Requested action aborted: local error in processing",
             ),
             Err(DeliveryError::Full) => Reply::new(452, (4, 3, 1), "Insufficient system storage"),
+            Err(DeliveryError::OverQuota {
+                permanent: false, ..
+            }) => Reply::new(452, (4, 2, 2), "Mailbox full, try again later"),
+            Err(DeliveryError::OverQuota {
+                permanent: true, ..
+            }) => Reply::new(552, (5, 2, 2), "Mailbox full"),
         };
         self.reply(reply);
     }
