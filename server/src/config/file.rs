@@ -195,6 +195,13 @@ impl Keys {
             ConfigError::Directory(DirectoryError::ForeignAccount(a, _)) => by_string(a, false),
             // The second one is the mistake.
             ConfigError::Directory(DirectoryError::DuplicateAccount(a)) => by_string(a, true),
+            ConfigError::Directory(
+                DirectoryError::AliasTargetNotLocal(d, _) | DirectoryError::AliasDomainIsLocal(d),
+            ) => by_path(format!("domain_aliases.{d}")),
+            ConfigError::Directory(
+                DirectoryError::CatchAllNotLocal(d) | DirectoryError::CatchAllToNowhere(d, _),
+            ) => by_path(format!("catch_all.{d}")),
+            ConfigError::Directory(DirectoryError::BadSendAs(_, p)) => by_string(p, false),
         }
     }
 }

@@ -14,7 +14,7 @@ pub use submission::{
     QuotaConfig, SaslMechanism, TlsConfig,
 };
 
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{AccountEntry, Directory, DirectoryError};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -202,10 +202,16 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
-        Ok(Directory::build(
-            &self.domains,
-            self.accounts.iter().map(AccountConfig::address),
-            &self.aliases,
-        )?)
+        let accounts = self.accounts.iter().map(|a| match a {
+            AccountConfig::Address(address) => AccountEntry::from(address.as_str()),
+            AccountConfig::Full(t) => AccountEntry {
+                address: &t.address,
+                disabled: t.disabled,
+                send_as: &t.send_as,
+            },
+        });
+        Ok(Directory::build(&self.domains, accounts, &self.aliases)?
+            .with_domain_aliases(&self.domain_aliases)?
+            .with_catch_all(&self.catch_all)?)
     }
 }

@@ -14,6 +14,7 @@ use super::*;
 use crate::config::ServerConfig;
 use crate::policy::{Check, Verdict};
 
+mod addressing;
 mod asking;
 mod auth;
 mod properties;
