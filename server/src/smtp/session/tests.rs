@@ -19,6 +19,7 @@ mod asking;
 mod auth;
 mod properties;
 mod relay;
+mod sender;
 mod shutdown;
 mod tls;
 
