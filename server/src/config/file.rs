@@ -370,6 +370,26 @@ mod tests {
     }
 
     #[test]
+    fn domain_alias_and_catch_all_errors_name_their_key() {
+        let base =
+            "hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\"a@example.org\"]\n";
+        let e = err(&format!(
+            "{base}[domain_aliases]\n\"example.net\" = \"elsewhere.net\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("domain_aliases.example.net"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert!(e.message.contains("not in domains"), "{e}");
+        let e = err(&format!(
+            "{base}[catch_all]\n\"example.org\" = \"nobody@example.org\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("catch_all.example.org"), "{e}");
+        assert!(e.message.contains("reaches no mailbox"), "{e}");
+        let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  { address = \"b@example.org\", send_as = [\"b*@x.test\"] },\n]\n");
+        assert!(e.message.contains("send_as"), "{e}");
+        assert_eq!(e.line(), Some(4), "{e}");
+    }
+
+    #[test]
     fn an_error_without_a_place_still_names_the_file() {
         let e = ConfigFileError::io(
             Path::new("/nope.toml"),

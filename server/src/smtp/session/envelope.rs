@@ -265,7 +265,7 @@ impl Session {
             // Unreachable: DATA needs an envelope, which needs a greeting.
             return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
-        if let Some(r) = self.from_header_refusal(&finished.content) {
+        if let Some(r) = self.author_refusal(&finished.content) {
             self.log
                 .push("[message discarded: From: not owned by the user]".into());
             return self.error(r);

@@ -39,7 +39,7 @@ impl Session {
 
     /// The refusal for a message an authenticated session submitted whose `From:` names an
     /// address its account may not use (or none we can read).
-    pub(super) fn from_header_refusal(&self, message: &[u8]) -> Option<Reply> {
+    pub(super) fn author_refusal(&self, message: &[u8]) -> Option<Reply> {
         let identity = self.authenticated.as_deref()?;
         let refuse = |what: &str| {
             Some(Reply::new(
@@ -48,9 +48,7 @@ impl Session {
                 format!("{what}From: address rejected: not owned by user {identity}"),
             ))
         };
-        let Some(parsed) = MessageParser::new().parse_headers(message) else {
-            return None;
-        };
+        let parsed = MessageParser::new().parse_headers(message)?;
         // Every From: header, not just the first: a second one is what some MUAs display.
         for value in parsed.header_values(HeaderName::From) {
             let HeaderValue::Address(list) = value else {

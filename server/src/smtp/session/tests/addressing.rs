@@ -155,3 +155,64 @@ fn relay_tricks_are_refused_or_local() {
         }
     }
 }
+
+/// Paths built from the pieces relay tricks are made of: routes, quotes, `@ % ! + .`,
+/// our domains, the alias domain, foreign ones, trailing dots, literals.
+fn arb_path() -> impl Strategy<Value = String> {
+    let local = prop::collection::vec(
+        prop::sample::select(vec![
+            "bob",
+            "alice",
+            "old",
+            "x",
+            "@",
+            "%",
+            "!",
+            "+",
+            ".",
+            "\"",
+            "\\",
+            "elsewhere.net",
+            "example.org",
+            "[192.0.2.1]",
+        ]),
+        1..6,
+    )
+    .prop_map(|v| v.concat());
+    let domain = prop::sample::select(vec![
+        "example.org",
+        "EXAMPLE.net",
+        "example.org.",
+        "elsewhere.net",
+        "elsewhere.net.",
+        "example.org.elsewhere.net",
+        "[192.0.2.1]",
+        "192.0.2.1",
+        "example.org@elsewhere.net",
+        "elsewhere.net@example.org",
+    ]);
+    let route = prop::sample::select(vec!["", "@example.org:", "@elsewhere.net,@example.org:"]);
+    (route, local, domain).prop_map(|(r, l, d)| format!("{r}{l}@{d}"))
+}
+
+proptest! {
+    /// No open relay: whatever the path, a client outside relay_networks gets a refusal,
+    /// or a recipient that reaches only local mailboxes, never a remote forward-path.
+    #[test]
+    fn no_path_relays_for_an_outsider(paths in prop::collection::vec(arb_path(), 1..6), catch_all: bool) {
+        let mut c = client(catch_all);
+        c.send("MAIL FROM:<x@c.test>\r\n");
+        for p in &paths {
+            let r = c.send(format!("RCPT TO:<{p}>\r\n"));
+            prop_assert!(
+                r.iter().all(|l| l.starts_with("250 2.1.5") || l.starts_with('5') || l.starts_with("421")),
+                "{p}: {r:?}"
+            );
+        }
+        c.send("DATA\r\nSubject: t\r\n\r\nx\r\n.\r\n");
+        for tx in &c.delivered {
+            prop_assert!(tx.envelope.remote_recipients().is_empty(), "{paths:?}");
+            prop_assert!(!tx.envelope.mailboxes().is_empty(), "{paths:?}");
+        }
+    }
+}
