@@ -39,11 +39,14 @@ pub struct ServerConfig {
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
     /// Domain aliases: mail for the key domain is handled as mail for the value domain
-    /// (`"example.net" = "example.org"`: `bob@example.net` reaches `bob@example.org`).
+    /// (`"example.net" = "example.org"`: `bob@example.net` reaches `bob@example.org`). The
+    /// value must be in `domains`; the key then counts as local too (never relayed).
     #[serde(default)]
     pub domain_aliases: BTreeMap<String, String>,
     /// Catch-all per local domain: an unknown local part of the key domain goes to the
-    /// value address instead of getting 550 5.1.1.
+    /// value address instead of getting 550 5.1.1. Accounts and aliases win, a disabled
+    /// account's mail is not caught, and the target must reach a mailbox (or be remote). It
+    /// gives its target no right to send as the addresses it catches (see `send_as`).
     #[serde(default)]
     pub catch_all: BTreeMap<String, String>,
     /// Distribution lists, expanded at delivery.

@@ -135,7 +135,10 @@ impl Session {
             RcptVerdict::Local(mailboxes) => (mailboxes, Vec::new()),
             RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
             RcptVerdict::RelayDenied if may_relay => (Vec::new(), vec![address.clone()]),
-            refused => return self.refuse_rcpt(&address, refused),
+            // No `_` arm here or in `refuse_rcpt`: a new verdict (lists) must say what it does.
+            refused @ (RcptVerdict::UnknownUser
+            | RcptVerdict::Disabled
+            | RcptVerdict::RelayDenied) => return self.refuse_rcpt(&address, refused),
         };
         // The address travels in the check and comes back with its answer: no copy.
         let stage = Stage::Rcpt {
@@ -183,11 +186,14 @@ impl Session {
             RcptVerdict::RelayDenied => {
                 Reply::new(554, (5, 7, 1), format!("<{address}>: Relay access denied"))
             }
-            _ => Reply::new(
-                550,
-                (5, 1, 1),
-                format!("<{address}>: Recipient address rejected: User unknown"),
-            ),
+            // Local and Forward are never refused; the unknown-user text is the safe one.
+            RcptVerdict::UnknownUser | RcptVerdict::Local(_) | RcptVerdict::Forward { .. } => {
+                Reply::new(
+                    550,
+                    (5, 1, 1),
+                    format!("<{address}>: Recipient address rejected: User unknown"),
+                )
+            }
         })
     }
 
