@@ -80,6 +80,7 @@ mod commands;
 mod data;
 mod envelope;
 mod extensions;
+mod sender;
 #[cfg(test)]
 mod tests;
 mod timers;
