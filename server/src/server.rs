@@ -21,7 +21,7 @@ use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::run_session_with;
 use crate::smtp::{NoAccounts, PeerInfo, SessionConfig};
-use crate::store::{CommitMode, MailStore};
+use crate::store::{CommitMode, MailStore, Quotas};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +71,11 @@ impl<E: Env> Server<E> {
         opts: RunOptions,
     ) -> Result<Self, StartError> {
         let directory = Arc::new(config.validate()?);
-        let store = MailStore::open(env.clone(), directory.accounts(), opts.commit)
-            .await
-            .map_err(StartError::Store)?;
+        let quotas = Arc::new(Quotas::from_config(config));
+        let store =
+            MailStore::open_with_quotas(env.clone(), directory.accounts(), opts.commit, quotas)
+                .await
+                .map_err(StartError::Store)?;
         let me = Identity {
             hostname: config.hostname.clone(),
             addrs: match config.listen.smtp.ip() {
@@ -106,13 +108,15 @@ impl<E: Env> Server<E> {
             session: Arc::new(SessionConfig {
                 hostname: config.hostname.clone(),
                 limits: config.limits.clone(),
-                directory,
+                directory: directory.clone(),
                 relay_networks: config.relay_networks.clone(),
                 offers: Default::default(),
+                quota: Some(store.quotas().clone()),
             }),
             sink: Sink {
                 mailboxes: store,
                 outbound,
+                directory,
             },
         };
         let mut listeners = Listeners::new(env);

@@ -195,6 +195,7 @@ impl Keys {
             ConfigError::Directory(DirectoryError::ForeignAccount(a, _)) => by_string(a, false),
             // The second one is the mistake.
             ConfigError::Directory(DirectoryError::DuplicateAccount(a)) => by_string(a, true),
+            ConfigError::Directory(DirectoryError::List(l)) => by_string(l.culprit(), false),
         }
     }
 }

@@ -202,10 +202,30 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
-        Ok(Directory::build(
+        let directory = Directory::build(
             &self.domains,
             self.accounts.iter().map(AccountConfig::address),
             &self.aliases,
-        )?)
+        )?;
+        Ok(directory.with_lists(self.lists.iter().map(ListConfig::def))?)
+    }
+}
+
+impl ListConfig {
+    /// The list as the directory takes it (the directory does not know the config types).
+    pub fn def(&self) -> crate::directory::ListDef<'_> {
+        use crate::directory::PostPolicy;
+        crate::directory::ListDef {
+            address: &self.address,
+            members: &self.members,
+            policy: match self.policy {
+                ListPolicy::Anyone => PostPolicy::Anyone,
+                ListPolicy::Members => PostPolicy::Members,
+                ListPolicy::Moderators => PostPolicy::Moderators,
+            },
+            moderators: &self.moderators,
+            owner: self.owner.as_deref(),
+            description: &self.description,
+        }
     }
 }

@@ -4,8 +4,11 @@
 //! Built from plain lists (domains, account addresses, aliases), not from the config type,
 //! so that the config module depends on the directory and never the other way round.
 
+mod lists;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use self::lists::{with_list_headers, List, ListCopy, ListDef, ListError, PostPolicy, Reached};
 use crate::mail::{Address, AddressError};
 
 /// A directory that does not make sense.
@@ -17,6 +20,8 @@ pub enum DirectoryError {
     ForeignAccount(String, Vec<String>),
     #[error("duplicate account {0:?}")]
     DuplicateAccount(String),
+    #[error(transparent)]
+    List(#[from] ListError),
 }
 
 /// What RCPT TO should do with an address.
@@ -34,6 +39,9 @@ pub enum RcptVerdict {
     UnknownUser,
     /// Not our domain, and this listener does not relay: 554 5.7.1.
     RelayDenied,
+    /// A distribution list (its lookup key): accepted (if its posting policy lets the
+    /// sender post), expanded at delivery (`directory/lists.rs`).
+    List(String),
 }
 
 /// Accounts and aliases, resolved once at start-up.
@@ -42,6 +50,8 @@ pub struct Directory {
     domains: BTreeSet<String>,
     accounts: BTreeSet<String>,
     aliases: BTreeMap<String, Vec<String>>,
+    /// Distribution lists, added by [`Directory::with_lists`].
+    lists: lists::Lists,
 }
 
 /// Alias chains deeper than this are a configuration loop; we stop expanding.
@@ -97,6 +107,7 @@ impl Directory {
             domains,
             accounts,
             aliases,
+            lists: Default::default(),
         })
     }
 
@@ -119,6 +130,9 @@ impl Directory {
     pub fn resolve(&self, rcpt: &Address) -> RcptVerdict {
         if !self.is_local_domain(&rcpt.domain) {
             return RcptVerdict::RelayDenied;
+        }
+        if let Some(verdict) = self.list_verdict(rcpt) {
+            return verdict;
         }
         let mut out = BTreeSet::new();
         let mut remote = BTreeSet::new();

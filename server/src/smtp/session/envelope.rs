@@ -134,6 +134,20 @@ impl Session {
             RcptVerdict::RelayDenied if may_relay => (Vec::new(), vec![address.clone()]),
             RcptVerdict::UnknownUser => return self.refuse_rcpt(&address, true),
             RcptVerdict::RelayDenied => return self.refuse_rcpt(&address, false),
+            // Expanded at delivery; here only its posting policy (`directory/lists.rs`).
+            RcptVerdict::List(_) => match self.config.directory.list(&address) {
+                Some(list) => match list.may_post(env.mail_from.as_ref()) {
+                    Ok(()) => (Vec::new(), Vec::new()),
+                    Err(who) => return self.refuse_post(&address, who),
+                },
+                None => return self.refuse_rcpt(&address, true),
+            },
+        };
+        if let Some(reply) = self.quota_refusal(&address, &mailboxes) {
+            return self.reply(reply);
+        }
+        let Some(env) = self.envelope.as_mut() else {
+            return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
         // The address travels in the check and comes back with its answer: no copy.
         let stage = Stage::Rcpt {

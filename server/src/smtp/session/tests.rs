@@ -54,6 +54,7 @@ fn config_from(cfg: ServerConfig, tweak: impl FnOnce(&mut Limits)) -> Arc<Sessio
         directory: Arc::new(directory),
         relay_networks: cfg.relay_networks,
         offers: Offers::default(),
+        quota: None,
     })
 }
 
