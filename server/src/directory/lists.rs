@@ -105,10 +105,12 @@ impl List {
             .local
             .to_ascii_lowercase()
             .chars()
-            .map(|c| match c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) {
-                true => c,
-                false => '-',
-            })
+            .map(
+                |c| match c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) {
+                    true => c,
+                    false => '-',
+                },
+            )
             .collect();
         format!("{label}.{}", self.address.domain)
     }
@@ -244,7 +246,11 @@ impl Directory {
                 address,
             };
             let key = list.address.key();
-            for k in [key.clone(), helper_key(&list, "bounces"), helper_key(&list, "request")] {
+            for k in [
+                key.clone(),
+                helper_key(&list, "bounces"),
+                helper_key(&list, "request"),
+            ] {
                 let taken = self.has_account(&k)
                     || self.aliases.contains_key(&k)
                     || lists.by_key.contains_key(&k)
@@ -253,12 +259,19 @@ impl Directory {
                     return Err(ListError::Taken(d.address.into()).into());
                 }
             }
-            lists.helpers.insert(helper_key(&list, "bounces"), key.clone());
-            lists.helpers.insert(helper_key(&list, "request"), key.clone());
+            lists
+                .helpers
+                .insert(helper_key(&list, "bounces"), key.clone());
+            lists
+                .helpers
+                .insert(helper_key(&list, "request"), key.clone());
             lists.by_key.insert(key, list);
         }
         for (alias, targets) in &self.aliases {
-            if let Some(t) = targets.iter().find(|t| lists.by_key.contains_key(&untagged(t))) {
+            if let Some(t) = targets
+                .iter()
+                .find(|t| lists.by_key.contains_key(&untagged(t)))
+            {
                 return Err(ListError::AliasTargetsList {
                     alias: alias.clone(),
                     list: t.clone(),

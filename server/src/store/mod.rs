@@ -178,9 +178,9 @@ impl<E: Env> MailStore<E> {
         self.jobs
             .submit(Job { files, id, done })
             .map_err(|_| DeliveryError::Temporary("store is shut down".into()))?;
-        let result = wait.await.unwrap_or_else(|_| {
-            Err(DeliveryError::Temporary("store committer stopped".into()))
-        });
+        let result = wait
+            .await
+            .unwrap_or_else(|_| Err(DeliveryError::Temporary("store committer stopped".into())));
         if result.is_ok() {
             reservation.commit();
         }

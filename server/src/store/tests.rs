@@ -148,7 +148,8 @@ mod quotas {
         let r = q.reserve(&both).unwrap();
         // Both are held: a second 60 fits neither, and a refusal reserves nothing.
         assert_eq!(
-            q.reserve(&[("bob".into(), 60), ("alice".into(), 10)]).unwrap_err(),
+            q.reserve(&[("bob".into(), 60), ("alice".into(), 10)])
+                .unwrap_err(),
             DeliveryError::OverQuota {
                 mailbox: "bob".into(),
                 permanent: false
@@ -241,7 +242,11 @@ mod quotas {
             async move { store.deliver(&envelope(&["alice"], i), &msg).await }
         }))
         .await;
-        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
         assert_eq!(store.list("alice").await.unwrap().len(), 1);
     }
 }

@@ -164,9 +164,15 @@ fn posting_policies() {
     assert_eq!(may("m@example.org", Some("ALICE+x@example.org")), Ok(()));
     assert_eq!(may("m@example.org", Some("x@Remote.NET")), Ok(()));
     assert_eq!(may("m@example.org", Some("mod@remote.net")), Ok(()));
-    assert_eq!(may("m@example.org", Some("bob@example.org")), Err("members"));
+    assert_eq!(
+        may("m@example.org", Some("bob@example.org")),
+        Err("members")
+    );
     assert_eq!(may("m@example.org", None), Err("members"));
-    assert_eq!(may("o@example.org", Some("alice@example.org")), Err("moderators"));
+    assert_eq!(
+        may("o@example.org", Some("alice@example.org")),
+        Err("moderators")
+    );
     assert_eq!(may("o@example.org", Some("mod@remote.net")), Ok(()));
     assert_eq!(may("a@example.org", None), Ok(()));
 }
@@ -180,13 +186,24 @@ fn expand(dir: &Directory, lists: &[&str], message: &[u8], reached: &mut Reached
 #[test]
 fn nested_lists_that_include_each_other_give_one_copy_each() {
     let dir = build(&[
-        def("a@example.org", &["alice@example.org", "b@example.org", "fwd@example.org"]),
-        def("b@example.org", &["bob@example.org", "a@example.org", "x@remote.net"]),
+        def(
+            "a@example.org",
+            &["alice@example.org", "b@example.org", "fwd@example.org"],
+        ),
+        def(
+            "b@example.org",
+            &["bob@example.org", "a@example.org", "x@remote.net"],
+        ),
     ])
     .unwrap();
     let mut reached = Reached::default();
     reached.mailboxes.insert("alice@example.org".into());
-    let copies = expand(&dir, &["a@example.org", "b@example.org"], b"S: x\r\n\r\n", &mut reached);
+    let copies = expand(
+        &dir,
+        &["a@example.org", "b@example.org"],
+        b"S: x\r\n\r\n",
+        &mut reached,
+    );
     assert_eq!(copies.len(), 1, "{copies:?}");
     let c = &copies[0];
     assert_eq!(c.list, addr("a@example.org"));
@@ -194,7 +211,9 @@ fn nested_lists_that_include_each_other_give_one_copy_each() {
     // alice was a direct recipient; bob via b and via fwd; x via b and via fwd: once each.
     assert_eq!(c.mailboxes, vec!["bob@example.org".to_string()]);
     assert_eq!(c.remote, vec![addr("x@remote.net")]);
-    assert!(c.headers.starts_with("List-Id: Our team <a.example.org>\r\n"));
+    assert!(c
+        .headers
+        .starts_with("List-Id: Our team <a.example.org>\r\n"));
 }
 
 #[test]

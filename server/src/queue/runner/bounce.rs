@@ -141,7 +141,10 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now:
         // A DSN is never expanded to a list's members: its owner gets it.
         env.trace(
             "queue",
-            format_args!("DSN recipient <{to}> is a list: to its owner <{}>", list.owner),
+            format_args!(
+                "DSN recipient <{to}> is a list: to its owner <{}>",
+                list.owner
+            ),
         );
         verdict = inner.directory.owner_verdict(list);
     }

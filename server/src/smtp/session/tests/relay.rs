@@ -99,7 +99,10 @@ fn members_only_list_and_full_mailbox_are_refused_at_rcpt() {
         false,
     );
     let quotas = Arc::new(quotas);
-    quotas.reserve(&[("bob@example.org".into(), 10)]).unwrap().commit();
+    quotas
+        .reserve(&[("bob@example.org".into(), 10)])
+        .unwrap()
+        .commit();
     let mut config = (*config_from(cfg, |_| {})).clone();
     config.quota = Some(quotas);
     let mut c = Client::on(Arc::new(config));
