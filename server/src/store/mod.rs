@@ -79,8 +79,10 @@ impl<E: Env> MailStore<E> {
         Self::open_with_quotas(env, mailboxes, mode, Arc::new(Quotas::unlimited())).await
     }
 
-    /// [`MailStore::open`], enforcing `quotas`; each mailbox's usage is counted from what
-    /// it holds (every message read once: recovery, not the hot path).
+    /// [`MailStore::open`], enforcing `quotas`. The usage of each mailbox that has a limit
+    /// is counted from what it holds (each of its messages read once: start-up, not the hot
+    /// path); an unlimited mailbox pays nothing and counts from zero (`count_usage` gives
+    /// its true figure, for `admin`).
     pub async fn open_with_quotas<'a>(
         env: E,
         mailboxes: impl IntoIterator<Item = &'a str>,
@@ -92,20 +94,20 @@ impl<E: Env> MailStore<E> {
             let dir = mailbox_dir(key)?;
             crate::env::create_dir_durable(&env, &dir).await?;
             let mut removed = false;
+            let mut usage = Usage::default();
+            let counted = quotas.limit(key) != Limit::default();
             for name in env.list_dir(&dir).await? {
                 if durable::is_temp(&name) {
                     env.remove_file(&dir.join(&name)).await?;
                     env.trace("store", format_args!("recovery: removed {key}/{name}"));
                     removed = true;
+                } else if counted && !name.starts_with('.') {
+                    usage.bytes += env.read(&dir.join(&name)).await?.len() as u64;
+                    usage.messages += 1;
                 }
             }
             if removed {
                 env.sync_dir(&dir).await?;
-            }
-            let mut usage = Usage::default();
-            for id in list_messages(&env, key).await? {
-                usage.bytes += env.read(&dir.join(&id)).await?.len() as u64;
-                usage.messages += 1;
             }
             quotas.set_usage(key, usage);
         }
@@ -209,6 +211,18 @@ pub async fn list_messages<E: Env>(env: &E, mailbox: &str) -> io::Result<Vec<Str
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// What a mailbox holds, counted from its files (for `admin`'s quota report; the running
+/// store keeps the figure in [`Quotas`]).
+pub async fn count_usage<E: Env>(env: &E, mailbox: &str) -> io::Result<Usage> {
+    let dir = mailbox_dir(mailbox)?;
+    let mut usage = Usage::default();
+    for id in list_messages(env, mailbox).await? {
+        usage.bytes += env.read(&dir.join(&id)).await?.len() as u64;
+        usage.messages += 1;
+    }
+    Ok(usage)
 }
 
 /// One message's bytes.

@@ -214,12 +214,20 @@ mod quotas {
         assert_eq!(used.messages, 1);
         assert!(used.bytes > 7, "Return-Path and Delivered-To count too");
         drop(store);
-        // Reopened: usage is counted from the mailboxes.
-        let fresh = Arc::new(Quotas::unlimited());
+        // Reopened: a limited mailbox's usage is counted from its files.
+        let limit = Limit {
+            bytes: None,
+            messages: Some(5),
+        };
+        let fresh = Arc::new(Quotas::unlimited().with_limit("alice", limit));
         MailStore::open_with_quotas(env.clone(), ["alice"], CommitMode::Group, fresh.clone())
             .await
             .unwrap();
         assert_eq!(fresh.usage("alice"), used);
+        assert_eq!(
+            crate::store::count_usage(&env, "alice").await.unwrap(),
+            used
+        );
     }
 
     #[tokio::test]
