@@ -284,6 +284,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_list_member_points_at_its_line() {
+        let e = err(&format!(
+            "{GOOD}[[lists]]\naddress = \"team@example.org\"\nmembers = [\"alice@example.org\",\n  \"nobody@example.org\"]\n"
+        ));
+        assert_eq!(e.line(), Some(7), "{e}");
+        assert!(e.message.contains("nobody has it"), "{e}");
+    }
+
+    #[test]
     fn a_good_file_parses() {
         let c = parse(Path::new("x.toml"), GOOD).unwrap();
         assert_eq!(c.hostname, "mx.example.org");

@@ -17,6 +17,7 @@ use crate::policy::{Check, Verdict};
 mod asking;
 mod auth;
 mod properties;
+mod quota;
 mod relay;
 mod shutdown;
 mod tls;
