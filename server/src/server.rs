@@ -21,7 +21,7 @@ use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::run_session_with;
 use crate::smtp::{NoAccounts, PeerInfo, SessionConfig};
-use crate::store::{CommitMode, MailStore, Quotas};
+use crate::store::{CommitMode, MailStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ impl<E: Env> Server<E> {
         opts: RunOptions,
     ) -> Result<Self, StartError> {
         let directory = Arc::new(config.validate()?);
-        let quotas = Arc::new(Quotas::from_config(config));
+        let quotas = Arc::new(config.quotas());
         let store =
             MailStore::open_with_quotas(env.clone(), directory.accounts(), opts.commit, quotas)
                 .await

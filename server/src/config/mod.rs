@@ -229,3 +229,31 @@ impl ListConfig {
         }
     }
 }
+
+impl ServerConfig {
+    /// The store's quotas: `[quota]`'s defaults, and each account's own
+    /// `quota_bytes`/`quota_messages` (keyed like the directory's mailboxes).
+    pub fn quotas(&self) -> crate::store::Quotas {
+        use crate::store::{Limit, Quotas};
+        let q = &self.quota;
+        let default = Limit {
+            bytes: q.default_bytes,
+            messages: q.default_messages,
+        };
+        let mut quotas = Quotas::new(default, q.over_quota == OverQuota::Permanent);
+        for account in &self.accounts {
+            let t = account.table();
+            let limit = Limit {
+                bytes: t.quota_bytes,
+                messages: t.quota_messages,
+            };
+            if let (Ok(a), true) = (
+                crate::mail::Address::parse(&t.address),
+                limit != Limit::default(),
+            ) {
+                quotas = quotas.with_limit(&a.key(), limit);
+            }
+        }
+        quotas
+    }
+}

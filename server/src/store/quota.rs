@@ -12,8 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::ServerConfig;
-use crate::mail::{Address, DeliveryError};
+use crate::mail::DeliveryError;
 
 /// A limit in octets and in messages; `None`: unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,32 +63,6 @@ impl Quotas {
     pub fn with_limit(mut self, mailbox: &str, limit: Limit) -> Quotas {
         self.limits.insert(mailbox.to_string(), limit);
         self
-    }
-
-    /// From the config: `[quota]` defaults, each account's `quota_bytes`/`quota_messages`.
-    pub fn from_config(config: &ServerConfig) -> Quotas {
-        let q = &config.quota;
-        let mut quotas = Quotas::new(
-            Limit {
-                bytes: q.default_bytes,
-                messages: q.default_messages,
-            },
-            q.over_quota == crate::config::OverQuota::Permanent,
-        );
-        for account in &config.accounts {
-            let t = account.table();
-            if t.quota_bytes.is_none() && t.quota_messages.is_none() {
-                continue;
-            }
-            if let Ok(a) = Address::parse(&t.address) {
-                let limit = Limit {
-                    bytes: t.quota_bytes,
-                    messages: t.quota_messages,
-                };
-                quotas = quotas.with_limit(&a.key(), limit);
-            }
-        }
-        quotas
     }
 
     pub fn limit(&self, mailbox: &str) -> Limit {

@@ -230,6 +230,34 @@ mod quotas {
         );
     }
 
+    #[test]
+    fn limits_come_from_the_account_or_the_quota_defaults() {
+        let cfg: crate::config::ServerConfig = toml::from_str(
+            r#"
+            hostname = "mx.example.org"
+            domains = ["example.org"]
+            accounts = [{ address = "Alice@example.org", quota_bytes = 10 }, "bob@example.org"]
+            [quota]
+            default_bytes = 1000
+            default_messages = 3
+            over_quota = "permanent"
+            "#,
+        )
+        .unwrap();
+        let q = Arc::new(cfg.quotas());
+        let limit = |bytes, messages| Limit { bytes, messages };
+        assert_eq!(q.limit("alice@example.org"), limit(Some(10), Some(3)));
+        assert_eq!(q.limit("bob@example.org"), limit(Some(1000), Some(3)));
+        let e = q.reserve(&[("alice@example.org".into(), 11)]).unwrap_err();
+        assert!(matches!(
+            e,
+            DeliveryError::OverQuota {
+                permanent: true,
+                ..
+            }
+        ));
+    }
+
     #[tokio::test]
     async fn two_racing_deliveries_for_the_last_space_do_not_both_fit() {
         let env = MemEnv::new();
