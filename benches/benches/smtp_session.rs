@@ -49,6 +49,7 @@ fn config() -> Arc<SessionConfig> {
         directory: Arc::new(directory),
         relay_networks: cfg.relay_networks,
         offers: Default::default(),
+        quota: None,
     })
 }
 

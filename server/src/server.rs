@@ -83,9 +83,11 @@ impl<E: Env> Server<E> {
         opts: RunOptions,
     ) -> Result<Self, StartError> {
         let directory = Arc::new(config.validate()?);
-        let store = MailStore::open(env.clone(), directory.accounts(), opts.commit)
-            .await
-            .map_err(StartError::Store)?;
+        let quotas = Arc::new(config.quotas());
+        let store =
+            MailStore::open_with_quotas(env.clone(), directory.accounts(), opts.commit, quotas)
+                .await
+                .map_err(StartError::Store)?;
         let me = Identity {
             hostname: config.hostname.clone(),
             addrs: match config.listen.smtp.ip() {
@@ -104,9 +106,11 @@ impl<E: Env> Server<E> {
         )
         .await
         .map_err(StartError::Store)?;
+        let quotas = store.quotas().clone();
         let sink = Sink {
             mailboxes: store,
             outbound,
+            directory: directory.clone(),
         };
         let tls = ServerTls::from_pem(
             &env,
@@ -121,6 +125,7 @@ impl<E: Env> Server<E> {
                 directory: directory.clone(),
                 relay_networks: config.relay_networks.clone(),
                 offers,
+                quota: Some(quotas.clone()),
             })
         };
         // What a submission listener offers (RFC 6409 §4.3, RFC 4954 §4): AUTH with the

@@ -202,6 +202,7 @@ impl Keys {
                 DirectoryError::CatchAllNotLocal(d) | DirectoryError::CatchAllToNowhere(d, _),
             ) => by_path(format!("catch_all.{d}")),
             ConfigError::Directory(DirectoryError::BadSendAs(_, p)) => by_string(p, false),
+            ConfigError::Directory(DirectoryError::List(l)) => by_string(l.culprit(), false),
         }
     }
 }
@@ -287,6 +288,15 @@ mod tests {
 
     fn err(text: &str) -> ConfigFileError {
         parse(Path::new("etc/mail.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_list_member_points_at_its_line() {
+        let e = err(&format!(
+            "{GOOD}[[lists]]\naddress = \"team@example.org\"\nmembers = [\"alice@example.org\",\n  \"nobody@example.org\"]\n"
+        ));
+        assert_eq!(e.line(), Some(7), "{e}");
+        assert!(e.message.contains("nobody has it"), "{e}");
     }
 
     #[test]

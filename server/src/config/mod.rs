@@ -215,6 +215,54 @@ impl ServerConfig {
         });
         Ok(Directory::build(&self.domains, accounts, &self.aliases)?
             .with_domain_aliases(&self.domain_aliases)?
-            .with_catch_all(&self.catch_all)?)
+            .with_catch_all(&self.catch_all)?
+            .with_lists(self.lists.iter().map(ListConfig::def))?)
+    }
+}
+
+impl ListConfig {
+    /// The list as the directory takes it (the directory does not know the config types).
+    pub fn def(&self) -> crate::directory::ListDef<'_> {
+        use crate::directory::PostPolicy;
+        crate::directory::ListDef {
+            address: &self.address,
+            members: &self.members,
+            policy: match self.policy {
+                ListPolicy::Anyone => PostPolicy::Anyone,
+                ListPolicy::Members => PostPolicy::Members,
+                ListPolicy::Moderators => PostPolicy::Moderators,
+            },
+            moderators: &self.moderators,
+            owner: self.owner.as_deref(),
+            description: &self.description,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The store's quotas: `[quota]`'s defaults, and each account's own
+    /// `quota_bytes`/`quota_messages` (keyed like the directory's mailboxes).
+    pub fn quotas(&self) -> crate::store::Quotas {
+        use crate::store::{Limit, Quotas};
+        let q = &self.quota;
+        let default = Limit {
+            bytes: q.default_bytes,
+            messages: q.default_messages,
+        };
+        let mut quotas = Quotas::new(default, q.over_quota == OverQuota::Permanent);
+        for account in &self.accounts {
+            let t = account.table();
+            let limit = Limit {
+                bytes: t.quota_bytes,
+                messages: t.quota_messages,
+            };
+            if let (Ok(a), true) = (
+                crate::mail::Address::parse(&t.address),
+                limit != Limit::default(),
+            ) {
+                quotas = quotas.with_limit(&a.key(), limit);
+            }
+        }
+        quotas
     }
 }

@@ -6,6 +6,7 @@
 //! the config type, so that the config module depends on the directory and never the other
 //! way round. Resolution itself is in `resolve.rs`.
 
+mod lists;
 mod owns;
 mod resolve;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use self::lists::{with_list_headers, List, ListCopy, ListDef, ListError, PostPolicy, Reached};
 use crate::mail::{Address, AddressError};
 
 /// A directory that does not make sense.
@@ -39,6 +41,8 @@ pub enum DirectoryError {
     CatchAllToNowhere(String, String),
     #[error("send_as {1:?} of {0:?} is neither an address nor *@domain")]
     BadSendAs(String, String),
+    #[error(transparent)]
+    List(#[from] ListError),
 }
 
 /// What RCPT TO should do with an address.
@@ -59,6 +63,9 @@ pub enum RcptVerdict {
     Disabled,
     /// Not our domain, and this listener does not relay: 554 5.7.1.
     RelayDenied,
+    /// A distribution list (its lookup key): accepted (if its posting policy lets the
+    /// sender post), expanded at delivery (`directory/lists.rs`).
+    List(String),
 }
 
 /// One account as the directory needs it. `From<&str>` gives an enabled account with no
@@ -95,6 +102,8 @@ pub struct Directory {
     domain_aliases: BTreeMap<String, String>,
     /// Local domain → the catch-all target's key.
     catch_all: BTreeMap<String, String>,
+    /// Distribution lists, added by [`Directory::with_lists`].
+    lists: lists::Lists,
 }
 
 /// Alias chains deeper than this are a configuration loop; we stop expanding.

@@ -31,6 +31,9 @@ impl Directory {
         if !self.is_local_domain(&rcpt.domain) {
             return RcptVerdict::RelayDenied;
         }
+        if let Some(verdict) = self.list_verdict(rcpt) {
+            return verdict;
+        }
         let key = self.canonical(&rcpt.key());
         let mut reached = Reached::default();
         if !self.expand(&key, 0, &mut reached) && !reached.disabled {

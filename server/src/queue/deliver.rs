@@ -1,7 +1,16 @@
 //! The one local/remote split: an envelope's mailboxes go to the mailbox store, its remote
 //! forward-paths to the outbound queue, side by side. Accepted mail (the SMTP session's
 //! [`Deliver`]) and the queue's own DSNs both go through it.
+//!
+//! Recipients that are distribution lists are expanded here, at delivery (`deliver/lists.rs`):
+//! each list's copy is one more local-and-remote delivery with the list's headers and its
+//! bounce address as the sender, durable like the rest before the session's 250.
 
+mod lists;
+
+use std::sync::Arc;
+
+use crate::directory::Directory;
 use crate::env::Env;
 use crate::mail::{Address, Deliver, DeliveryError, Envelope};
 use crate::store::MailStore;
@@ -16,6 +25,8 @@ use super::store::QueueId;
 pub struct Sink<E: Env> {
     pub mailboxes: MailStore<E>,
     pub outbound: Outbound<E>,
+    /// To recognise and expand the recipients that are lists.
+    pub directory: Arc<Directory>,
 }
 
 /// How each part of one delivery went; `None` for a part the envelope does not have.
@@ -24,6 +35,8 @@ pub struct Parts {
     /// The mailbox store's message id.
     pub local: Option<Result<String, DeliveryError>>,
     pub remote: Option<Result<QueueId, DeliveryError>>,
+    /// The lists' copies (the last copy's id), when a recipient is a list.
+    pub lists: Option<Result<String, DeliveryError>>,
 }
 
 impl<E: Env> Sink<E> {
@@ -32,7 +45,7 @@ impl<E: Env> Sink<E> {
     pub async fn deliver_parts(&self, envelope: &Envelope, message: &[u8]) -> Parts {
         let remote: Vec<Address> = envelope.remote_recipients().into_iter().cloned().collect();
         let local = !envelope.mailboxes().is_empty();
-        let (local, remote) = tokio::join!(
+        let (local, remote, lists) = tokio::join!(
             async {
                 match local {
                     true => Some(self.mailboxes.deliver(envelope, message).await),
@@ -48,9 +61,14 @@ impl<E: Env> Sink<E> {
                             .await,
                     ),
                 }
-            }
+            },
+            self.deliver_lists(envelope, message)
         );
-        Parts { local, remote }
+        Parts {
+            local,
+            remote,
+            lists,
+        }
     }
 }
 
@@ -59,11 +77,11 @@ impl Parts {
     /// retries; a part that did succeed may then arrive twice: at least once, never lost).
     /// The id is the queue id when there is a remote part, else the mailbox store's.
     pub fn into_result(self) -> Result<String, DeliveryError> {
-        match (self.local, self.remote) {
-            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
-            (_, Some(Ok(id))) => Ok(id.to_string()),
-            (Some(Ok(id)), None) => Ok(id),
-            (None, None) => Err(DeliveryError::Temporary("no recipients".into())),
+        match (self.local, self.remote, self.lists) {
+            (Some(Err(e)), _, _) | (_, Some(Err(e)), _) | (_, _, Some(Err(e))) => Err(e),
+            (_, Some(Ok(id)), _) => Ok(id.to_string()),
+            (Some(Ok(id)), None, _) | (None, None, Some(Ok(id))) => Ok(id),
+            (None, None, None) => Err(DeliveryError::Temporary("no recipients".into())),
         }
     }
 }
@@ -85,7 +103,11 @@ mod tests {
         fn full<T>() -> Result<T, DeliveryError> {
             Err(DeliveryError::Full)
         }
-        let parts = |local, remote| Parts { local, remote };
+        let parts = |local, remote| Parts {
+            local,
+            remote,
+            lists: None,
+        };
         assert_eq!(parts(Some(full()), Some(Ok(qid))).into_result(), full());
         assert_eq!(
             parts(Some(Ok("m1".into())), Some(full())).into_result(),

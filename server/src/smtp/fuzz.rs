@@ -168,6 +168,7 @@ fn config() -> &'static Arc<SessionConfig> {
                 auth_requires_tls: false,
                 auth_required: false,
             },
+            quota: None,
         })
     })
 }

@@ -80,6 +80,7 @@ mod commands;
 mod data;
 mod envelope;
 mod extensions;
+mod quota;
 mod sender;
 #[cfg(test)]
 mod tests;
@@ -113,6 +114,9 @@ pub struct SessionConfig {
     pub relay_networks: Vec<IpNet>,
     /// What this listener offers beyond the base protocol (STARTTLS, AUTH).
     pub offers: Offers,
+    /// The store's quota usage, to refuse a full mailbox at RCPT (`452 4.2.2`); `None`:
+    /// no RCPT-time check (the store still refuses what does not fit).
+    pub quota: Option<Arc<crate::store::Quotas>>,
 }
 
 /// Who is on the other end.

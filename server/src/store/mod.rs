@@ -15,12 +15,14 @@
 //! that flushes ~2 000 times a second at best. A delivery is acknowledged (and the session
 //! says 250) only after its batch is durable.
 
+mod quota;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
@@ -30,6 +32,8 @@ use crate::durable::{self, Changes, Committer};
 use crate::env::Env;
 use crate::mail::{DeliveryError, Envelope};
 
+pub use self::quota::{Limit, Quotas, Reservation, Usage};
+
 /// The folder that holds every mailbox.
 const MAIL_ROOT: &str = "mail";
 
@@ -38,6 +42,7 @@ const MAIL_ROOT: &str = "mail";
 pub struct MailStore<E: Env> {
     env: E,
     jobs: Committer<Job>,
+    quotas: Arc<Quotas>,
 }
 
 struct Job {
@@ -71,24 +76,52 @@ impl<E: Env> MailStore<E> {
         mailboxes: impl IntoIterator<Item = &'a str>,
         mode: CommitMode,
     ) -> io::Result<MailStore<E>> {
+        Self::open_with_quotas(env, mailboxes, mode, Arc::new(Quotas::unlimited())).await
+    }
+
+    /// [`MailStore::open`], enforcing `quotas`. The usage of each mailbox that has a limit
+    /// is counted from what it holds (each of its messages read once: start-up, not the hot
+    /// path); an unlimited mailbox pays nothing and counts from zero (`count_usage` gives
+    /// its true figure, for `admin`).
+    pub async fn open_with_quotas<'a>(
+        env: E,
+        mailboxes: impl IntoIterator<Item = &'a str>,
+        mode: CommitMode,
+        quotas: Arc<Quotas>,
+    ) -> io::Result<MailStore<E>> {
         crate::env::create_dir_durable(&env, Path::new(MAIL_ROOT)).await?;
         for key in mailboxes {
             let dir = mailbox_dir(key)?;
             crate::env::create_dir_durable(&env, &dir).await?;
             let mut removed = false;
+            let mut usage = Usage::default();
+            let counted = quotas.limit(key) != Limit::default();
             for name in env.list_dir(&dir).await? {
                 if durable::is_temp(&name) {
                     env.remove_file(&dir.join(&name)).await?;
                     env.trace("store", format_args!("recovery: removed {key}/{name}"));
                     removed = true;
+                } else if counted && !name.starts_with('.') {
+                    usage.bytes += env.read(&dir.join(&name)).await?.len() as u64;
+                    usage.messages += 1;
                 }
             }
             if removed {
                 env.sync_dir(&dir).await?;
             }
+            quotas.set_usage(key, usage);
         }
         let jobs = Committer::spawn(&env, mode, Planner);
-        Ok(MailStore { env, jobs })
+        Ok(MailStore { env, jobs, quotas })
+    }
+
+    /// The quotas and usage this store enforces (shared with the sessions).
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.quotas
+    }
+
+    pub fn env(&self) -> &E {
+        &self.env
     }
 
     /// Stores `message` in every mailbox the envelope names; returns the message id once
@@ -124,13 +157,36 @@ impl<E: Env> MailStore<E> {
                 data.extend_from_slice(message);
                 (mbox, data)
             })
+            .collect::<Vec<(String, Vec<u8>)>>();
+        // Reserved before anything is written, so the message is refused whole.
+        let sizes: Vec<(String, u64)> = files
+            .iter()
+            .map(|(m, d)| (m.clone(), d.len() as u64))
             .collect();
+        let reservation = match self.quotas.reserve(&sizes) {
+            Ok(r) => r,
+            Err(e) => {
+                if let DeliveryError::OverQuota { mailbox, .. } = &e {
+                    let octets = message.len();
+                    self.env.trace(
+                        "store",
+                        format_args!("over quota: {mailbox} ({octets} octets): refused whole"),
+                    );
+                }
+                return Err(e);
+            }
+        };
         let (done, wait) = oneshot::channel();
         self.jobs
             .submit(Job { files, id, done })
             .map_err(|_| DeliveryError::Temporary("store is shut down".into()))?;
-        wait.await
-            .unwrap_or_else(|_| Err(DeliveryError::Temporary("store committer stopped".into())))
+        let result = wait
+            .await
+            .unwrap_or_else(|_| Err(DeliveryError::Temporary("store committer stopped".into())));
+        if result.is_ok() {
+            reservation.commit();
+        }
+        result
     }
 
     /// Message ids in a mailbox, oldest first.
@@ -155,6 +211,18 @@ pub async fn list_messages<E: Env>(env: &E, mailbox: &str) -> io::Result<Vec<Str
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// What a mailbox holds, counted from its files (for `admin`'s quota report; the running
+/// store keeps the figure in [`Quotas`]).
+pub async fn count_usage<E: Env>(env: &E, mailbox: &str) -> io::Result<Usage> {
+    let dir = mailbox_dir(mailbox)?;
+    let mut usage = Usage::default();
+    for id in list_messages(env, mailbox).await? {
+        usage.bytes += env.read(&dir.join(&id)).await?.len() as u64;
+        usage.messages += 1;
+    }
+    Ok(usage)
 }
 
 /// One message's bytes.

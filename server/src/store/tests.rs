@@ -132,3 +132,157 @@ async fn open_removes_leftover_temp_files_and_refuses_unsafe_names() {
         .await
         .is_err());
 }
+
+mod quotas {
+    use super::*;
+    use crate::store::{Limit, Quotas, Usage};
+
+    fn limited(bytes: Option<u64>, messages: Option<u64>, permanent: bool) -> Arc<Quotas> {
+        Arc::new(Quotas::new(Limit { bytes, messages }, permanent))
+    }
+
+    #[test]
+    fn a_reservation_is_all_or_nothing_and_released_unless_committed() {
+        let q = limited(Some(100), Some(2), false);
+        let both = [("alice".to_string(), 60), ("bob".to_string(), 60)];
+        let r = q.reserve(&both).unwrap();
+        // Both are held: a second 60 fits neither, and a refusal reserves nothing.
+        assert_eq!(
+            q.reserve(&[("bob".into(), 60), ("alice".into(), 10)])
+                .unwrap_err(),
+            DeliveryError::OverQuota {
+                mailbox: "bob".into(),
+                permanent: false
+            }
+        );
+        drop(r);
+        assert_eq!(q.usage("alice"), Usage::default());
+        q.reserve(&both).unwrap().commit();
+        assert_eq!(
+            q.usage("alice"),
+            Usage {
+                bytes: 60,
+                messages: 1
+            }
+        );
+        assert!(!q.is_full("alice"));
+        assert!(q.fits("alice", 40) && !q.fits("alice", 41));
+        q.reserve(&[("alice".into(), 40)]).unwrap().commit();
+        assert!(q.is_full("alice"), "100 of 100 octets");
+        let by_count = limited(None, Some(1), true);
+        by_count.reserve(&[("alice".into(), 5)]).unwrap().commit();
+        assert!(by_count.is_full("alice"));
+        assert_eq!(
+            by_count.reserve(&[("alice".into(), 1)]).unwrap_err(),
+            DeliveryError::OverQuota {
+                mailbox: "alice".into(),
+                permanent: true
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_that_does_not_fit_is_stored_nowhere_and_usage_survives_a_restart() {
+        let env = MemEnv::new();
+        let quotas = Arc::new(Quotas::unlimited().with_limit(
+            "alice",
+            Limit {
+                bytes: Some(150),
+                messages: None,
+            },
+        ));
+        let store = MailStore::open_with_quotas(
+            env.clone(),
+            ["alice", "bob"],
+            CommitMode::Group,
+            quotas.clone(),
+        )
+        .await
+        .unwrap();
+        let big = vec![b'x'; 200];
+        let e = store
+            .deliver(&envelope(&["alice", "bob"], 1), &big)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DeliveryError::OverQuota { .. }), "{e:?}");
+        assert!(durable(&env).is_empty(), "nothing stored anywhere");
+        store
+            .deliver(&envelope(&["alice", "bob"], 2), b"small\r\n")
+            .await
+            .unwrap();
+        let used = quotas.usage("alice");
+        assert_eq!(used.messages, 1);
+        assert!(used.bytes > 7, "Return-Path and Delivered-To count too");
+        drop(store);
+        // Reopened: a limited mailbox's usage is counted from its files.
+        let limit = Limit {
+            bytes: None,
+            messages: Some(5),
+        };
+        let fresh = Arc::new(Quotas::unlimited().with_limit("alice", limit));
+        MailStore::open_with_quotas(env.clone(), ["alice"], CommitMode::Group, fresh.clone())
+            .await
+            .unwrap();
+        assert_eq!(fresh.usage("alice"), used);
+        assert_eq!(
+            crate::store::count_usage(&env, "alice").await.unwrap(),
+            used
+        );
+    }
+
+    #[test]
+    fn limits_come_from_the_account_or_the_quota_defaults() {
+        let cfg: crate::config::ServerConfig = toml::from_str(
+            r#"
+            hostname = "mx.example.org"
+            domains = ["example.org"]
+            accounts = [{ address = "Alice@example.org", quota_bytes = 10 }, "bob@example.org"]
+            [quota]
+            default_bytes = 1000
+            default_messages = 3
+            over_quota = "permanent"
+            "#,
+        )
+        .unwrap();
+        let q = Arc::new(cfg.quotas());
+        let limit = |bytes, messages| Limit { bytes, messages };
+        assert_eq!(q.limit("alice@example.org"), limit(Some(10), Some(3)));
+        assert_eq!(q.limit("bob@example.org"), limit(Some(1000), Some(3)));
+        let e = q.reserve(&[("alice@example.org".into(), 11)]).unwrap_err();
+        assert!(matches!(
+            e,
+            DeliveryError::OverQuota {
+                permanent: true,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn two_racing_deliveries_for_the_last_space_do_not_both_fit() {
+        let env = MemEnv::new();
+        let quotas = Arc::new(Quotas::new(
+            Limit {
+                bytes: Some(200),
+                messages: None,
+            },
+            false,
+        ));
+        let store = MailStore::open_with_quotas(env.clone(), ["alice"], CommitMode::Group, quotas)
+            .await
+            .unwrap();
+        let msg = vec![b'y'; 120];
+        let results = join_all((0..2).map(|i| {
+            let store = store.clone();
+            let msg = msg.clone();
+            async move { store.deliver(&envelope(&["alice"], i), &msg).await }
+        }))
+        .await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert_eq!(store.list("alice").await.unwrap().len(), 1);
+    }
+}

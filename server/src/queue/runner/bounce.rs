@@ -136,12 +136,25 @@ pub(super) async fn send<E: Env>(
 /// the null sender (or both, for an alias with local and remote targets).
 async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now: Timestamp) {
     let env = &inner.env;
-    let (mailboxes, remote) = match inner.directory.resolve(to) {
+    let mut verdict = inner.directory.resolve(to);
+    if let (RcptVerdict::List(_), Some(list)) = (&verdict, inner.directory.list(to)) {
+        // A DSN is never expanded to a list's members: its owner gets it.
+        env.trace(
+            "queue",
+            format_args!(
+                "DSN recipient <{to}> is a list: to its owner <{}>",
+                list.owner
+            ),
+        );
+        verdict = inner.directory.owner_verdict(list);
+    }
+    let (mailboxes, remote) = match verdict {
         RcptVerdict::Local(m) => (m, Vec::new()),
         RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
         RcptVerdict::RelayDenied => (Vec::new(), vec![to.clone()]),
-        // A disabled account's mailbox takes nothing, a bounce included.
-        RcptVerdict::UnknownUser | RcptVerdict::Disabled => {
+        // A disabled account's mailbox takes nothing, a bounce included; a list never
+        // receives a DSN (its bounce address is how lists take theirs).
+        RcptVerdict::UnknownUser | RcptVerdict::Disabled | RcptVerdict::List(_) => {
             env.trace(
                 "queue",
                 format_args!("DSN recipient <{to}> is unknown: dropped"),
@@ -165,6 +178,7 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now:
         outbound: Outbound {
             inner: inner.clone(),
         },
+        directory: inner.directory.clone(),
     };
     let parts = sink.deliver_parts(&envelope, report).await;
     if let Some(Err(e)) = parts.local {

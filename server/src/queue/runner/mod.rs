@@ -89,6 +89,11 @@ struct State {
 }
 
 impl<E: Env> Outbound<E> {
+    /// Our host name, as the queue's DSNs give it (`Reporting-MTA`, `MAILER-DAEMON@`).
+    pub fn hostname(&self) -> &str {
+        &self.inner.hostname
+    }
+
     /// Opens the queue, recovers what a previous run left (every non-final recipient is due
     /// at once, or at its recorded retry time), and starts the delivery loop.
     pub async fn start(

@@ -135,10 +135,24 @@ impl Session {
             RcptVerdict::Local(mailboxes) => (mailboxes, Vec::new()),
             RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
             RcptVerdict::RelayDenied if may_relay => (Vec::new(), vec![address.clone()]),
-            // No `_` arm here or in `refuse_rcpt`: a new verdict (lists) must say what it does.
+            // No `_` arm here or in `refuse_rcpt`: a new verdict must say what it does.
             refused @ (RcptVerdict::UnknownUser
             | RcptVerdict::Disabled
             | RcptVerdict::RelayDenied) => return self.refuse_rcpt(&address, refused),
+            // Expanded at delivery; here only its posting policy (`directory/lists.rs`).
+            RcptVerdict::List(_) => match self.config.directory.list(&address) {
+                Some(list) => match list.may_post(env.mail_from.as_ref()) {
+                    Ok(()) => (Vec::new(), Vec::new()),
+                    Err(who) => return self.refuse_post(&address, who),
+                },
+                None => return self.refuse_rcpt(&address, RcptVerdict::UnknownUser),
+            },
+        };
+        if let Some(reply) = self.quota_refusal(&address, &mailboxes) {
+            return self.reply(reply);
+        }
+        let Some(env) = self.envelope.as_mut() else {
+            return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
         // The address travels in the check and comes back with its answer: no copy.
         let stage = Stage::Rcpt {
@@ -186,14 +200,16 @@ impl Session {
             RcptVerdict::RelayDenied => {
                 Reply::new(554, (5, 7, 1), format!("<{address}>: Relay access denied"))
             }
-            // Local and Forward are never refused; the unknown-user text is the safe one.
-            RcptVerdict::UnknownUser | RcptVerdict::Local(_) | RcptVerdict::Forward { .. } => {
-                Reply::new(
-                    550,
-                    (5, 1, 1),
-                    format!("<{address}>: Recipient address rejected: User unknown"),
-                )
-            }
+            // Local, Forward and List are never refused here; the unknown-user text is the
+            // safe one.
+            RcptVerdict::UnknownUser
+            | RcptVerdict::Local(_)
+            | RcptVerdict::Forward { .. }
+            | RcptVerdict::List(_) => Reply::new(
+                550,
+                (5, 1, 1),
+                format!("<{address}>: Recipient address rejected: User unknown"),
+            ),
         })
     }
 

@@ -18,6 +18,7 @@ mod addressing;
 mod asking;
 mod auth;
 mod properties;
+mod quota;
 mod relay;
 mod sender;
 mod shutdown;
@@ -56,6 +57,7 @@ fn config_from(cfg: ServerConfig, tweak: impl FnOnce(&mut Limits)) -> Arc<Sessio
         directory: Arc::new(directory),
         relay_networks: cfg.relay_networks,
         offers: Offers::default(),
+        quota: None,
     })
 }
 

@@ -66,7 +66,8 @@ fn assert_usable(c: &mut Client) {
     }
     let before = c.delivered.len();
     let replies = c.send(
-        "EHLO ok.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nfine\r\n.\r\n",
+        // A sender an authenticated alice may use too (sender rules, session/sender.rs).
+        "EHLO ok.test\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nfine\r\n.\r\n",
     );
     assert_eq!(
         replies.last().map(String::as_str),
