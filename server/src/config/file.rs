@@ -135,6 +135,8 @@ fn named_key(e: &ConfigError) -> Option<String> {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
         ConfigError::Directory(_) => None,
+        ConfigError::Auth(crate::auth::AuthError::BadParams(_)) => Some("auth.argon2".into()),
+        ConfigError::Auth(crate::auth::AuthError::BadPassword(..)) => None,
     }
 }
 
@@ -195,6 +197,9 @@ impl Keys {
             ConfigError::Directory(DirectoryError::ForeignAccount(a, _)) => by_string(a, false),
             // The second one is the mistake.
             ConfigError::Directory(DirectoryError::DuplicateAccount(a)) => by_string(a, true),
+            ConfigError::Auth(crate::auth::AuthError::BadParams(_)) => by_path(named_key(e)?),
+            // The account's address, which the error names.
+            ConfigError::Auth(crate::auth::AuthError::BadPassword(a, _)) => by_string(a, false),
         }
     }
 }

@@ -161,6 +161,8 @@ pub enum ConfigError {
     LimitTooLow(&'static str, usize),
     #[error("{0}")]
     Queue(#[from] crate::queue::config::QueueConfigError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl ServerConfig {
@@ -202,6 +204,7 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
+        crate::auth::check(self)?;
         Ok(Directory::build(
             &self.domains,
             self.accounts.iter().map(AccountConfig::address),
