@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 pub use self::password::hash_password;
 use self::throttle::{ClientKey, Limits, Table, CAPACITY};
-use crate::config::{AccountConfig, Argon2Params, ServerConfig};
+use crate::config::{AccountConfig, ServerConfig};
 use crate::env::Env;
 use crate::mail::Address;
 use crate::smtp::{AuthAnswer, Authenticator, Credentials, Reply};
@@ -141,7 +141,7 @@ impl<E: Env> Accounts<E> {
             .values()
             .find_map(|a| a.password.as_deref().and_then(password::params_of))
             .unwrap_or(config.auth.argon2);
-        let dummy = dummy_hash(params);
+        let dummy = password::dummy(params);
         Ok(Accounts {
             env,
             inner: Arc::new(Inner {
@@ -163,11 +163,6 @@ impl<E: Env> Accounts<E> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// A hash of nothing anyone can type: every password fails against it, after the full work.
-fn dummy_hash(params: Argon2Params) -> String {
-    hash_password(params, "\u{0}mailsim-dummy\u{0}", b"mailsim-dummy-salt")
 }
 
 fn too_many_failures() -> Reply {

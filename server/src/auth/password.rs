@@ -83,6 +83,22 @@ pub(super) fn verify(phc: &str, password: &str) -> bool {
     }
 }
 
+/// A PHC string no password matches, with these parameters: checking a password against it
+/// costs what checking a real hash of the same parameters costs. Its output is 32 zero
+/// octets, which argon2 gives for no input anyone can find (2^-256), and making it costs
+/// nothing, so a server with many idle restarts does not pay a hash for each.
+pub(super) fn dummy(params: Argon2Params) -> String {
+    let b64 = |b: &[u8]| data_encoding::BASE64_NOPAD.encode(b);
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost,
+        params.t_cost,
+        params.p_cost,
+        b64(b"mailsim-dummy-salt"),
+        b64(&[0u8; 32])
+    )
+}
+
 /// `[auth].argon2` as argon2 parameters, or why they are not.
 pub(super) fn check_params(params: Argon2Params) -> Result<(), String> {
     Params::new(params.m_cost, params.t_cost, params.p_cost, None)
@@ -173,6 +189,17 @@ pub(super) mod tests {
         let phc = hash_password(zero, "pw", b"0123456789abcdef");
         assert!(phc.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{phc}");
         assert!(verify(&phc, "pw"));
+    }
+
+    #[test]
+    fn the_dummy_is_a_valid_hash_nothing_matches() {
+        let d = dummy(CHEAP);
+        check_phc(&d).unwrap();
+        assert_eq!(params_of(&d), Some(CHEAP));
+        for pw in ["", "pw", "mailsim-dummy", "\0mailsim-dummy\0"] {
+            assert!(!verify(&d, pw));
+        }
+        check_phc(&dummy(Argon2Params::default())).unwrap();
     }
 
     #[test]
