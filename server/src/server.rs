@@ -231,7 +231,13 @@ impl<E: Env> Server<E> {
 
 /// The SASL mechanisms the session frames, from the config's list, in its order.
 fn mechanisms(configured: &[SaslMechanism]) -> Vec<AuthMechanism> {
-    configured.iter().map(|&m| AuthMechanism::from(m)).collect()
+    configured
+        .iter()
+        .map(|m| match m {
+            SaslMechanism::Plain => AuthMechanism::Plain,
+            SaslMechanism::Login => AuthMechanism::Login,
+        })
+        .collect()
 }
 
 /// One SMTP listener (MX, submission or submissions) as a [`Protocol`]: what it offers is

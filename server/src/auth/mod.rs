@@ -30,35 +30,13 @@ use std::sync::{Arc, Mutex};
 
 pub use self::password::hash_password;
 use self::throttle::{ClientKey, Limits, Table, CAPACITY};
-use crate::config::{AccountConfig, ServerConfig};
+use crate::config::ServerConfig;
 use crate::env::Env;
 use crate::mail::Address;
 use crate::smtp::{AuthAnswer, Authenticator, Credentials, Reply};
 
-/// A config the accounts cannot work with.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AuthError {
-    #[error("account {0:?}: password is not a usable argon2 PHC string: {1}")]
-    BadPassword(String, String),
-    #[error("[auth] argon2: {0}")]
-    BadParams(String),
-}
-
-/// Checks what serde cannot: `[auth].argon2` and every account's PHC string (called by
-/// [`ServerConfig::validate`], so a bad hash stops the server at start-up, naming the
-/// account, instead of failing every login).
-pub fn check(config: &ServerConfig) -> Result<(), AuthError> {
-    password::check_params(config.auth.argon2).map_err(AuthError::BadParams)?;
-    for account in &config.accounts {
-        if let AccountConfig::Full(t) = account {
-            if let Some(phc) = &t.password {
-                password::check_phc(phc)
-                    .map_err(|why| AuthError::BadPassword(t.address.clone(), why))?;
-            }
-        }
-    }
-    Ok(())
-}
+/// A config the accounts cannot work with (the check [`ServerConfig::validate`] makes too).
+pub use crate::config::PasswordError as AuthError;
 
 /// The accounts that may authenticate, and the failure counters; cheap to clone (shared).
 #[derive(Clone)]
@@ -119,9 +97,10 @@ impl Why {
 }
 
 impl<E: Env> Accounts<E> {
-    /// The accounts of `config`, checked as [`check`] does.
+    /// The accounts of `config`, whose passwords are checked as [`ServerConfig::validate`]
+    /// checks them.
     pub fn new(env: E, config: &ServerConfig) -> Result<Self, AuthError> {
-        check(config)?;
+        crate::config::password::check(config)?;
         let mut accounts = BTreeMap::new();
         for a in &config.accounts {
             let t = a.table();

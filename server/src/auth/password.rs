@@ -7,12 +7,9 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+#[cfg(test)]
+use crate::config::password::{check_params, check_phc};
 use crate::config::Argon2Params;
-
-/// The most memory a stored hash may ask for, in KiB (1 GiB). Verification allocates it on
-/// every attempt, so a typo in a config (`m=19456000`) must fail at start-up, not exhaust the
-/// host's memory at the first AUTH.
-const MAX_M_COST: u32 = 1 << 20;
 
 /// Salts are 8 (argon2's minimum) to 48 octets (what fits the PHC string's 64 base64
 /// characters).
@@ -51,29 +48,8 @@ fn argon2id(params: Argon2Params, password: &str, salt: &[u8]) -> Option<String>
     Some(hash.to_string())
 }
 
-/// Why a stored password is not usable.
-pub(super) fn check_phc(phc: &str) -> Result<(), String> {
-    let hash = PasswordHash::new(phc).map_err(|e| e.to_string())?;
-    Algorithm::try_from(hash.algorithm)
-        .map_err(|_| format!("algorithm {:?} is not argon2", hash.algorithm.as_str()))?;
-    if let Some(v) = hash.version {
-        Version::try_from(v).map_err(|_| format!("unknown argon2 version {v}"))?;
-    }
-    let params = Params::try_from(&hash).map_err(|e| e.to_string())?;
-    if params.m_cost() > MAX_M_COST {
-        return Err(format!(
-            "m={} KiB is more than the {MAX_M_COST} KiB allowed",
-            params.m_cost()
-        ));
-    }
-    if hash.salt.is_none() || hash.hash.is_none() {
-        return Err("no salt or no hash".into());
-    }
-    Ok(())
-}
-
 /// Whether `password` matches the PHC string, in constant time over the hash output. A PHC
-/// string that does not parse (never the case after [`check_phc`]) matches nothing.
+/// string that does not parse (never the case once the config is checked) matches nothing.
 pub(super) fn verify(phc: &str, password: &str) -> bool {
     match PasswordHash::new(phc) {
         Ok(hash) => Argon2::default()
@@ -97,18 +73,6 @@ pub(super) fn dummy(params: Argon2Params) -> String {
         b64(b"mailsim-dummy-salt"),
         b64(&[0u8; 32])
     )
-}
-
-/// `[auth].argon2` as argon2 parameters, or why they are not.
-pub(super) fn check_params(params: Argon2Params) -> Result<(), String> {
-    Params::new(params.m_cost, params.t_cost, params.p_cost, None)
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "m_cost={} t_cost={} p_cost={}: {e}",
-                params.m_cost, params.t_cost, params.p_cost
-            )
-        })
 }
 
 /// The parameters a PHC string was made with (none if it does not parse).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::password::tests::READY;
 use super::*;
-use crate::config::ConfigError;
+use crate::config::{AccountConfig, ConfigError};
 use crate::env::fake::FakeEnv;
 use crate::mail::Timestamp;
 use crate::smtp::AuthMechanism;
@@ -231,7 +231,7 @@ fn a_bad_hash_is_a_config_error_naming_the_account() {
         }));
     let err = cfg.validate().unwrap_err();
     assert!(
-        matches!(&err, ConfigError::Auth(AuthError::BadPassword(a, _)) if a == "carol@example.org"),
+        matches!(&err, ConfigError::Password(AuthError::BadPassword(a, _)) if a == "carol@example.org"),
         "{err:?}"
     );
     assert!(err.to_string().contains("carol@example.org"), "{err}");
@@ -239,7 +239,7 @@ fn a_bad_hash_is_a_config_error_naming_the_account() {
     let bad_params = config("argon2 = { m_cost = 8, t_cost = 1, p_cost = 4 }");
     assert!(matches!(
         bad_params.validate(),
-        Err(ConfigError::Auth(AuthError::BadParams(_)))
+        Err(ConfigError::Password(AuthError::BadParams(_)))
     ));
     config("").validate().unwrap();
 }

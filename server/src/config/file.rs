@@ -135,8 +135,8 @@ fn named_key(e: &ConfigError) -> Option<String> {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
         ConfigError::Directory(_) => None,
-        ConfigError::Auth(crate::auth::AuthError::BadParams(_)) => Some("auth.argon2".into()),
-        ConfigError::Auth(crate::auth::AuthError::BadPassword(..)) => None,
+        ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
+        ConfigError::Password(super::PasswordError::BadPassword(..)) => None,
     }
 }
 
@@ -197,9 +197,9 @@ impl Keys {
             ConfigError::Directory(DirectoryError::ForeignAccount(a, _)) => by_string(a, false),
             // The second one is the mistake.
             ConfigError::Directory(DirectoryError::DuplicateAccount(a)) => by_string(a, true),
-            ConfigError::Auth(crate::auth::AuthError::BadParams(_)) => by_path(named_key(e)?),
+            ConfigError::Password(super::PasswordError::BadParams(_)) => by_path(named_key(e)?),
             // The account's address, which the error names.
-            ConfigError::Auth(crate::auth::AuthError::BadPassword(a, _)) => by_string(a, false),
+            ConfigError::Password(super::PasswordError::BadPassword(a, _)) => by_string(a, false),
         }
     }
 }
@@ -365,6 +365,19 @@ mod tests {
         let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\"a@example.org\",\n\"a@example.org\"]\n");
         assert_eq!(e.line(), Some(4), "{e}");
         assert!(e.message.contains("duplicate account"), "{e}");
+    }
+
+    #[test]
+    fn password_errors_name_the_account_and_its_line() {
+        let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  \"alice@example.org\",\n  { address = \"bob@example.org\", password = \"hunter2\" },\n]\n");
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert!(e.message.contains("account \"bob@example.org\""), "{e}");
+        assert!(e.message.contains("PHC"), "{e}");
+        let e = err(&format!(
+            "{GOOD}[auth]\nargon2 = {{ m_cost = 8, t_cost = 1, p_cost = 4 }}\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("auth.argon2"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
     }
 
     #[test]

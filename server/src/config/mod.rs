@@ -3,12 +3,14 @@
 //! `[server]` table, so a scenario is also a worked example of a real config.
 
 mod file;
+pub(crate) mod password;
 mod submission;
 
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
 pub use file::{parse, ConfigFileError, Location};
+pub use password::PasswordError;
 pub use submission::{
     Argon2Params, AuthConfig, DkimAlgorithm, DkimConfig, ListConfig, ListPolicy, OverQuota,
     QuotaConfig, SaslMechanism, TlsConfig,
@@ -162,7 +164,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Queue(#[from] crate::queue::config::QueueConfigError),
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
+    Password(#[from] PasswordError),
 }
 
 impl ServerConfig {
@@ -204,7 +206,7 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
-        crate::auth::check(self)?;
+        password::check(self)?;
         Ok(Directory::build(
             &self.domains,
             self.accounts.iter().map(AccountConfig::address),

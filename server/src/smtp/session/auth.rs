@@ -262,13 +262,3 @@ fn plain(decoded: &[u8]) -> Option<Credentials> {
         password: text(password)?,
     })
 }
-
-/// The config's name for a mechanism (`[auth].mechanisms`), as the session runs it.
-impl From<crate::config::SaslMechanism> for AuthMechanism {
-    fn from(m: crate::config::SaslMechanism) -> AuthMechanism {
-        match m {
-            crate::config::SaslMechanism::Plain => AuthMechanism::Plain,
-            crate::config::SaslMechanism::Login => AuthMechanism::Login,
-        }
-    }
-}
