@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
+use crate::auth::Accounts;
 use crate::config::{ConfigError, SaslMechanism, ServerConfig};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
@@ -29,7 +30,7 @@ use crate::policy::AcceptAll;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
-use crate::smtp::{AuthMechanism, Authenticator, NoAccounts, Offers, PeerInfo, SessionConfig};
+use crate::smtp::{AuthMechanism, Authenticator, Offers, PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
 use crate::tls::{ServerTls, TlsSetupError};
 
@@ -137,6 +138,7 @@ impl<E: Env> Server<E> {
             auth_requires_tls: !config.auth.allow_plaintext,
             auth_required: true,
         };
+        let accounts = Accounts::new(env.clone(), config).map_err(ConfigError::from)?;
         let mut listeners = Listeners::new(env.clone());
         let mut up = Vec::new();
         let mx = Offers {
@@ -173,7 +175,8 @@ impl<E: Env> Server<E> {
                 env: env.clone(),
                 session: session(offers),
                 sink: sink.clone(),
-                auth: NoAccounts,
+                // Only the submission listeners offer AUTH; the MX never asks.
+                auth: accounts.clone(),
                 tls,
                 implicit,
             };
@@ -231,14 +234,13 @@ impl<E: Env> Server<E> {
     }
 }
 
-/// The SASL mechanisms the session can frame, from the config's list, in its order. LOGIN
-/// comes with the AUTH work; until the session knows it, it is not advertised.
+/// The SASL mechanisms the session frames, from the config's list, in its order.
 fn mechanisms(configured: &[SaslMechanism]) -> Vec<AuthMechanism> {
     configured
         .iter()
-        .filter_map(|m| match m {
-            SaslMechanism::Plain => Some(AuthMechanism::Plain),
-            SaslMechanism::Login => None,
+        .map(|m| match m {
+            SaslMechanism::Plain => AuthMechanism::Plain,
+            SaslMechanism::Login => AuthMechanism::Login,
         })
         .collect()
 }

@@ -135,6 +135,8 @@ fn named_key(e: &ConfigError) -> Option<String> {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
         ConfigError::Directory(_) => None,
+        ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
+        ConfigError::Password(super::PasswordError::BadPassword(..)) => None,
     }
 }
 
@@ -203,6 +205,9 @@ impl Keys {
             ) => by_path(format!("catch_all.{d}")),
             ConfigError::Directory(DirectoryError::BadSendAs(_, p)) => by_string(p, false),
             ConfigError::Directory(DirectoryError::List(l)) => by_string(l.culprit(), false),
+            ConfigError::Password(super::PasswordError::BadParams(_)) => by_path(named_key(e)?),
+            // The account's address, which the error names.
+            ConfigError::Password(super::PasswordError::BadPassword(a, _)) => by_string(a, false),
         }
     }
 }
@@ -397,6 +402,19 @@ mod tests {
         let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  { address = \"b@example.org\", send_as = [\"b*@x.test\"] },\n]\n");
         assert!(e.message.contains("send_as"), "{e}");
         assert_eq!(e.line(), Some(4), "{e}");
+    }
+
+    #[test]
+    fn password_errors_name_the_account_and_its_line() {
+        let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  \"alice@example.org\",\n  { address = \"bob@example.org\", password = \"hunter2\" },\n]\n");
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert!(e.message.contains("account \"bob@example.org\""), "{e}");
+        assert!(e.message.contains("PHC"), "{e}");
+        let e = err(&format!(
+            "{GOOD}[auth]\nargon2 = {{ m_cost = 8, t_cost = 1, p_cost = 4 }}\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("auth.argon2"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
     }
 
     #[test]

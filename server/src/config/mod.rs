@@ -3,12 +3,14 @@
 //! `[server]` table, so a scenario is also a worked example of a real config.
 
 mod file;
+pub(crate) mod password;
 mod submission;
 
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
 pub use file::{parse, ConfigFileError, Location};
+pub use password::PasswordError;
 pub use submission::{
     Argon2Params, AuthConfig, DkimAlgorithm, DkimConfig, ListConfig, ListPolicy, OverQuota,
     QuotaConfig, SaslMechanism, TlsConfig,
@@ -164,6 +166,8 @@ pub enum ConfigError {
     LimitTooLow(&'static str, usize),
     #[error("{0}")]
     Queue(#[from] crate::queue::config::QueueConfigError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
 }
 
 impl ServerConfig {
@@ -205,6 +209,7 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
+        password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {
             AccountConfig::Address(address) => AccountEntry::from(address.as_str()),
             AccountConfig::Full(t) => AccountEntry {

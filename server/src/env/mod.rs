@@ -188,6 +188,19 @@ pub trait Env: Clone + Send + Sync + 'static {
     where
         F: Future<Output = ()> + Send + 'static;
 
+    /// Runs CPU-bound work (an argon2 password check: tens of milliseconds) and gives back
+    /// its result. The real world runs it on tokio's blocking pool, so one AUTH does not
+    /// stall every session on the same async worker (tokio's advice for anything over
+    /// ~100 µs between awaits). By default it runs inline: the simulation and the test
+    /// doubles have one thread per host anyway, and inline work is deterministic.
+    fn compute<T, F>(&self, work: F) -> impl Future<Output = T> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        std::future::ready(work())
+    }
+
     // ---- observability ----
     /// Records one event of the server (a protocol line, a commit, a decision). The sim puts
     /// it in the trace with the simulated time; the real world logs it when asked to.

@@ -411,6 +411,23 @@ impl Env for RealEnv {
         drop(tokio::spawn(fut));
     }
 
+    /// On the blocking pool. A panic in `work` is the caller's panic, re-raised here; a
+    /// runtime shutting down cancels the task, and then this never completes (the runtime is
+    /// dropping every future anyway).
+    async fn compute<T, F>(&self, work: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        match tokio::task::spawn_blocking(work).await {
+            Ok(out) => out,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+
     // ---- observability ----
 
     /// One line to stderr when verbose; when not, returns before formatting anything, so a

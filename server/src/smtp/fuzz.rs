@@ -164,7 +164,7 @@ fn config() -> &'static Arc<SessionConfig> {
             relay_networks: vec![relay],
             offers: Offers {
                 starttls: true,
-                auth: vec![AuthMechanism::Plain],
+                auth: vec![AuthMechanism::Plain, AuthMechanism::Login],
                 auth_requires_tls: false,
                 auth_required: false,
             },

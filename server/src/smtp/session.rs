@@ -249,6 +249,8 @@ pub struct Session {
     tls: bool,
     /// The identity a successful AUTH established: the client may relay.
     authenticated: Option<String>,
+    /// AUTH LOGIN's user name, between its response and the password's (`session/auth`).
+    login_user: Option<String>,
     /// Received bytes; `input[input_pos..]` is not consumed yet.
     input: Vec<u8>,
     input_pos: usize,
@@ -302,6 +304,7 @@ impl Session {
             envelope: None,
             tls,
             authenticated: None,
+            login_user: None,
             input: Vec::new(),
             input_pos: 0,
             queue: VecDeque::new(),

@@ -267,3 +267,16 @@ fn trace_off_is_silent_and_on_does_not_panic() {
     .unwrap();
     loud.trace("test", format_args!("verbose trace line {}", 42));
 }
+
+/// CPU work runs off the async worker (on the blocking pool), and its result comes back.
+#[tokio::test]
+async fn compute_runs_on_the_blocking_pool() {
+    let root = TempRoot::new("compute");
+    let env = env_in(&root);
+    let here = std::thread::current().id();
+    let (there, sum) = env
+        .compute(|| (std::thread::current().id(), (1..=10u32).sum::<u32>()))
+        .await;
+    assert_ne!(here, there);
+    assert_eq!(sum, 55);
+}

@@ -1,16 +1,23 @@
 //! SMTP AUTH (RFC 4954) on the session's side: the exchange, the replies and the rules; the
 //! credentials are checked outside, through [`Output::Authenticate`].
 //!
-//! - Only PLAIN (RFC 4616) for now; LOGIN comes with the submission work, as another
-//!   [`AuthMechanism`] and another decoding step in [`Session::sasl`].
-//! - `AUTH PLAIN <initial response>` (`=` for an empty one, RFC 4954 §4) or `AUTH PLAIN`, a
-//!   `334 ` continuation and the response on its own line; `*` there cancels (501 5.0.0).
+//! - PLAIN (RFC 4616): `AUTH PLAIN <initial response>` (`=` for an empty one, RFC 4954 §4)
+//!   or `AUTH PLAIN`, a `334 ` continuation and the response on its own line.
+//! - LOGIN (draft-murchison-sasl-login, what Outlook and many devices still use):
+//!   `334 VXNlcm5hbWU6` ("Username:"), the user name, `334 UGFzc3dvcmQ6` ("Password:"), the
+//!   password, each base64 on its own line; `AUTH LOGIN <user name>` skips the first prompt.
+//! - `*` as a response cancels (501 5.0.0, RFC 4954 §4).
 //! - 503 5.5.1 before EHLO, once authenticated, or inside a transaction (§4); 504 5.5.4 for
 //!   a mechanism we do not offer; 538 5.7.11 when the listener wants TLS first (§6); 501
 //!   5.5.2 for a response that is not base64; 535 5.7.8 for a malformed or wrong one; 235
-//!   2.7.0 on success, after which the client may relay.
+//!   2.7.0 on success, after which the client may relay. A `421` from the authenticator
+//!   (too many failures from this client) closes the session after it is sent.
 //! - Credentials never reach the trace: an AUTH line is logged as `AUTH PLAIN ****` and a
-//!   response line as `****`.
+//!   response line (LOGIN's user name too) as `****`.
+//! - On a listener that requires AUTH (submission, RFC 6409 §4.3), MAIL before it is
+//!   refused: [`Session::auth_required`].
+
+mod login;
 
 use std::fmt;
 
@@ -26,6 +33,8 @@ pub(super) const REDACTED: &str = "****";
 pub enum AuthMechanism {
     /// RFC 4616: `authzid NUL authcid NUL passwd`, in one response.
     Plain,
+    /// The user name and the password in two responses, each after its prompt.
+    Login,
 }
 
 impl AuthMechanism {
@@ -33,12 +42,14 @@ impl AuthMechanism {
     pub fn name(self) -> &'static str {
         match self {
             AuthMechanism::Plain => "PLAIN",
+            AuthMechanism::Login => "LOGIN",
         }
     }
 
     fn parse(name: &[u8]) -> Option<AuthMechanism> {
-        name.eq_ignore_ascii_case(b"PLAIN")
-            .then_some(AuthMechanism::Plain)
+        [AuthMechanism::Plain, AuthMechanism::Login]
+            .into_iter()
+            .find(|m| name.eq_ignore_ascii_case(m.name().as_bytes()))
     }
 }
 
@@ -68,8 +79,12 @@ impl fmt::Debug for Credentials {
 /// The authenticator's answer to [`Output::Authenticate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthAnswer {
-    /// The credentials are good (and the authcid may act as the authzid): 235 2.7.0.
+    /// The credentials are good (and the authcid may act as the authzid): 235 2.7.0; the
+    /// client is who it said (the authzid, else the authcid).
     Accepted,
+    /// The credentials are good, and the client is this identity (the account's canonical
+    /// address, whatever case or form the login used): 235 2.7.0.
+    AcceptedAs(String),
     /// They are not: 535 5.7.8.
     Rejected,
     /// Another refusal, worded by the authenticator (454 4.7.0 for a temporary failure or a
@@ -132,15 +147,16 @@ impl Session {
                 "Encryption required for requested authentication mechanism",
             ));
         }
-        match initial {
-            // RFC 4954 §4: `=` is an initial response of zero length.
-            Some(b"=") => self.sasl(mechanism, b""),
-            Some(response) => self.sasl(mechanism, response),
-            None => {
+        // RFC 4954 §4: `=` is an initial response of zero length.
+        let initial = initial.map(|r| if r == b"=" { &b""[..] } else { r });
+        match (mechanism, initial) {
+            (AuthMechanism::Plain, Some(response)) => self.sasl(mechanism, response),
+            (AuthMechanism::Plain, None) => {
                 self.phase = Phase::AuthResponse(mechanism);
                 // An empty challenge: `334 ` with nothing after it.
                 self.reply(Reply::plain(334, ""));
             }
+            (AuthMechanism::Login, initial) => self.login_start(initial),
         }
     }
 
@@ -150,23 +166,34 @@ impl Session {
         let text = strip_line_ending(line);
         if text == b"*" {
             self.log.push("*".into());
+            self.login_user = None;
             return self.error(Reply::new(501, (5, 0, 0), "Authentication cancelled"));
         }
         self.log.push(REDACTED.into());
-        self.sasl(mechanism, text);
+        match mechanism {
+            AuthMechanism::Login => self.login_response(text),
+            AuthMechanism::Plain => self.sasl(mechanism, text),
+        }
     }
 
-    /// Decodes a base64 response and hands out the credentials it holds.
+    /// Decodes PLAIN's base64 response and hands out the credentials it holds.
     fn sasl(&mut self, mechanism: AuthMechanism, base64: &[u8]) {
-        let Ok(decoded) = data_encoding::BASE64.decode(base64) else {
-            return self.error(Reply::new(501, (5, 5, 2), "Cannot decode response"));
+        let Some(decoded) = decode(base64) else {
+            return self.error(cannot_decode());
         };
         let credentials = match mechanism {
             AuthMechanism::Plain => plain(&decoded),
+            // LOGIN collects its two responses in `session/auth/login.rs`.
+            AuthMechanism::Login => None,
         };
         let Some(credentials) = credentials else {
             return self.error(bad_credentials());
         };
+        self.check_credentials(credentials);
+    }
+
+    /// Hands the credentials to the authenticator ([`Output::Authenticate`]).
+    fn check_credentials(&mut self, credentials: Credentials) {
         let identity = match credentials.authzid.is_empty() {
             true => credentials.authcid.clone(),
             false => credentials.authzid.clone(),
@@ -180,15 +207,40 @@ impl Session {
     /// The answer to [`Output::Authenticate`].
     pub(super) fn authenticated(&mut self, identity: String, answer: AuthAnswer) {
         match answer {
-            AuthAnswer::Accepted => {
+            AuthAnswer::Accepted | AuthAnswer::AcceptedAs(_) => {
+                let identity = match answer {
+                    AuthAnswer::AcceptedAs(canonical) => canonical,
+                    _ => identity,
+                };
                 self.authenticated = Some(identity);
                 self.client_changed();
                 self.reply(Reply::new(235, (2, 7, 0), "Authentication successful"));
+            }
+            // Too many failures from this client: say so and hang up (RFC 5321 §3.8).
+            AuthAnswer::Refused(reply) if reply.code == 421 => {
+                self.reply(reply);
+                self.close();
             }
             AuthAnswer::Refused(reply) if (400..600).contains(&reply.code) => self.error(reply),
             AuthAnswer::Rejected | AuthAnswer::Refused(_) => self.error(bad_credentials()),
         }
     }
+
+    /// `530 5.7.0` for MAIL before a successful AUTH on a listener that requires it (RFC 6409
+    /// §4.3, RFC 4954 §6); `None`: MAIL may go on. Called first by the MAIL handler.
+    pub(super) fn auth_required(&self) -> Option<Reply> {
+        (self.config.offers.auth_required && self.authenticated.is_none())
+            .then(|| Reply::new(530, (5, 7, 0), "Authentication required"))
+    }
+}
+
+fn cannot_decode() -> Reply {
+    Reply::new(501, (5, 5, 2), "Cannot decode response")
+}
+
+/// Base64 (RFC 4648, padded, as RFC 4954 §4 requires), or `None`.
+fn decode(base64: &[u8]) -> Option<Vec<u8>> {
+    data_encoding::BASE64.decode(base64).ok()
 }
 
 /// RFC 4616: `[authzid] NUL authcid NUL passwd`, UTF-8, authcid and passwd not empty.

@@ -16,6 +16,9 @@ use crate::policy::Stage;
 
 impl Session {
     pub(super) fn mail(&mut self, from: MailFrom<String>, text: &[u8]) {
+        if let Some(r) = self.auth_required() {
+            return self.error(r);
+        }
         let mail_from = if from.address.is_empty() {
             // smtp-proto also returns "" for `<postmaster>`, which is no reverse-path.
             if !angle_content(text).is_some_and(|c| c.is_empty()) {

@@ -201,3 +201,127 @@ fn long_response_line_is_not_logged() {
     // Back to commands.
     assert_eq!(c.send("NOOP\r\n"), ["250 2.0.0 Ok"]);
 }
+
+/// Over TLS, EHLO done, PLAIN and LOGIN offered; `auth_required` as asked (submission).
+fn submission(auth_required: bool) -> Client {
+    let mut config = (*tls_config(true)).clone();
+    config.offers.auth = vec![AuthMechanism::Plain, AuthMechanism::Login];
+    config.offers.auth_required = auth_required;
+    let mut c = Client::on(Arc::new(config));
+    c.script("C: STARTTLS\nS: 220 2.0.0 Ready to start TLS");
+    let ehlo = c.send("EHLO c.test\r\n");
+    assert_eq!(ehlo.last().unwrap(), "250 AUTH PLAIN LOGIN");
+    c.authenticator = Box::new(|cr| {
+        match cr.authcid == "Alice@Example.org" && cr.password == "secret" && cr.authzid.is_empty()
+        {
+            true => AuthAnswer::AcceptedAs("alice@example.org".into()),
+            false => AuthAnswer::Rejected,
+        }
+    });
+    c
+}
+
+#[test]
+fn login_with_both_prompts() {
+    let mut c = submission(false);
+    c.s.take_log();
+    c.script(&format!(
+        "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6
+         C: {}\nS: 334 UGFzc3dvcmQ6
+         C: {}\nS: 235 2.7.0 Authentication successful",
+        b64(b"Alice@Example.org"),
+        b64(b"secret")
+    ));
+    assert_eq!(c.requests.last().unwrap(), "auth:Alice@Example.org");
+    // The authenticator's canonical address, not the login as typed.
+    assert_eq!(c.s.authenticated.as_deref(), Some("alice@example.org"));
+    assert_eq!(c.s.take_log(), ["AUTH LOGIN", "****", "****"]);
+}
+
+#[test]
+fn login_with_the_user_name_in_the_command() {
+    let mut c = submission(false);
+    c.s.take_log();
+    c.script(&format!(
+        "C: auth login {}\nS: 334 UGFzc3dvcmQ6
+         C: {}\nS: 235 2.7.0 Authentication successful",
+        b64(b"Alice@Example.org"),
+        b64(b"secret")
+    ));
+    assert_eq!(c.s.take_log(), ["auth login ****", "****"]);
+    assert_eq!(c.s.authenticated.as_deref(), Some("alice@example.org"));
+}
+
+#[test]
+fn login_cancel_bad_responses_and_a_fresh_start() {
+    let mut c = submission(false);
+    let user = b64(b"Alice@Example.org");
+    c.script(&format!(
+        "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6
+         C: *\nS: 501 5.0.0 Authentication cancelled
+         C: AUTH LOGIN {user}\nS: 334 UGFzc3dvcmQ6
+         C: *\nS: 501 5.0.0 Authentication cancelled
+         C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6
+         C: !!\nS: 501 5.5.2 Cannot decode response
+         C: AUTH LOGIN {user}\nS: 334 UGFzc3dvcmQ6
+         C: {}\nS: 535 5.7.8 Authentication credentials invalid
+         C: AUTH LOGIN =\nS: 334 UGFzc3dvcmQ6
+         C: {}\nS: 535 5.7.8 Authentication credentials invalid
+         C: NOOP\nS: 250 2.0.0 Ok",
+        b64(b"guess"),
+        b64(b"secret"),
+    ));
+    // Only the complete one with a user name reached the authenticator.
+    let asked: Vec<&String> = c
+        .requests
+        .iter()
+        .filter(|r| r.starts_with("auth:"))
+        .collect();
+    assert_eq!(asked, ["auth:Alice@Example.org"]);
+    // After all that, a fresh AUTH LOGIN starts at the user name again.
+    c.script(&format!(
+        "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6
+         C: {user}\nS: 334 UGFzc3dvcmQ6
+         C: {}\nS: 235 2.7.0 Authentication successful",
+        b64(b"secret")
+    ));
+}
+
+#[test]
+fn a_421_from_the_authenticator_closes_the_session() {
+    let mut c = submission(false);
+    c.authenticator = Box::new(|_| {
+        AuthAnswer::Refused(Reply::new(
+            421,
+            (4, 7, 0),
+            "Too many authentication failures",
+        ))
+    });
+    c.script(&format!(
+        "C: AUTH PLAIN {}\nS: 421 4.7.0 Too many authentication failures\nS: [close]",
+        b64(b"\0Alice@Example.org\0guess")
+    ));
+    assert!(c.s.is_closed());
+}
+
+#[test]
+fn submission_wants_auth_before_mail() {
+    let mut c = submission(true);
+    c.script(&format!(
+        "C: MAIL FROM:<alice@example.org>\nS: 530 5.7.0 Authentication required
+         C: RCPT TO:<bob@example.org>\nS: 503 5.5.1 Error: need MAIL command
+         C: AUTH PLAIN {}\nS: 535 5.7.8 Authentication credentials invalid
+         C: MAIL FROM:<alice@example.org>\nS: 530 5.7.0 Authentication required
+         C: AUTH PLAIN {}\nS: 235 2.7.0 Authentication successful
+         C: MAIL FROM:<alice@example.org>\nS: 250 2.1.0 Ok",
+        b64(b"\0Alice@Example.org\0guess"),
+        b64(b"\0Alice@Example.org\0secret"),
+    ));
+    assert_eq!(c.s.errors, 4, "each 530 counts");
+    // Sequence errors still come first, and a listener that does not require AUTH takes
+    // MAIL without it.
+    let mut c = Client::on(tls_config(true));
+    c.script("C: MAIL FROM:<a@b.test>\nS: 503 5.5.1 Error: send HELO/EHLO first");
+    let mut c = submission(false);
+    c.script("C: MAIL FROM:<a@b.test>\nS: 250 2.1.0 Ok");
+}

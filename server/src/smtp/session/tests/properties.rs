@@ -239,6 +239,7 @@ proptest! {
         accept in any::<bool>(),
     ) {
         let mut config = (*super::tls::tls_config(false)).clone();
+        config.offers.auth.push(AuthMechanism::Login);
         let mut limits = config.limits.clone();
         limits.errors = usize::MAX;
         config.limits = limits;
