@@ -310,12 +310,23 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
         remote: SocketAddr,
         id: u64,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let (env, host) = (self.env.clone(), self.session.hostname.clone());
+        let (env, host, implicit) = (
+            self.env.clone(),
+            self.session.hostname.clone(),
+            self.implicit,
+        );
         async move {
             env.trace(
                 "smtp",
                 format_args!("#{id} refused from {remote}: too many connections"),
             );
+            // On an implicit-TLS port a plaintext 421 would be garbage to a client that is
+            // sending its ClientHello; closing says the same (RFC 8314 §3.3 has no reply
+            // before TLS).
+            if implicit {
+                let _ = stream.shutdown().await;
+                return;
+            }
             // RFC 5321 §3.8: a server that cannot serve may answer 421 and close.
             let msg = format!("421 4.3.2 {host} Too many connections, try again later\r\n");
             let _ = stream.write_all(msg.as_bytes()).await;

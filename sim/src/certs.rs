@@ -111,3 +111,66 @@ pub fn server_name(hostname: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(hostname.trim_end_matches('.').to_string())
         .map_err(|e| format!("{hostname:?} is not a TLS server name: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailsim_server::env::Timestamp;
+
+    /// The determinism argument rests on this: fresh keys every run, same sizes every run.
+    #[test]
+    fn certificates_have_the_same_size_every_time() {
+        let a = WorldCerts::generate("mx.example.org").unwrap();
+        let b = WorldCerts::generate("mx.example.org").unwrap();
+        assert_ne!(a.server_key_pem, b.server_key_pem, "fresh keys");
+        assert_eq!(a.server_cert_pem.len(), b.server_cert_pem.len());
+        assert_eq!(a.server_key_pem.len(), b.server_key_pem.len());
+        assert_eq!(a.ca.len(), b.ca.len());
+    }
+
+    /// A server config from the PEM the world gives the server, as `tls::server` reads it.
+    fn acceptor(certs: &WorldCerts) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::PrivateKeyDer;
+        let chain = CertificateDer::pem_slice_iter(certs.server_cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(chain.len(), 2, "leaf and CA");
+        let key = PrivateKeyDer::from_pem_slice(certs.server_key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(mailsim_server::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// The actors' config accepts the server's chain for its name and nothing else.
+    #[tokio::test]
+    async fn actors_trust_the_world_ca_for_the_server_name_only() {
+        use tokio::io::duplex;
+        use tokio_rustls::TlsConnector;
+        let certs = WorldCerts::generate("mx.example.org").unwrap();
+        let clock = SimClock::new(Timestamp::from_secs(1_767_225_600));
+        let client = TlsConnector::from(certs.client_config(&clock).unwrap());
+        let server = acceptor(&certs);
+        for (name, ok) in [("mx.example.org", true), ("other.example.org", false)] {
+            let (a, b) = duplex(64 * 1024);
+            let (_, c) = tokio::join!(
+                server.accept(b),
+                client.connect(server_name(name).unwrap(), a)
+            );
+            assert_eq!(c.is_ok(), ok, "{name}: {:?}", c.err());
+        }
+        // A certificate from outside the world's CA is refused.
+        let other = WorldCerts::generate("mx.example.org").unwrap();
+        let foreign = acceptor(&other);
+        let (a, b) = duplex(64 * 1024);
+        let (_, c) = tokio::join!(
+            foreign.accept(b),
+            client.connect(server_name("mx.example.org").unwrap(), a)
+        );
+        assert!(c.is_err());
+    }
+}
