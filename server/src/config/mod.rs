@@ -161,6 +161,11 @@ pub enum ConfigError {
     LimitTooLow(&'static str, usize),
     #[error("{0}")]
     Queue(#[from] crate::queue::config::QueueConfigError),
+    /// A `[[dkim]]` key that cannot sign (`dkim::DkimKeyError`'s text: the entry, why).
+    /// Checked when the server starts: `dkim` reads this module's types, so this module
+    /// cannot call it without a module cycle.
+    #[error("{0}")]
+    Dkim(String),
 }
 
 impl ServerConfig {
