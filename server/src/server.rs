@@ -1,8 +1,17 @@
 //! The server: opens the store, binds the listeners and serves them until shut down.
 //!
 //! The accept loops, connection limits, accept-error backoff and graceful shutdown are the
-//! [`listener`](crate::listener) module's; this file says *what* is served: SMTP on
-//! `listen.smtp`, each session delivering into a [`Sink`].
+//! [`listener`](crate::listener) module's; this file says *what* is served, each session
+//! delivering into a [`Sink`]:
+//!
+//! - `smtp` on `listen.smtp` (the MX, port 25): STARTTLS when `tls.mx_starttls` (Postfix's
+//!   `smtpd_tls_security_level = may`), no AUTH;
+//! - `submission` on `listen.submission` (RFC 6409, port 587): STARTTLS, AUTH with
+//!   `auth.mechanisms` once TLS is up (unless `auth.allow_plaintext`), AUTH required before
+//!   MAIL;
+//! - `submissions` on `listen.submissions` (RFC 8314, port 465): implicit TLS, the same AUTH.
+//!
+//! One [`ServerTls`] (the configured certificate, or a self-signed one) serves all three.
 
 use std::future::Future;
 use std::io;
@@ -12,16 +21,17 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::{ConfigError, SaslMechanism, ServerConfig};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope};
 use crate::policy::AcceptAll;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
-use crate::smtp::driver::run_session_with;
-use crate::smtp::{NoAccounts, PeerInfo, SessionConfig};
+use crate::smtp::driver::{run_session_with, TlsMode};
+use crate::smtp::{AuthMechanism, Authenticator, NoAccounts, Offers, PeerInfo, SessionConfig};
 use crate::store::{CommitMode, MailStore};
+use crate::tls::{ServerTls, TlsSetupError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +40,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("opening the mail store: {0}")]
     Store(io::Error),
+    #[error("{0}")]
+    Tls(#[from] TlsSetupError),
     #[error("listening on {addr}: {err}")]
     Listen { addr: SocketAddr, err: io::Error },
 }
@@ -92,44 +104,112 @@ impl<E: Env> Server<E> {
         )
         .await
         .map_err(StartError::Store)?;
-        let addr = config.listen.smtp;
-        let listener = env
-            .listen(addr)
-            .await
-            .map_err(|err| StartError::Listen { addr, err })?;
-        env.trace(
-            "server",
-            format_args!("listening for SMTP on {addr} as {}", config.hostname),
-        );
-        let smtp = Smtp {
-            env: env.clone(),
-            session: Arc::new(SessionConfig {
+        let sink = Sink {
+            mailboxes: store,
+            outbound,
+        };
+        let tls = ServerTls::from_pem(
+            &env,
+            config.tls.cert_pem.as_deref(),
+            config.tls.key_pem.as_deref(),
+            &config.hostname,
+        )?;
+        let session = |offers: Offers| {
+            Arc::new(SessionConfig {
                 hostname: config.hostname.clone(),
                 limits: config.limits.clone(),
-                directory,
+                directory: directory.clone(),
                 relay_networks: config.relay_networks.clone(),
-                offers: Default::default(),
-            }),
-            sink: Sink {
-                mailboxes: store,
-                outbound,
-            },
+                offers,
+            })
         };
-        let mut listeners = Listeners::new(env);
-        listeners
-            .add(listener, config.limits.connections, smtp)
-            .map_err(|err| StartError::Listen { addr, err })?;
+        // What a submission listener offers (RFC 6409 §4.3, RFC 4954 §4): AUTH with the
+        // configured mechanisms, only over TLS unless the config allows plaintext, and
+        // required before MAIL.
+        let submission = Offers {
+            starttls: true,
+            auth: mechanisms(&config.auth.mechanisms),
+            auth_requires_tls: !config.auth.allow_plaintext,
+            auth_required: true,
+        };
+        let mut listeners = Listeners::new(env.clone());
+        let mut up = Vec::new();
+        let mx = Offers {
+            starttls: config.tls.mx_starttls,
+            ..Offers::default()
+        };
+        let plans = [
+            ("smtp", Some(config.listen.smtp), mx, false),
+            (
+                "submission",
+                config.listen.submission,
+                submission.clone(),
+                false,
+            ),
+            (
+                "submissions",
+                config.listen.submissions,
+                Offers {
+                    starttls: false,
+                    ..submission
+                },
+                true,
+            ),
+        ];
+        for (name, addr, offers, implicit) in plans {
+            let Some(addr) = addr else { continue };
+            let listener = env
+                .listen(addr)
+                .await
+                .map_err(|err| StartError::Listen { addr, err })?;
+            let tls = (offers.starttls || implicit).then(|| tls.clone());
+            let protocol = Smtp {
+                name,
+                env: env.clone(),
+                session: session(offers),
+                sink: sink.clone(),
+                auth: NoAccounts,
+                tls,
+                implicit,
+            };
+            let bound = listeners
+                .add(listener, config.limits.connections, protocol)
+                .map_err(|err| StartError::Listen { addr, err })?;
+            // What the trace shows: the configured address with the port really bound (a
+            // simulated host reports its listener on the unspecified address).
+            let shown = match bound.ip().is_unspecified() {
+                true => SocketAddr::new(addr.ip(), bound.port()),
+                false => bound,
+            };
+            up.push((name, shown));
+        }
+        for (name, addr) in up {
+            if name == "smtp" {
+                // The line scenarios' traces have always had.
+                env.trace(
+                    "server",
+                    format_args!("listening for SMTP on {addr} as {}", config.hostname),
+                );
+            } else {
+                env.trace("server", format_args!("listening for {name} on {addr}"));
+            }
+        }
         Ok(Server {
             listeners,
             grace: opts.shutdown_grace,
         })
     }
 
-    /// Where the SMTP listener is bound (the real port when the config asked for port 0).
+    /// Where the SMTP (MX) listener is bound (the real port when the config asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners
-            .local_addr("smtp")
+        self.local_addr_of("smtp")
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no SMTP listener"))
+    }
+
+    /// Where the listener `name` (`smtp`, `submission`, `submissions`) is bound; `None` if
+    /// the config does not enable it.
+    pub fn local_addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners.local_addr(name)
     }
 
     /// The handle that ends [`Server::run`]: `begin()` stops accepting and lets sessions
@@ -146,16 +226,35 @@ impl<E: Env> Server<E> {
     }
 }
 
-/// SMTP (the MX service) as a [`Protocol`] for the listener.
-struct Smtp<E: Env> {
+/// The SASL mechanisms the session can frame, from the config's list, in its order. LOGIN
+/// comes with the AUTH work; until the session knows it, it is not advertised.
+fn mechanisms(configured: &[SaslMechanism]) -> Vec<AuthMechanism> {
+    configured
+        .iter()
+        .filter_map(|m| match m {
+            SaslMechanism::Plain => Some(AuthMechanism::Plain),
+            SaslMechanism::Login => None,
+        })
+        .collect()
+}
+
+/// One SMTP listener (MX, submission or submissions) as a [`Protocol`]: what it offers is
+/// in its own [`SessionConfig`]; `auth` answers its AUTH commands.
+struct Smtp<E: Env, A> {
+    name: &'static str,
     env: E,
     session: Arc<SessionConfig>,
     sink: Sink<E>,
+    auth: A,
+    /// Set when the listener does TLS (STARTTLS offered, or implicit).
+    tls: Option<ServerTls>,
+    /// Implicit TLS: the handshake comes before the greeting.
+    implicit: bool,
 }
 
-impl<E: Env> Protocol<E> for Smtp<E> {
+impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
     fn name(&self) -> &'static str {
-        "smtp"
+        self.name
     }
 
     fn serve(&self, conn: Connection<E>) -> impl Future<Output = ()> + Send + 'static {
@@ -167,13 +266,21 @@ impl<E: Env> Protocol<E> for Smtp<E> {
             remote: conn.remote,
             local: conn.local,
         };
-        let (env, config, id, shutdown) = (
+        let (env, config, id, shutdown, auth, tls, implicit) = (
             self.env.clone(),
             self.session.clone(),
             conn.id,
             conn.shutdown,
+            self.auth.clone(),
+            self.tls.clone(),
+            self.implicit,
         );
         async move {
+            let mode = match &tls {
+                None => TlsMode::None,
+                Some(t) if implicit => TlsMode::Implicit(t),
+                Some(t) => TlsMode::StartTls(t),
+            };
             run_session_with(
                 env,
                 conn.stream,
@@ -182,7 +289,8 @@ impl<E: Env> Protocol<E> for Smtp<E> {
                 sink,
                 id,
                 &AcceptAll,
-                &NoAccounts,
+                &auth,
+                mode,
                 &shutdown,
             )
             .await

@@ -3,6 +3,9 @@
 //!
 //! An actor records every reply it saw and every inline expectation that failed, for the
 //! checks after the run.
+//!
+//! TLS (STARTTLS steps, `tls = "implicit"`) is a mail client's: the world's CA is the only
+//! trust anchor and the server's host name must match its certificate (RFC 8314 §4.1).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,14 +15,17 @@ use std::time::Duration;
 use mailsim_server::env::{DnsError, Record, RecordKind, Timestamp};
 use mailsim_server::queue::route::{plan_mx, MxPlan, RouteError};
 use mailsim_server::smtp::wire::ReplyReader;
+use mailsim_server::tls::MaybeTls;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
 use turmoil::net::TcpStream;
 
 use crate::clock::SimClock;
 use crate::env::DNS_TIMEOUT;
-use crate::scenario::{Actor, Step, Target};
+use crate::scenario::{Actor, ActorTls, ReplyPattern, Step, Target};
 use crate::trace::Trace;
 
 /// What one actor did, read by the checks.
@@ -47,10 +53,14 @@ pub struct ActorCtx {
     pub logs: ActorLogs,
     /// The world's seed: each actor's RNG (ties between equal MX preferences) derives from it.
     pub seed: u64,
+    /// Trusts the world's CA (`certs::WorldCerts`).
+    pub tls: Arc<ClientConfig>,
+    /// The server's host name: what its certificate must name.
+    pub server_name: String,
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: MaybeTls<TcpStream>,
     /// The server's shared reply reader: the same framing and bounds as the outbound client.
     reader: ReplyReader,
     /// The reader's transcript lines, drained after every read (the server traces its own
@@ -135,10 +145,15 @@ impl Runner {
             Err(e) => return self.fail(format!("connect {addr}: {e}")),
         };
         let mut conn = Conn {
-            stream,
+            stream: MaybeTls::Plain(stream),
             reader: ReplyReader::default(),
             scratch: Vec::new(),
         };
+        if self.actor.tls == Some(ActorTls::Implicit) {
+            if let Err(e) = self.handshake(&mut conn).await {
+                return self.fail(format!("implicit TLS: {e}"));
+            }
+        }
         let greeting = self.actor.greeting.clone();
         match self.read_reply(&mut conn).await {
             Ok(r) => {
@@ -219,6 +234,9 @@ impl Runner {
             let _ = conn.stream.shutdown().await;
             return Ok(());
         }
+        if step.tls_handshake == Some(true) {
+            return self.handshake(conn).await;
+        }
         let bytes: Vec<u8> = if let Some(line) = &step.send {
             format!("{line}\r\n").into_bytes()
         } else if let Some(lines) = &step.pipeline {
@@ -230,6 +248,8 @@ impl Runner {
             encode_data(content)
         } else if let Some(raw) = &step.raw {
             raw.as_bytes().to_vec()
+        } else if step.starttls == Some(true) {
+            b"STARTTLS\r\n".to_vec()
         } else {
             Vec::new()
         };
@@ -242,13 +262,50 @@ impl Runner {
             if step.data.is_some() {
                 self.log(|l| l.data_replies.push((i, reply.clone())));
             }
-            if let Some(p) = step.pattern(n) {
+            let ready = ReplyPattern("220".into());
+            let pattern = match step.starttls {
+                Some(true) => Some(step.pattern(n).unwrap_or(&ready)),
+                _ => step.pattern(n),
+            };
+            if let Some(p) = pattern {
                 if !p.matches(&reply) {
                     self.fail(format!("step {}: expected {:?}, got {reply:?}", i + 1, p.0));
                 }
             }
+            // Only a 220 starts TLS; any other answer leaves the session in plaintext.
+            if step.starttls == Some(true) && ready.matches(&reply) {
+                return self.handshake(conn).await;
+            }
         }
         Ok(())
+    }
+
+    /// The client handshake over the connection, within the reply timeout. Whatever
+    /// plaintext was buffered is dropped (RFC 3207 §4.2: nothing from before TLS counts).
+    async fn handshake(&self, conn: &mut Conn) -> Result<(), String> {
+        let Some(plain) = conn.stream.take_plain() else {
+            return Err("TLS handshake: TLS is already active".into());
+        };
+        let name = crate::certs::server_name(&self.ctx.server_name)?;
+        let connector = TlsConnector::from(self.ctx.tls.clone());
+        let deadline: Timestamp = self.ctx.clock.now().plus(Duration::from_secs_f64(
+            self.actor.reply_timeout_secs.max(0.0),
+        ));
+        let clock = self.ctx.clock.clone();
+        let done = tokio::select! {
+            biased;
+            r = connector.connect(name, plain) => r,
+            _ = clock.sleep_until(deadline) => return Err("TLS handshake: timed out".into()),
+        };
+        match done {
+            Ok(tls) => {
+                conn.stream = MaybeTls::from(tls);
+                conn.reader = ReplyReader::default();
+                self.trace("TLS established");
+                Ok(())
+            }
+            Err(e) => Err(format!("TLS handshake: {e}")),
+        }
     }
 
     /// Reads one (possibly multi-line) reply, within the actor's reply timeout, with the

@@ -4,6 +4,7 @@
 //! scenario (TOML model) → world (turmoil hosts: DNS, server, actors) → trace → check → runner
 
 pub mod actor;
+pub mod certs;
 pub mod check;
 pub mod clock;
 pub mod dkim;

@@ -101,11 +101,34 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         });
     }
 
+    // --- the world's PKI: a CA the actors trust and the server's certificate ---
+    let hostname = s.server.get_ref().config.hostname.clone();
+    let certs = match crate::certs::WorldCerts::generate(&hostname) {
+        Ok(c) => c,
+        Err(e) => panic!("TLS certificate for the server {hostname}: {e}"),
+    };
+
     // --- server host ---
     let fs_slot: Arc<Mutex<Option<FsHandle>>> = Arc::new(Mutex::new(None));
     {
         let mut config = s.server.get_ref().config.clone();
         config.listen.smtp = s.server_addr();
+        // The submission listeners live on the server host too, on the ports asked for.
+        let ip = s.server_ip();
+        let listen = &mut config.listen;
+        for a in [&mut listen.submission, &mut listen.submissions]
+            .into_iter()
+            .flatten()
+        {
+            a.set_ip(ip);
+        }
+        // A scenario that brings its own certificate keeps it (the actors, trusting only the
+        // world's CA, will then refuse it: a way to test that).
+        let tls = &mut config.tls;
+        if tls.cert.is_none() && tls.cert_pem.is_none() && tls.key_pem.is_none() {
+            tls.cert_pem = Some(certs.server_cert_pem.clone());
+            tls.key_pem = Some(certs.server_key_pem.clone());
+        }
         let boots = Arc::new(AtomicU64::new(0));
         let fs_latency = Duration::from_secs_f64(s.world.fs_latency_ms / 1000.0);
         let (clock, trace, activity, fs_slot) = (
@@ -172,6 +195,11 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         dns: dns_addr,
         logs: logs.clone(),
         seed,
+        tls: match certs.client_config(&clock) {
+            Ok(c) => c,
+            Err(e) => panic!("TLS client config for the actors: {e}"),
+        },
+        server_name: hostname,
     };
     for a in &s.actor {
         sim.client(*a.address.get_ref(), actor::run(a.clone(), ctx.clone()));

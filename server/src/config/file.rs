@@ -196,6 +196,13 @@ impl Keys {
             ConfigError::Directory(DirectoryError::ForeignAccount(a, _)) => by_string(a, false),
             // The second one is the mistake.
             ConfigError::Directory(DirectoryError::DuplicateAccount(a)) => by_string(a, true),
+            ConfigError::Directory(
+                DirectoryError::AliasTargetNotLocal(d, _) | DirectoryError::AliasDomainIsLocal(d),
+            ) => by_path(format!("domain_aliases.{d}")),
+            ConfigError::Directory(
+                DirectoryError::CatchAllNotLocal(d) | DirectoryError::CatchAllToNowhere(d, _),
+            ) => by_path(format!("catch_all.{d}")),
+            ConfigError::Directory(DirectoryError::BadSendAs(_, p)) => by_string(p, false),
         }
     }
 }
@@ -361,6 +368,26 @@ mod tests {
         let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\"a@example.org\",\n\"a@example.org\"]\n");
         assert_eq!(e.line(), Some(4), "{e}");
         assert!(e.message.contains("duplicate account"), "{e}");
+    }
+
+    #[test]
+    fn domain_alias_and_catch_all_errors_name_their_key() {
+        let base =
+            "hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\"a@example.org\"]\n";
+        let e = err(&format!(
+            "{base}[domain_aliases]\n\"example.net\" = \"elsewhere.net\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("domain_aliases.example.net"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert!(e.message.contains("not in domains"), "{e}");
+        let e = err(&format!(
+            "{base}[catch_all]\n\"example.org\" = \"nobody@example.org\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("catch_all.example.org"), "{e}");
+        assert!(e.message.contains("reaches no mailbox"), "{e}");
+        let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  { address = \"b@example.org\", send_as = [\"b*@x.test\"] },\n]\n");
+        assert!(e.message.contains("send_as"), "{e}");
+        assert_eq!(e.line(), Some(4), "{e}");
     }
 
     #[test]

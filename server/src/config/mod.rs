@@ -14,7 +14,7 @@ pub use submission::{
     QuotaConfig, SaslMechanism, TlsConfig,
 };
 
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{AccountEntry, Directory, DirectoryError};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,11 +39,14 @@ pub struct ServerConfig {
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
     /// Domain aliases: mail for the key domain is handled as mail for the value domain
-    /// (`"example.net" = "example.org"`: `bob@example.net` reaches `bob@example.org`).
+    /// (`"example.net" = "example.org"`: `bob@example.net` reaches `bob@example.org`). The
+    /// value must be in `domains`; the key then counts as local too (never relayed).
     #[serde(default)]
     pub domain_aliases: BTreeMap<String, String>,
     /// Catch-all per local domain: an unknown local part of the key domain goes to the
-    /// value address instead of getting 550 5.1.1.
+    /// value address instead of getting 550 5.1.1. Accounts and aliases win, a disabled
+    /// account's mail is not caught, and the target must reach a mailbox (or be remote). It
+    /// gives its target no right to send as the addresses it catches (see `send_as`).
     #[serde(default)]
     pub catch_all: BTreeMap<String, String>,
     /// Distribution lists, expanded at delivery.
@@ -207,10 +210,16 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
-        Ok(Directory::build(
-            &self.domains,
-            self.accounts.iter().map(AccountConfig::address),
-            &self.aliases,
-        )?)
+        let accounts = self.accounts.iter().map(|a| match a {
+            AccountConfig::Address(address) => AccountEntry::from(address.as_str()),
+            AccountConfig::Full(t) => AccountEntry {
+                address: &t.address,
+                disabled: t.disabled,
+                send_as: &t.send_as,
+            },
+        });
+        Ok(Directory::build(&self.domains, accounts, &self.aliases)?
+            .with_domain_aliases(&self.domain_aliases)?
+            .with_catch_all(&self.catch_all)?)
     }
 }

@@ -1,8 +1,15 @@
 //! The recipient directory: answers "what happens to mail for this address?" at RCPT time,
-//! and when the queue must decide where a bounce goes.
+//! when the queue must decide where a bounce goes, and "may this account use this sender
+//! address?" when an authenticated user submits (`owns.rs`).
 //!
-//! Built from plain lists (domains, account addresses, aliases), not from the config type,
-//! so that the config module depends on the directory and never the other way round.
+//! Built from plain lists (domains, accounts, aliases, domain aliases, catch-alls), not from
+//! the config type, so that the config module depends on the directory and never the other
+//! way round. Resolution itself is in `resolve.rs`.
+
+mod owns;
+mod resolve;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +24,21 @@ pub enum DirectoryError {
     ForeignAccount(String, Vec<String>),
     #[error("duplicate account {0:?}")]
     DuplicateAccount(String),
+    /// `domain_aliases`: the target must be one of `domains` (no chains, no foreign target:
+    /// an alias domain's mail must end in our mailboxes, never be relayed by the alias).
+    #[error("domain alias {0:?} points at {1:?}, which is not in domains")]
+    AliasTargetNotLocal(String, String),
+    /// `domain_aliases`: a domain cannot be both ours and an alias of another of ours.
+    #[error("domain alias {0:?} is also in domains")]
+    AliasDomainIsLocal(String),
+    #[error("catch-all for {0:?}: not in domains")]
+    CatchAllNotLocal(String),
+    /// A catch-all whose local target reaches no mailbox (unknown, or a disabled account)
+    /// would accept mail at RCPT and then have nowhere to put it.
+    #[error("catch-all for {0:?} goes to {1:?}, which reaches no mailbox")]
+    CatchAllToNowhere(String, String),
+    #[error("send_as {1:?} of {0:?} is neither an address nor *@domain")]
+    BadSendAs(String, String),
 }
 
 /// What RCPT TO should do with an address.
@@ -32,8 +54,31 @@ pub enum RcptVerdict {
     },
     /// A local domain, but nobody of that name: 550 5.1.1.
     UnknownUser,
+    /// A disabled account (or an alias reaching only disabled accounts): 550 5.2.1, RFC
+    /// 3463's "mailbox disabled, not accepting messages".
+    Disabled,
     /// Not our domain, and this listener does not relay: 554 5.7.1.
     RelayDenied,
+}
+
+/// One account as the directory needs it. `From<&str>` gives an enabled account with no
+/// `send_as`, so tests and the fuzz target can pass plain addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct AccountEntry<'a> {
+    pub address: &'a str,
+    pub disabled: bool,
+    /// Further sender addresses (`addr` or `*@domain`) the account may submit as.
+    pub send_as: &'a [String],
+}
+
+impl<'a> From<&'a str> for AccountEntry<'a> {
+    fn from(address: &'a str) -> Self {
+        AccountEntry {
+            address,
+            disabled: false,
+            send_as: &[],
+        }
+    }
 }
 
 /// Accounts and aliases, resolved once at start-up.
@@ -41,216 +86,160 @@ pub enum RcptVerdict {
 pub struct Directory {
     domains: BTreeSet<String>,
     accounts: BTreeSet<String>,
+    /// Account keys that receive nothing (and, through the auth module, cannot log in).
+    disabled: BTreeSet<String>,
+    /// Account key → extra sender patterns, lower-cased (`a@b` or `*@domain`).
+    send_as: BTreeMap<String, Vec<String>>,
     aliases: BTreeMap<String, Vec<String>>,
+    /// Alias domain → the local domain it stands for.
+    domain_aliases: BTreeMap<String, String>,
+    /// Local domain → the catch-all target's key.
+    catch_all: BTreeMap<String, String>,
 }
 
 /// Alias chains deeper than this are a configuration loop; we stop expanding.
 const MAX_ALIAS_DEPTH: usize = 8;
 
+fn domain_key(d: &str) -> String {
+    d.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn parse(s: &str) -> Result<Address, DirectoryError> {
+    Address::parse(s).map_err(|e| DirectoryError::BadAddress(s.to_string(), e))
+}
+
 impl Directory {
-    /// Builds the directory from the configured domains, account addresses and aliases
-    /// (alias address or bare local part → targets).
-    pub fn build<'a>(
+    /// Builds the directory from the configured domains, accounts and aliases (alias address
+    /// or bare local part → targets). Domain aliases and catch-alls are added after, with
+    /// [`Directory::with_domain_aliases`] and [`Directory::with_catch_all`] (in that order:
+    /// a catch-all target is checked by resolving it).
+    pub fn build<'a, A: Into<AccountEntry<'a>>>(
         domain_list: &[String],
-        account_list: impl IntoIterator<Item = &'a str>,
+        account_list: impl IntoIterator<Item = A>,
         alias_map: &BTreeMap<String, Vec<String>>,
     ) -> Result<Directory, DirectoryError> {
-        let domains: BTreeSet<String> = domain_list
-            .iter()
-            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
-            .collect();
-        let mut accounts = BTreeSet::new();
+        let domains: BTreeSet<String> = domain_list.iter().map(|d| domain_key(d)).collect();
+        let mut dir = Directory {
+            domains,
+            ..Directory::default()
+        };
         for acct in account_list {
-            let a = Address::parse(acct)
-                .map_err(|e| DirectoryError::BadAddress(acct.to_string(), e))?;
-            if !domains.contains(&a.domain) {
+            let acct: AccountEntry<'a> = acct.into();
+            let a = parse(acct.address)?;
+            if !dir.domains.contains(&a.domain) {
                 return Err(DirectoryError::ForeignAccount(
-                    acct.to_string(),
+                    acct.address.to_string(),
                     domain_list.to_vec(),
                 ));
             }
-            if !accounts.insert(a.key()) {
-                return Err(DirectoryError::DuplicateAccount(acct.to_string()));
+            let key = a.key();
+            if !dir.accounts.insert(key.clone()) {
+                return Err(DirectoryError::DuplicateAccount(acct.address.to_string()));
+            }
+            if acct.disabled {
+                dir.disabled.insert(key.clone());
+            }
+            let mut patterns = Vec::new();
+            for p in acct.send_as {
+                patterns.push(owns::send_as_pattern(p).ok_or_else(|| {
+                    DirectoryError::BadSendAs(acct.address.to_string(), p.clone())
+                })?);
+            }
+            if !patterns.is_empty() {
+                dir.send_as.insert(key, patterns);
             }
         }
-        let mut aliases = BTreeMap::new();
         for (from, targets) in alias_map {
-            let mut keys = Vec::new();
-            for t in targets {
-                let a = Address::parse(t).map_err(|e| DirectoryError::BadAddress(t.clone(), e))?;
-                keys.push(a.key());
-            }
+            let keys = targets
+                .iter()
+                .map(|t| parse(t).map(|a| a.key()))
+                .collect::<Result<Vec<_>, _>>()?;
             if from.contains('@') {
-                let a = Address::parse(from)
-                    .map_err(|e| DirectoryError::BadAddress(from.clone(), e))?;
-                aliases.insert(a.key(), keys);
+                dir.aliases.insert(parse(from)?.key(), keys);
             } else {
                 // A bare local part: the alias exists in every local domain.
-                for d in &domains {
+                for d in &dir.domains {
                     let a = Address::parse(&format!("{from}@{d}"))
                         .map_err(|e| DirectoryError::BadAddress(from.clone(), e))?;
-                    aliases.insert(a.key(), keys.clone());
+                    dir.aliases.insert(a.key(), keys.clone());
                 }
             }
         }
-        Ok(Directory {
-            domains,
-            accounts,
-            aliases,
-        })
+        Ok(dir)
     }
 
+    /// Adds domain aliases (alias domain → local domain): `bob@example.net` is handled as
+    /// `bob@example.org`, like Postfix's `@example.net @example.org` virtual alias. The
+    /// alias domain counts as local for the relay rule. An alias naming an exact address in
+    /// the alias domain (`sales@example.net`) still wins, as the more specific entry does in
+    /// Postfix's virtual(5) lookup order.
+    pub fn with_domain_aliases(
+        mut self,
+        map: &BTreeMap<String, String>,
+    ) -> Result<Directory, DirectoryError> {
+        for (alias, target) in map {
+            let (a, t) = (domain_key(alias), domain_key(target));
+            if self.domains.contains(&a) {
+                return Err(DirectoryError::AliasDomainIsLocal(alias.clone()));
+            }
+            if !self.domains.contains(&t) {
+                return Err(DirectoryError::AliasTargetNotLocal(
+                    alias.clone(),
+                    target.clone(),
+                ));
+            }
+            self.domain_aliases.insert(a, t);
+        }
+        Ok(self)
+    }
+
+    /// Adds catch-alls (local domain → address): an unknown local part of the domain goes
+    /// to the target. Accounts and aliases win, a disabled account stays disabled (its mail
+    /// does not slip to the catch-all), and the target must reach somewhere.
+    pub fn with_catch_all(
+        mut self,
+        map: &BTreeMap<String, String>,
+    ) -> Result<Directory, DirectoryError> {
+        for (domain, target) in map {
+            let d = domain_key(domain);
+            if !self.domains.contains(&d) {
+                return Err(DirectoryError::CatchAllNotLocal(domain.clone()));
+            }
+            let t = parse(target)?;
+            if self.is_local_domain(&t.domain) {
+                match self.resolve(&t) {
+                    RcptVerdict::Local(m) if !m.is_empty() => {}
+                    RcptVerdict::Forward { .. } => {}
+                    _ => {
+                        return Err(DirectoryError::CatchAllToNowhere(
+                            domain.clone(),
+                            target.clone(),
+                        ))
+                    }
+                }
+            }
+            self.catch_all.insert(d, t.key());
+        }
+        Ok(self)
+    }
+
+    /// Ours: a local domain or an alias of one (both are final destinations, never relayed).
     pub fn is_local_domain(&self, domain: &str) -> bool {
-        self.domains.contains(&domain.to_ascii_lowercase())
+        let d = domain_key(domain);
+        self.domains.contains(&d) || self.domain_aliases.contains_key(&d)
     }
 
     pub fn has_account(&self, key: &str) -> bool {
         self.accounts.contains(key)
     }
 
-    /// Accounts in a stable order.
+    /// Whether this account is disabled (receives nothing, cannot log in).
+    pub fn is_disabled(&self, key: &str) -> bool {
+        self.disabled.contains(key)
+    }
+
+    /// Accounts in a stable order (disabled ones too: their mailboxes still exist).
     pub fn accounts(&self) -> impl Iterator<Item = &str> {
         self.accounts.iter().map(String::as_str)
-    }
-
-    /// Resolves a recipient. Aliases expand recursively (depth-limited); a `+tag` in the local
-    /// part is ignored for lookup (`alice+news@` reaches `alice@`), as Postfix does with
-    /// `recipient_delimiter = +`.
-    pub fn resolve(&self, rcpt: &Address) -> RcptVerdict {
-        if !self.is_local_domain(&rcpt.domain) {
-            return RcptVerdict::RelayDenied;
-        }
-        let mut out = BTreeSet::new();
-        let mut remote = BTreeSet::new();
-        if !self.expand(&rcpt.key(), 0, &mut out, &mut remote) {
-            return RcptVerdict::UnknownUser;
-        }
-        if remote.is_empty() {
-            RcptVerdict::Local(out.into_iter().collect())
-        } else {
-            RcptVerdict::Forward {
-                mailboxes: out.into_iter().collect(),
-                remote: remote
-                    .into_iter()
-                    .filter_map(|k| Address::parse(&k).ok())
-                    .collect(),
-            }
-        }
-    }
-
-    fn expand(
-        &self,
-        key: &str,
-        depth: usize,
-        out: &mut BTreeSet<String>,
-        remote: &mut BTreeSet<String>,
-    ) -> bool {
-        if depth > MAX_ALIAS_DEPTH {
-            return false;
-        }
-        if let Some(targets) = self.aliases.get(key) {
-            let mut any = false;
-            for t in targets {
-                any |= self.expand(t, depth + 1, out, remote);
-            }
-            return any;
-        }
-        // An alias target outside our domains is forwarded.
-        if let Some((_, domain)) = key.rsplit_once('@') {
-            if depth > 0 && !self.domains.contains(domain) {
-                remote.insert(key.to_string());
-                return true;
-            }
-        }
-        if self.accounts.contains(key) {
-            out.insert(key.to_string());
-            return true;
-        }
-        if let Some((local, domain)) = key.split_once('@') {
-            if let Some((base, _tag)) = local.split_once('+') {
-                return self.expand(&format!("{base}@{domain}"), depth + 1, out, remote);
-            }
-        }
-        false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir() -> Directory {
-        let aliases = [
-            (
-                "team@example.org",
-                &["alice@example.org", "bob@example.org"][..],
-            ),
-            ("postmaster", &["alice@example.org"]),
-            ("loop@example.org", &["loop@example.org"]),
-            (
-                "fwd@example.org",
-                &["alice@example.org", "Carol@Elsewhere.NET"],
-            ),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.iter().map(|t| t.to_string()).collect()))
-        .collect();
-        Directory::build(
-            &["example.org".into()],
-            ["alice@example.org", "bob@example.org"],
-            &aliases,
-        )
-        .unwrap()
-    }
-
-    fn verdict(s: &str) -> RcptVerdict {
-        dir().resolve(&Address::parse(s).unwrap())
-    }
-
-    #[test]
-    fn resolves_accounts_aliases_and_tags() {
-        assert_eq!(
-            verdict("ALICE@example.org"),
-            RcptVerdict::Local(vec!["alice@example.org".into()])
-        );
-        assert_eq!(
-            verdict("team@example.org"),
-            RcptVerdict::Local(vec!["alice@example.org".into(), "bob@example.org".into()])
-        );
-        assert_eq!(
-            verdict("postmaster@example.org"),
-            RcptVerdict::Local(vec!["alice@example.org".into()])
-        );
-        assert_eq!(
-            verdict("bob+lists@example.org"),
-            RcptVerdict::Local(vec!["bob@example.org".into()])
-        );
-        assert_eq!(verdict("carol@example.org"), RcptVerdict::UnknownUser);
-        assert_eq!(verdict("loop@example.org"), RcptVerdict::UnknownUser);
-        assert_eq!(verdict("x@elsewhere.net"), RcptVerdict::RelayDenied);
-        assert_eq!(
-            verdict("fwd@example.org"),
-            RcptVerdict::Forward {
-                mailboxes: vec!["alice@example.org".into()],
-                remote: vec![Address::parse("carol@elsewhere.net").unwrap()],
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_foreign_and_duplicate_accounts() {
-        let domains = ["example.org".to_string()];
-        assert!(matches!(
-            Directory::build(&domains, ["a@other.net"], &BTreeMap::new()),
-            Err(DirectoryError::ForeignAccount(..))
-        ));
-        assert!(matches!(
-            Directory::build(
-                &domains,
-                ["a@example.org", "A@example.org"],
-                &BTreeMap::new()
-            ),
-            Err(DirectoryError::DuplicateAccount(..))
-        ));
     }
 }

@@ -65,9 +65,38 @@ impl Address {
     }
 }
 
+impl Address {
+    /// Whether the local part can go on the wire as it is: an RFC 5321 §4.1.2 Dot-string
+    /// (atoms of atext joined by single dots; RFC 6531 adds any non-ASCII character).
+    /// Anything else — `a@b`, `a b`, `.a`, `a..b` — must be a Quoted-string.
+    pub fn is_dot_string(local: &str) -> bool {
+        let atext = |c: char| {
+            c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+        };
+        !local.is_empty()
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(atext))
+    }
+}
+
+/// The address as it goes into a path (`MAIL FROM:<...>`, `RCPT TO:<...>`) and replies: a
+/// local part that is no Dot-string is quoted again (`"a@b"@example.org`), because the
+/// parser gave it to us dequoted and sending it bare would make another address of it —
+/// exactly the quoted-local-part relay trick, played on the next hop.
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.local, self.domain)
+        if Address::is_dot_string(&self.local) {
+            return write!(f, "{}@{}", self.local, self.domain);
+        }
+        f.write_str("\"")?;
+        for c in self.local.chars() {
+            if c == '"' || c == '\\' {
+                f.write_str("\\")?;
+            }
+            write!(f, "{c}")?;
+        }
+        write!(f, "\"@{}", self.domain)
     }
 }
 
@@ -92,5 +121,19 @@ mod tests {
         assert_eq!(Address::parse("@x"), Err(AddressError::EmptyLocal));
         assert_eq!(Address::parse("x@"), Err(AddressError::EmptyDomain));
         assert!(Address::parse("a@..").is_err());
+    }
+
+    #[test]
+    fn displays_a_local_part_that_is_no_dot_string_quoted() {
+        let show = |s: &str| Address::parse(s).unwrap().to_string();
+        assert_eq!(show("Alice.B+tag@Example.org"), "Alice.B+tag@example.org");
+        assert_eq!(show("a%b@x.test"), "a%b@x.test");
+        assert_eq!(show("b!a@x.test"), "b!a@x.test");
+        // Dequoted by the SMTP parser: quoted again, so no next hop reads `a@b` at `x.test`.
+        assert_eq!(show("a@b@x.test"), "\"a@b\"@x.test");
+        assert_eq!(show("a\"q@x.test"), "\"a\\\"q\"@x.test");
+        assert_eq!(show(".a@x.test"), "\".a\"@x.test");
+        assert_eq!(show("a..b@x.test"), "\"a..b\"@x.test");
+        assert_eq!(show("jörg@x.test"), "jörg@x.test");
     }
 }

@@ -16,10 +16,7 @@
 //!
 //! # Crypto provider
 //!
-//! rustls with *ring* (`default-features = false`, features `ring`, `std`, `tls12`), named
-//! explicitly through [`provider`] — never a process-wide default — so aws-lc-rs (a C and
-//! cmake build) never enters the dependency tree and nothing depends on what another crate
-//! installed first.
+//! rustls with *ring*, named explicitly through [`provider`] (see [`crate::tls`]).
 //!
 //! # Determinism
 //!
@@ -66,26 +63,9 @@ pub enum TlsPolicy {
     None,
 }
 
-/// The crypto provider for every TLS session of the server: rustls' *ring* provider.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// rustls' clock, read from the Env: rustls never reads the real clock by itself, and in the
-/// simulator it sees simulated time.
-pub struct EnvTime<E>(pub E);
-
-impl<E> fmt::Debug for EnvTime<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EnvTime")
-    }
-}
-
-impl<E: Env> TimeProvider for EnvTime<E> {
-    fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(self.0.now().0))
-    }
-}
+// Shared with the listeners' TLS (`crate::tls`), where they now live; re-exported so the
+// queue's and the simulator's callers keep their paths.
+pub use crate::tls::{provider, EnvTime};
 
 /// Accepts any server certificate (opportunistic TLS authenticates nobody) but still checks
 /// the handshake signatures, with the provider's algorithms, against the certificate's key.

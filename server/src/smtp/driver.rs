@@ -4,6 +4,12 @@
 //! replies are batched until the session needs more input (so a pipelined batch of commands
 //! gets one write of replies, RFC 2920), deliveries go to the store, checks to the
 //! [`Policy`], and between reads it sleeps until the session's `poll_timeout()`.
+//!
+//! TLS is the driver's too: on [`Output::StartTls`] it writes out the `220` and runs the
+//! server handshake over the same connection ([`MaybeTls`]); on an implicit-TLS listener
+//! (RFC 8314, port 465) the handshake comes first and the session starts over TLS. A failed
+//! or timed-out handshake is logged (`Env::warn`, always shown) and ends only that
+//! connection: there is no plaintext to fall back to (RFC 3207 §4.1).
 
 use std::sync::Arc;
 
@@ -13,6 +19,8 @@ use crate::env::{timeout_at, Env};
 use crate::listener::Latch;
 use crate::mail::Deliver;
 use crate::policy::{AcceptAll, Policy};
+use crate::tls::server::HANDSHAKE_TIMEOUT;
+use crate::tls::{MaybeTls, ServerTls};
 
 use super::session::{Answer, Output, PeerInfo, Session, SessionConfig};
 use super::{Authenticator, NoAccounts};
@@ -22,6 +30,18 @@ use super::{Authenticator, NoAccounts};
 /// up to [`READ_BUF_MAX`], so bulk data still arrives in big reads.
 const READ_BUF_START: usize = 1024;
 const READ_BUF_MAX: usize = 64 * 1024;
+
+/// What TLS a listener does.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum TlsMode<'a> {
+    /// None: a STARTTLS the session asks for anyway is refused (the session closes).
+    #[default]
+    None,
+    /// STARTTLS when the client asks (RFC 3207; ports 25 and 587).
+    StartTls(&'a ServerTls),
+    /// A handshake before the greeting (RFC 8314; port 465).
+    Implicit(&'a ServerTls),
+}
 
 /// Runs one SMTP session to its end with no policy ([`AcceptAll`]). Never panics on input;
 /// I/O errors end the session.
@@ -42,31 +62,43 @@ pub async fn run_session<E: Env, D: Deliver>(
         conn,
         &AcceptAll,
         &NoAccounts,
+        TlsMode::None,
         &Latch::new(),
     )
     .await
 }
 
 /// Runs one SMTP session to its end, asking `policy` at every stage the session checks and
-/// `auth` for every AUTH.
+/// `auth` for every AUTH, with the listener's `tls`.
 /// Once `shutdown` is set the session is told ([`Session::shut_down`]): an idle client gets
 /// `421 4.3.2` at once, one in the middle of a transaction may finish it first.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
     env: E,
-    mut stream: E::Stream,
+    stream: E::Stream,
     peer: PeerInfo,
     config: Arc<SessionConfig>,
     sink: D,
     conn: u64,
     policy: &P,
     auth: &A,
+    tls: TlsMode<'_>,
     shutdown: &Latch,
 ) {
     let mut told_shutdown = false;
     let tag = format!("#{conn}");
     env.trace("smtp", format_args!("{tag} connect from {}", peer.remote));
-    let mut session = Session::new(config, peer, env.now());
+    let mut stream = MaybeTls::Plain(stream);
+    let mut session = match tls {
+        TlsMode::Implicit(server) => {
+            if !handshake(&env, server, &mut stream, &tag, peer).await {
+                env.trace("smtp", format_args!("{tag} closed"));
+                return;
+            }
+            Session::new_over_tls(config, peer, env.now())
+        }
+        _ => Session::new(config, peer, env.now()),
+    };
     let mut out = Vec::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUF_START];
     loop {
@@ -92,9 +124,19 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                 let verdict = policy.check(&check).await;
                 session.answer(Answer::Checked(check, verdict));
             }
-            // No listener offers STARTTLS yet (the TLS acceptor comes with the submission
-            // work), so a session cannot ask; if one did, refuse safely.
-            Output::StartTls => session.answer(Answer::TlsFailed),
+            Output::StartTls => {
+                // The 220 goes out in plaintext first; then the same connection carries TLS.
+                let up = match tls {
+                    TlsMode::StartTls(server) if !stream.is_tls() => {
+                        flush(&mut stream, &mut out).await.is_ok()
+                            && handshake(&env, server, &mut stream, &tag, peer).await
+                    }
+                    // A listener without TLS never offers STARTTLS; should a session ask
+                    // anyway, refuse safely.
+                    _ => false,
+                };
+                session.answer(if up { Answer::TlsUp } else { Answer::TlsFailed });
+            }
             Output::Authenticate(credentials) => {
                 let answer = auth.authenticate(peer.remote, &credentials).await;
                 session.answer(Answer::Authenticated(answer));
@@ -148,6 +190,38 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
             }
         }
     }
+}
+
+/// Runs the server handshake on `stream` within [`HANDSHAKE_TIMEOUT`] (Env clock). On
+/// success the stream is TLS; on failure it is gone and the warning says why.
+async fn handshake<E: Env>(
+    env: &E,
+    server: &ServerTls,
+    stream: &mut MaybeTls<E::Stream>,
+    tag: &str,
+    peer: PeerInfo,
+) -> bool {
+    let Some(plain) = stream.take_plain() else {
+        return false;
+    };
+    let deadline = env.now().plus(HANDSHAKE_TIMEOUT);
+    // Boxed: rustls' handshake state is kilobytes, and only the moment of a handshake needs
+    // it; inline it would sit in every idle session's future.
+    let accept = Box::pin(server.accept(plain));
+    let err = match timeout_at(env, deadline, accept).await {
+        Some(Ok(tls)) => {
+            *stream = MaybeTls::from(tls);
+            env.trace("smtp", format_args!("{tag} TLS established"));
+            return true;
+        }
+        Some(Err(e)) => e.to_string(),
+        None => format!("no handshake within {}s", HANDSHAKE_TIMEOUT.as_secs()),
+    };
+    env.warn(
+        "smtp",
+        format_args!("{tag} TLS handshake with {} failed: {err}", peer.remote),
+    );
+    false
 }
 
 async fn flush<S: tokio::io::AsyncWrite + Unpin>(

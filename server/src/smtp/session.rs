@@ -80,6 +80,7 @@ mod commands;
 mod data;
 mod envelope;
 mod extensions;
+mod sender;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -278,13 +279,24 @@ impl Session {
     /// A session for a connection accepted at `now` (the first deadline counts from it). Its
     /// first output is the connect-stage [`Output::Check`].
     pub fn new(config: Arc<SessionConfig>, peer: PeerInfo, now: Timestamp) -> Session {
+        Session::start(config, peer, now, false)
+    }
+
+    /// A session on an implicit-TLS listener (RFC 8314 §3.3, port 465): the driver finished
+    /// the handshake before the greeting, so TLS is active from the start — STARTTLS is not
+    /// offered and AUTH is, and the connect check already sees `tls`.
+    pub fn new_over_tls(config: Arc<SessionConfig>, peer: PeerInfo, now: Timestamp) -> Session {
+        Session::start(config, peer, now, true)
+    }
+
+    fn start(config: Arc<SessionConfig>, peer: PeerInfo, now: Timestamp, tls: bool) -> Session {
         let mut s = Session {
             config,
             peer,
             phase: Phase::Await(Awaiting::Connect),
             greeted: None,
             envelope: None,
-            tls: false,
+            tls,
             authenticated: None,
             input: Vec::new(),
             input_pos: 0,

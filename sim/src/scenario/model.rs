@@ -136,8 +136,19 @@ pub struct Actor {
     /// The reply expected on connect (default 220).
     #[serde(default = "default_greeting")]
     pub greeting: ReplyPattern,
+    /// `"implicit"`: a TLS handshake right after connecting, before the greeting (RFC 8314,
+    /// port 465), trusting the world's CA and checking the server's host name.
+    #[serde(default)]
+    pub tls: Option<ActorTls>,
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,
+}
+
+/// How an actor's connection starts TLS before its first step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorTls {
+    Implicit,
 }
 
 fn default_reply_timeout() -> f64 {
@@ -193,6 +204,13 @@ pub struct Step {
     pub close: Option<bool>,
     /// Pause for this many simulated seconds.
     pub wait_secs: Option<f64>,
+    /// `true`: send `STARTTLS`, expect `220` (or `expect`), then run the TLS handshake,
+    /// trusting the world's CA and checking the server's host name; the reply reader starts
+    /// afresh (RFC 3207 §4.2). A failed handshake fails the actor.
+    pub starttls: Option<bool>,
+    /// `true`: only the TLS handshake, for a `raw` step that already sent STARTTLS (with
+    /// whatever it pipelined after it) and read the 220.
+    pub tls_handshake: Option<bool>,
     /// Reply check: a code (`250`), a code with enhanced code (`"550 5.1.1"`), or a prefix
     /// of the reply text. For `pipeline`, a list with one entry per line.
     pub expect: Option<ExpectReplies>,
@@ -209,13 +227,15 @@ impl Step {
             self.raw.is_some(),
             self.close.is_some(),
             self.wait_secs.is_some(),
+            self.starttls.is_some(),
+            self.tls_handshake.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if actions != 1 {
             return Err(
-                "a step needs exactly one of send, pipeline, data, raw, close, wait_secs".into(),
+                "a step needs exactly one of send, pipeline, data, raw, close, wait_secs, starttls, tls_handshake".into(),
             );
         }
         if let (Some(lines), Some(ExpectReplies::Many(e))) = (&self.pipeline, &self.expect) {
@@ -240,7 +260,7 @@ impl Step {
 
     /// How many replies this step reads.
     pub fn reply_count(&self) -> usize {
-        if self.send.is_some() || self.data.is_some() {
+        if self.send.is_some() || self.data.is_some() || self.starttls.is_some() {
             1
         } else if let Some(p) = &self.pipeline {
             p.len()

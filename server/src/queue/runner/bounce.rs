@@ -140,7 +140,8 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now:
         RcptVerdict::Local(m) => (m, Vec::new()),
         RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
         RcptVerdict::RelayDenied => (Vec::new(), vec![to.clone()]),
-        RcptVerdict::UnknownUser => {
+        // A disabled account's mailbox takes nothing, a bounce included.
+        RcptVerdict::UnknownUser | RcptVerdict::Disabled => {
             env.trace(
                 "queue",
                 format_args!("DSN recipient <{to}> is unknown: dropped"),

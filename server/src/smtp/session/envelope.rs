@@ -33,6 +33,9 @@ impl Session {
         if let Err(r) = self.mail_params(&from) {
             return self.error(r);
         }
+        if let Some(r) = self.sender_refusal(mail_from.as_ref()) {
+            return self.error(r);
+        }
         // The sender travels in the check and comes back with its answer: no copy.
         let stage = Stage::Mail {
             from: mail_from,
@@ -132,8 +135,10 @@ impl Session {
             RcptVerdict::Local(mailboxes) => (mailboxes, Vec::new()),
             RcptVerdict::Forward { mailboxes, remote } => (mailboxes, remote),
             RcptVerdict::RelayDenied if may_relay => (Vec::new(), vec![address.clone()]),
-            RcptVerdict::UnknownUser => return self.refuse_rcpt(&address, true),
-            RcptVerdict::RelayDenied => return self.refuse_rcpt(&address, false),
+            // No `_` arm here or in `refuse_rcpt`: a new verdict (lists) must say what it does.
+            refused @ (RcptVerdict::UnknownUser
+            | RcptVerdict::Disabled
+            | RcptVerdict::RelayDenied) => return self.refuse_rcpt(&address, refused),
         };
         // The address travels in the check and comes back with its answer: no copy.
         let stage = Stage::Rcpt {
@@ -173,20 +178,23 @@ impl Session {
         self.reply(Reply::new(250, (2, 1, 5), "Ok"));
     }
 
-    /// The reply for a recipient we do not take: an unknown local user, or relay denied.
-    fn refuse_rcpt(&mut self, address: &Address, unknown_user: bool) {
-        match unknown_user {
-            true => self.error(Reply::new(
-                550,
-                (5, 1, 1),
-                format!("<{address}>: Recipient address rejected: User unknown"),
-            )),
-            false => self.error(Reply::new(
-                554,
-                (5, 7, 1),
-                format!("<{address}>: Relay access denied"),
-            )),
-        }
+    /// The reply for a recipient we do not take: an unknown local user, a disabled
+    /// account, or relay denied.
+    fn refuse_rcpt(&mut self, address: &Address, verdict: RcptVerdict) {
+        self.error(match verdict {
+            RcptVerdict::Disabled => Reply::new(550, (5, 2, 1), "Mailbox disabled"),
+            RcptVerdict::RelayDenied => {
+                Reply::new(554, (5, 7, 1), format!("<{address}>: Relay access denied"))
+            }
+            // Local and Forward are never refused; the unknown-user text is the safe one.
+            RcptVerdict::UnknownUser | RcptVerdict::Local(_) | RcptVerdict::Forward { .. } => {
+                Reply::new(
+                    550,
+                    (5, 1, 1),
+                    format!("<{address}>: Recipient address rejected: User unknown"),
+                )
+            }
+        })
     }
 
     /// `RCPT TO:<postmaster>` without a domain: the postmaster of our host name, or else of
@@ -263,6 +271,11 @@ impl Session {
             // Unreachable: DATA needs an envelope, which needs a greeting.
             return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
+        if let Some(r) = self.author_refusal(&finished.content) {
+            self.log
+                .push("[message discarded: From: not owned by the user]".into());
+            return self.error(r);
+        }
         let header = self.received_header(greeted, now);
         // Put the header in front of the content in place: no second body-sized buffer.
         let mut message = finished.content;

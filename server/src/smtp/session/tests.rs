@@ -14,10 +14,12 @@ use super::*;
 use crate::config::ServerConfig;
 use crate::policy::{Check, Verdict};
 
+mod addressing;
 mod asking;
 mod auth;
 mod properties;
 mod relay;
+mod sender;
 mod shutdown;
 mod tls;
 
