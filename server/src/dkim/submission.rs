@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::Signer;
+use crate::config::DkimAlgorithm;
 use crate::env::Env;
 use crate::mail::header::header_section;
 use crate::mail::{Deliver, DeliveryError, Envelope};
@@ -63,11 +64,15 @@ impl<E: Env, D: Deliver> Submission<E, D> {
             );
         }
         for s in signed {
-            let (d, sel, a) = (&s.key.domain, &s.key.selector, s.key.algorithm);
+            let (d, sel) = (&s.key.domain, &s.key.selector);
+            let a = match s.key.algorithm {
+                DkimAlgorithm::RsaSha256 => "rsa-sha256",
+                DkimAlgorithm::Ed25519Sha256 => "ed25519-sha256",
+            };
             match s.header {
                 Ok(h) => {
                     self.env
-                        .trace("dkim", format_args!("signed d={d} s={sel} ({a:?})"));
+                        .trace("dkim", format_args!("signed d={d} s={sel} a={a}"));
                     out.extend_from_slice(h.as_bytes());
                 }
                 // A key that fails to sign must not lose the mail: it goes unsigned by
