@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod dkim;
 pub mod durable;
 pub mod env;
 pub mod listener;

@@ -23,6 +23,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::auth::Accounts;
 use crate::config::{ConfigError, SaslMechanism, ServerConfig};
+use crate::dkim::{Signer, Submission};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope};
@@ -108,11 +109,19 @@ impl<E: Env> Server<E> {
         .await
         .map_err(StartError::Store)?;
         let quotas = store.quotas().clone();
-        let sink = Sink {
-            mailboxes: store,
-            outbound,
-            directory: directory.clone(),
-        };
+        // Submitted mail is completed (Message-ID, Date) and DKIM-signed on its way in; MX
+        // mail passes through untouched (`dkim/submission.rs`).
+        let signer = Arc::new(Signer::from_config(&config.dkim).map_err(ConfigError::from)?);
+        let sink = Submission::new(
+            env.clone(),
+            signer,
+            &config.hostname,
+            Sink {
+                mailboxes: store,
+                outbound,
+                directory: directory.clone(),
+            },
+        );
         let tls = ServerTls::from_pem(
             &env,
             config.tls.cert_pem.as_deref(),
@@ -251,7 +260,7 @@ struct Smtp<E: Env, A> {
     name: &'static str,
     env: E,
     session: Arc<SessionConfig>,
-    sink: Sink<E>,
+    sink: Submission<E, Sink<E>>,
     auth: A,
     /// Set when the listener does TLS (STARTTLS offered, or implicit).
     tls: Option<ServerTls>,

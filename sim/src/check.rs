@@ -202,6 +202,16 @@ fn check_one(
                 return fail(format!("{} connections", log.connections), line);
             }
         }
+        if let Some(want) = &e.dkim {
+            if !log.accepted.iter().any(|m| &m.dkim == want) {
+                let seen: Vec<&str> = log.accepted.iter().map(|m| m.dkim.as_str()).collect();
+                let line = find_last(trace, &format!("{name:<12} remote dkim=")).or(line);
+                return fail(
+                    format!("dkim verdicts of accepted messages: {seen:?}"),
+                    line,
+                );
+            }
+        }
         return None;
     }
     let text = trace.join("\n");

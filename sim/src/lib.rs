@@ -7,6 +7,7 @@ pub mod actor;
 pub mod certs;
 pub mod check;
 pub mod clock;
+pub mod dkim;
 pub mod dns;
 pub mod env;
 pub mod remote;

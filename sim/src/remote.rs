@@ -57,6 +57,10 @@ pub struct RemoteSpec {
     /// ...and from given times on (each entry replaces the behaviour from `from_secs`).
     #[serde(default)]
     pub change: Vec<BehaviourChange>,
+    /// The world's DNS server, where DKIM keys are looked up (set by the scenario loader,
+    /// not written in the file).
+    #[serde(skip)]
+    pub dns: Option<SocketAddr>,
 }
 
 fn default_port() -> u16 {
@@ -303,6 +307,8 @@ pub struct Received {
     pub at: Duration,
     /// The message came over TLS (after STARTTLS).
     pub tls: bool,
+    /// Its DKIM verdict (`crate::dkim`): `pass`, `fail`, ..., `none` when unsigned.
+    pub dkim: String,
 }
 
 /// Everything remotes saw, by remote name.
@@ -628,12 +634,14 @@ impl RemoteSession {
                         format_args!("C: [message {} octets]", message.len()),
                     );
                     if r.starts_with('2') {
+                        let dkim = self.verify_dkim(&message).await;
                         let rec = Received {
                             mail_from: mail_from.take().unwrap_or_default(),
                             recipients: std::mem::take(&mut rcpts),
                             message,
                             at: self.clock.elapsed(),
                             tls: self.secured,
+                            dkim,
                         };
                         self.logs
                             .lock()
@@ -660,6 +668,20 @@ impl RemoteSession {
                 _ => self.reply(&b, "500 5.5.2 Command not recognized").await?,
             }
         }
+    }
+
+    /// Verifies an accepted message's DKIM signatures before answering its end of data, as
+    /// a receiving MTA does; the verdict is traced when the message has a signature.
+    async fn verify_dkim(&self, message: &[u8]) -> String {
+        let v = crate::dkim::verify(message, self.spec.dns, &self.clock).await;
+        if !v.signatures.is_empty() {
+            self.trace.record(
+                self.name(),
+                "remote",
+                format_args!("dkim={} [{}]", v.result, v.signatures.join("; ")),
+            );
+        }
+        v.result
     }
 
     /// The server side of the handshake after a 2xx to STARTTLS (or the scripted failure).

@@ -134,7 +134,7 @@ fn named_key(e: &ConfigError) -> Option<String> {
     match e {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
-        ConfigError::Directory(_) => None,
+        ConfigError::Directory(_) | ConfigError::Dkim(_) => None,
         ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
         ConfigError::Password(super::PasswordError::BadPassword(..)) => None,
     }
@@ -184,6 +184,7 @@ impl Keys {
         };
         match e {
             ConfigError::LimitTooLow(..) | ConfigError::Queue(_) => by_path(named_key(e)?),
+            ConfigError::Dkim(_) => None,
             ConfigError::Directory(DirectoryError::BadAddress(a, _)) => by_string(a, false)
                 .or_else(|| {
                     self.0

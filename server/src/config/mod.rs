@@ -168,6 +168,11 @@ pub enum ConfigError {
     Queue(#[from] crate::queue::config::QueueConfigError),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// A `[[dkim]]` key that cannot sign (`dkim::DkimKeyError`'s text: the entry, why).
+    /// Checked when the server starts: `dkim` reads this module's types, so this module
+    /// cannot call it without a module cycle.
+    #[error("{0}")]
+    Dkim(String),
 }
 
 impl ServerConfig {

@@ -9,8 +9,10 @@
 //! - [`zone`]: zone data from the scenario file ([`ZoneSpec`] → [`Zones`]) and DNS faults.
 //! - [`server`]: [`serve`], the UDP server run inside one turmoil host.
 //! - [`client`]: [`query`], one stub-resolver query from any host.
+//! - [`dkim`]: the server's DKIM selector records, published in the zones.
 
 pub mod client;
+pub mod dkim;
 mod record;
 pub mod server;
 pub mod zone;

@@ -48,6 +48,10 @@ pub fn load(path: &Path, name: String) -> Result<LoadedScenario, ScenarioError> 
             path: path.to_path_buf(),
             error,
         })?;
+    let LoadedScenario {
+        source, scenario, ..
+    } = &mut loaded;
+    world_dkim(path, source, scenario, true)?;
     Ok(loaded)
 }
 
@@ -55,13 +59,49 @@ pub fn load(path: &Path, name: String) -> Result<LoadedScenario, ScenarioError> 
 pub fn parse(path: &Path, name: String, source: String) -> Result<LoadedScenario, ScenarioError> {
     let scenario: Scenario =
         toml::from_str(&source).map_err(|e| ScenarioError::from_toml(path, &source, &e))?;
+    let mut scenario = scenario;
     validate(path, &source, &scenario)?;
+    world_dkim(path, &source, &mut scenario, false)?;
     Ok(LoadedScenario {
         name,
         path: path.to_path_buf(),
         source,
         scenario,
     })
+}
+
+/// The world's side of the server's `[[dkim]]` keys: each must load (an error names
+/// `server.dkim[i]`), its selector record is published in the zones (`dns::dkim`), and
+/// every remote learns where the world's DNS is, to look keys up when it verifies. Before
+/// the loader has read key files (`files_read` false), entries without inline PEM wait.
+fn world_dkim(
+    path: &Path,
+    source: &str,
+    s: &mut Scenario,
+    files_read: bool,
+) -> Result<(), ScenarioError> {
+    let mut records = Vec::new();
+    for (i, c) in s.server.get_ref().config.dkim.iter().enumerate() {
+        if c.key_pem.is_none() && !files_read {
+            continue;
+        }
+        let key = mailsim_server::dkim::SigningKey::load(i, c).map_err(|e| {
+            ScenarioError::at(
+                path,
+                source,
+                s.server.span(),
+                &format!("server.dkim[{i}]"),
+                e.to_string(),
+            )
+        })?;
+        records.push((key.dns_name(), key.dns_record(), key.domain.clone()));
+    }
+    crate::dns::dkim::publish(&mut s.dns.zones, &records);
+    let dns = std::net::SocketAddr::new(s.dns_ip(), crate::dns::server::DNS_PORT);
+    for r in &mut s.remote {
+        r.get_mut().dns = Some(dns);
+    }
+    Ok(())
 }
 
 /// Checks what serde cannot: references between sections, addresses, the server config.

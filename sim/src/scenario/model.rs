@@ -355,6 +355,9 @@ pub struct Expect {
     pub accepted: Option<usize>,
     /// Exactly this many connections made to the remote.
     pub connections: Option<usize>,
+    /// Some message the remote accepted has this DKIM verdict (`pass`, `fail`, `neutral`,
+    /// `permerror`, `temperror`, `none`), as the remote's verification found it.
+    pub dkim: Option<String>,
     /// The trace contains this text.
     pub trace_contains: Option<String>,
     /// The trace does not contain this text.
@@ -410,6 +413,17 @@ impl Expect {
         {
             return Err("saw_reply/never_saw_reply/completed need an actor".into());
         }
+        if let Some(d) = &self.dkim {
+            if self.remote.is_none() {
+                return Err("dkim needs a remote".into());
+            }
+            if !["pass", "fail", "neutral", "permerror", "temperror", "none"].contains(&d.as_str())
+            {
+                return Err(format!(
+                    "dkim = {d:?}: expected pass, fail, neutral, permerror, temperror or none"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -450,6 +464,9 @@ impl Expect {
         }
         if let Some(r) = &self.remote {
             parts.push(format!("remote {}", r.get_ref()));
+        }
+        if let Some(d) = &self.dkim {
+            parts.push(format!("some message with dkim = {d}"));
         }
         if let Some(n) = self.accepted {
             parts.push(format!("accepted = {n}"));
