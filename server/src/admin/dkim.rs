@@ -1,7 +1,8 @@
 //! `dkim-keygen DOMAIN SELECTOR`: a new signing key, its `[[dkim]]` entry, and the TXT
 //! record to publish (RFC 6376 §3.6.1). RSA keys are PKCS#8 with the public key published
 //! as SubjectPublicKeyInfo (what every verifier reads; RFC 8301 asks for ≥ 1024 bits, 2048
-//! recommended); Ed25519 keys (RFC 8463) publish the raw 32-octet key.
+//! recommended, and ring signs with no less than 2048); Ed25519 keys (RFC 8463) publish
+//! the raw 32-octet key.
 
 use std::path::{Path, PathBuf};
 
@@ -64,9 +65,10 @@ pub fn public_key(algorithm: DkimAlgorithm, pem: &str) -> Result<PublicKey, Stri
 pub fn generate(algorithm: DkimAlgorithm, bits: usize) -> Result<String, String> {
     match algorithm {
         DkimAlgorithm::RsaSha256 => {
-            if !(1024..=4096).contains(&bits) {
+            // RFC 8301 allows 1024, but ring (our signer's crypto) signs only with 2048 and up.
+            if !(2048..=4096).contains(&bits) {
                 return Err(format!(
-                    "--bits {bits}: RSA DKIM keys are 1024 to 4096 bits (RFC 8301; 2048 recommended)"
+                    "--bits {bits}: RSA DKIM keys are 2048 to 4096 bits (RFC 8301; ring signs no smaller)"
                 ));
             }
             let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)

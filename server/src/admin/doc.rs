@@ -178,7 +178,8 @@ impl Entries<'_> {
     }
 
     /// Sets (or with `None` removes) one setting of entry `i`. A plain address string
-    /// becomes an inline table only when it gets a setting, keeping its place and spacing.
+    /// becomes an inline table only when it gets a setting, keeping its place and spacing,
+    /// and turns back into the string when its last setting goes.
     pub fn set(&mut self, i: usize, key: &str, value: Option<Value>) {
         match &mut *self.0 {
             Item::Value(Value::Array(a)) => {
@@ -199,6 +200,13 @@ impl Entries<'_> {
                         None => {
                             t.remove(key);
                         }
+                    }
+                    // Back to a plain string once only the address is left.
+                    let only = (t.len() == 1).then(|| t.get("address").and_then(Value::as_str));
+                    if let Some(Some(address)) = only {
+                        let mut plain = Value::from(address);
+                        *plain.decor_mut() = t.decor().clone();
+                        *v = plain;
                     }
                 }
             }

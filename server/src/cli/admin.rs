@@ -51,7 +51,7 @@ pub enum AdminCommand {
         selector: String,
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
-        /// RSA key size (1024 to 4096).
+        /// RSA key size (2048 to 4096).
         #[arg(long, default_value_t = 2048)]
         bits: usize,
     },
