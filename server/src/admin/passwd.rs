@@ -98,4 +98,25 @@ mod tests {
         };
         assert!(hash("x", bad).unwrap_err().contains("[auth.argon2]"));
     }
+
+    #[test]
+    fn the_example_configs_development_password_verifies() {
+        let config = crate::config::parse(
+            "serve.example.toml".as_ref(),
+            include_str!("../../../serve.example.toml"),
+        )
+        .unwrap();
+        let dev = config
+            .accounts
+            .iter()
+            .map(|a| a.table())
+            .find(|a| a.address == "dev@example.org")
+            .unwrap();
+        let phc = dev.password.unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"dev-password", &parsed)
+            .is_ok());
+    }
 }

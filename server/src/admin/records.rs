@@ -106,6 +106,11 @@ pub fn dns(config: &ServerConfig, domain: &str) -> Result<String, String> {
     if ips.is_empty() {
         let _ = writeln!(
             out,
+            "; {} needs an A (and/or AAAA) record with this server's public address",
+            fqdn(&host)
+        );
+        let _ = writeln!(
+            out,
             "; SPF: the listeners bind loopback/any address; `mx a` covers this server once the\n; MX host's A/AAAA record is its public address (or add ip4:/ip6: by hand)"
         );
     }

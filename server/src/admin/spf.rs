@@ -196,3 +196,154 @@ fn dns(lookup: &mut dyn Lookup, name: &str, kind: RecordKind) -> Result<Vec<Reco
         Err(_) => Ok(Vec::new()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::DnsError;
+    use std::collections::BTreeMap;
+
+    /// Answers from a map of (name, kind) → records; anything else is NXDOMAIN.
+    struct Fake(pub BTreeMap<(String, RecordKind), Vec<Record>>);
+
+    impl Lookup for Fake {
+        fn lookup(&mut self, name: &str, kind: RecordKind) -> Result<Vec<Record>, DnsError> {
+            if name == "broken.test" {
+                return Err(DnsError::Temporary("SERVFAIL".into()));
+            }
+            self.0
+                .get(&(name.to_string(), kind))
+                .cloned()
+                .ok_or(DnsError::NxDomain)
+        }
+    }
+
+    fn fake(entries: &[(&str, RecordKind, Record)]) -> Fake {
+        let mut m: BTreeMap<(String, RecordKind), Vec<Record>> = BTreeMap::new();
+        for (n, k, r) in entries {
+            m.entry((n.to_string(), *k)).or_default().push(r.clone());
+        }
+        Fake(m)
+    }
+
+    fn txt(s: &str) -> Record {
+        Record::Txt(s.to_string())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ip4_ip6_a_mx_and_all() {
+        let mut l = fake(&[
+            (
+                "example.org",
+                RecordKind::Txt,
+                txt("v=spf1 ip4:198.51.100.0/24 ip6:2001:db8::/32 a:out.example.org mx -all"),
+            ),
+            (
+                "out.example.org",
+                RecordKind::A,
+                Record::A([203, 0, 113, 5].into()),
+            ),
+            (
+                "example.org",
+                RecordKind::Mx,
+                Record::Mx {
+                    preference: 10,
+                    exchange: "mx.example.org".into(),
+                },
+            ),
+            (
+                "mx.example.org",
+                RecordKind::A,
+                Record::A([192, 0, 2, 1].into()),
+            ),
+        ]);
+        for (addr, how) in [
+            ("198.51.100.9", "ip4:198.51.100.0/24"),
+            ("2001:db8::25", "ip6:2001:db8::/32"),
+            ("203.0.113.5", "a:out.example.org"),
+            ("192.0.2.1", "mx"),
+        ] {
+            assert_eq!(
+                evaluate(&mut l, "example.org", ip(addr)),
+                Verdict::Pass(format!("{how} in example.org"))
+            );
+        }
+        assert_eq!(
+            evaluate(&mut l, "example.org", ip("192.0.2.2")),
+            Verdict::NotCovered("-all in example.org".into())
+        );
+    }
+
+    #[test]
+    fn include_is_followed_one_level_and_redirect_too() {
+        let mut l = fake(&[
+            (
+                "example.org",
+                RecordKind::Txt,
+                txt("v=spf1 include:_spf.provider.test ~all"),
+            ),
+            (
+                "_spf.provider.test",
+                RecordKind::Txt,
+                txt("v=spf1 ip4:192.0.2.0/24 include:deeper.test -all"),
+            ),
+            (
+                "deeper.test",
+                RecordKind::Txt,
+                txt("v=spf1 ip4:10.0.0.0/8 -all"),
+            ),
+            (
+                "example.net",
+                RecordKind::Txt,
+                txt("v=spf1 redirect=_spf.provider.test"),
+            ),
+        ]);
+        assert!(matches!(
+            evaluate(&mut l, "example.org", ip("192.0.2.7")),
+            Verdict::Pass(_)
+        ));
+        // Two levels down is not evaluated: not covered, by the outer ~all.
+        assert_eq!(
+            evaluate(&mut l, "example.org", ip("10.1.2.3")),
+            Verdict::NotCovered("~all in example.org".into())
+        );
+        assert!(matches!(
+            evaluate(&mut l, "example.net", ip("192.0.2.7")),
+            Verdict::Pass(_)
+        ));
+    }
+
+    #[test]
+    fn none_two_records_and_dns_failures() {
+        let mut l = fake(&[
+            ("two.test", RecordKind::Txt, txt("v=spf1 -all")),
+            ("two.test", RecordKind::Txt, txt("v=spf1 +all")),
+            (
+                "other.test",
+                RecordKind::Txt,
+                txt("google-site-verification=x"),
+            ),
+            ("other.test", RecordKind::Txt, txt("v=spf10 +all")),
+        ]);
+        assert_eq!(
+            evaluate(&mut l, "none.test", ip("192.0.2.1")),
+            Verdict::None
+        );
+        assert_eq!(
+            evaluate(&mut l, "other.test", ip("192.0.2.1")),
+            Verdict::None
+        );
+        assert!(matches!(
+            evaluate(&mut l, "two.test", ip("192.0.2.1")),
+            Verdict::Broken(_)
+        ));
+        assert!(matches!(
+            evaluate(&mut l, "broken.test", ip("192.0.2.1")),
+            Verdict::Temporary(_)
+        ));
+    }
+}
