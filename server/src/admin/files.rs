@@ -99,13 +99,14 @@ fn commit(
         }
         file.sync_all()?;
         drop(file);
-        if private && path.exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists; not overwriting a key", path.display()),
-            ));
+        if private {
+            // A link, unlike a rename, fails if the name appeared meanwhile: a key is never
+            // replaced.
+            std::fs::hard_link(&tmp, path)?;
+            std::fs::remove_file(&tmp)?;
+        } else {
+            std::fs::rename(&tmp, path)?;
         }
-        std::fs::rename(&tmp, path)?;
         // The rename is durable only once the folder is synced.
         std::fs::File::open(base_dir(path))?.sync_all()
     })();
