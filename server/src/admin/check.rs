@@ -8,12 +8,13 @@
 //! Lookups go through [`Lookup`]: the real resolver for a live domain, a scenario's zones
 //! in the simulator's `mailsim admin check --scenario`.
 
-use std::fmt::{self, Write};
+use std::fmt::Write;
 use std::net::IpAddr;
 
 use super::dkim;
 use super::quota::Usage;
 use super::records::{dmarc_text, fqdn, reverse_name, spf_text, txt_line};
+pub use super::report::{Finding, Report, Status};
 use super::spf::{self, Verdict};
 use crate::config::ServerConfig;
 use crate::env::{DnsError, Record, RecordKind};
@@ -30,70 +31,6 @@ pub struct CheckWorld {
     pub addresses: Vec<IpAddr>,
     pub lookup: Box<dyn Lookup>,
     pub source: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    Missing,
-    Wrong,
-    /// The lookup failed (SERVFAIL, timeout): nothing known.
-    Error,
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            Status::Ok => "ok",
-            Status::Missing => "missing",
-            Status::Wrong => "wrong",
-            Status::Error => "error",
-        })
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub status: Status,
-    pub what: &'static str,
-    pub detail: String,
-    pub fix: Option<String>,
-}
-
-/// All findings, in check order.
-#[derive(Clone, Debug, Default)]
-pub struct Report(pub Vec<Finding>);
-
-impl Report {
-    fn add(&mut self, status: Status, what: &'static str, detail: String, fix: Option<String>) {
-        self.0.push(Finding {
-            status,
-            what,
-            detail,
-            fix,
-        });
-    }
-
-    pub fn problems(&self) -> usize {
-        self.0.iter().filter(|f| f.status != Status::Ok).count()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for x in &self.0 {
-            writeln!(f, "{:<8}{:<7}{}", x.status, x.what, x.detail)?;
-            if let Some(fix) = &x.fix {
-                for line in fix.lines() {
-                    writeln!(f, "{:<8}{:<7}{line}", "", "fix:")?;
-                }
-            }
-        }
-        match self.problems() {
-            0 => writeln!(f, "{} checks, all ok", self.0.len()),
-            n => writeln!(f, "{} checks, {n} problem(s)", self.0.len()),
-        }
-    }
 }
 
 /// The A and AAAA addresses of `host` (a temporary failure is an error).
@@ -445,104 +382,4 @@ fn check_quota(r: &mut Report, usage: &[Usage]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    struct Fake(BTreeMap<(String, RecordKind), Vec<Record>>);
-
-    impl Lookup for Fake {
-        fn lookup(&mut self, name: &str, kind: RecordKind) -> Result<Vec<Record>, DnsError> {
-            self.0
-                .get(&(name.to_string(), kind))
-                .cloned()
-                .ok_or(DnsError::NxDomain)
-        }
-    }
-
-    fn world(records: &[(&str, RecordKind, Record)], pem: &str) -> CheckWorld {
-        let mut m: BTreeMap<(String, RecordKind), Vec<Record>> = BTreeMap::new();
-        for (n, k, r) in records {
-            m.entry((n.to_string(), *k)).or_default().push(r.clone());
-        }
-        let text = format!(
-            "hostname = \"mx.example.org\"\ndomains = [\"example.org\"]\n[[dkim]]\ndomain = \"example.org\"\nselector = \"s\"\nalgorithm = \"ed25519-sha256\"\nkey_pem = \"\"\"\n{pem}\"\"\"\n"
-        );
-        CheckWorld {
-            config: crate::config::parse("t.toml".as_ref(), &text).unwrap(),
-            addresses: vec!["192.0.2.1".parse().unwrap()],
-            lookup: Box::new(Fake(m)),
-            source: "test".into(),
-        }
-    }
-
-    fn find<'a>(r: &'a Report, what: &str) -> &'a Finding {
-        r.0.iter().find(|f| f.what == what).unwrap()
-    }
-
-    #[test]
-    fn wrong_mx_other_dkim_key_no_dmarc_and_a_ptr_naming_someone_else() {
-        let pem = dkim::generate(crate::config::DkimAlgorithm::Ed25519Sha256, 0).unwrap();
-        let other = dkim::generate(crate::config::DkimAlgorithm::Ed25519Sha256, 0).unwrap();
-        let other = dkim::public_key(crate::config::DkimAlgorithm::Ed25519Sha256, &other).unwrap();
-        let mut w = world(
-            &[
-                (
-                    "example.org",
-                    RecordKind::Mx,
-                    Record::Mx {
-                        preference: 5,
-                        exchange: "mail.elsewhere.test".into(),
-                    },
-                ),
-                (
-                    "mx.example.org",
-                    RecordKind::A,
-                    Record::A([192, 0, 2, 1].into()),
-                ),
-                (
-                    "example.org",
-                    RecordKind::Txt,
-                    Record::Txt("v=spf1 a:mx.example.org -all".into()),
-                ),
-                (
-                    "s._domainkey.example.org",
-                    RecordKind::Txt,
-                    Record::Txt(other.txt()),
-                ),
-                (
-                    "192.0.2.1",
-                    RecordKind::Ptr,
-                    Record::Ptr("host-1.isp.test".into()),
-                ),
-            ],
-            &pem,
-        );
-        let r = check(&mut w, "example.org", None);
-        let mx = find(&r, "MX");
-        assert_eq!(mx.status, Status::Wrong);
-        assert_eq!(
-            mx.fix.as_deref(),
-            Some("example.org. 3600 IN MX 10 mx.example.org.")
-        );
-        assert_eq!(find(&r, "A").status, Status::Ok);
-        assert_eq!(find(&r, "SPF").status, Status::Ok);
-        let dk = find(&r, "DKIM");
-        assert_eq!(dk.status, Status::Wrong);
-        let want = dkim::public_key(crate::config::DkimAlgorithm::Ed25519Sha256, &pem).unwrap();
-        assert!(dk.fix.as_deref().unwrap().contains(&want.p), "{dk:?}");
-        assert_eq!(find(&r, "DMARC").status, Status::Missing);
-        let ptr = find(&r, "PTR");
-        assert_eq!(ptr.status, Status::Wrong);
-        assert!(
-            ptr.detail.contains("but we say EHLO mx.example.org"),
-            "{ptr:?}"
-        );
-        assert!(ptr
-            .fix
-            .as_deref()
-            .unwrap()
-            .starts_with("1.2.0.192.in-addr.arpa. 3600 IN PTR mx.example.org."));
-        assert_eq!(r.problems(), 4);
-    }
-}
+mod tests;

@@ -17,6 +17,7 @@ pub mod lists;
 pub mod passwd;
 pub mod quota;
 pub mod records;
+pub mod report;
 pub mod spf;
 
 pub use check::{CheckWorld, Lookup, Report, Status};
