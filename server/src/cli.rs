@@ -1,6 +1,7 @@
 //! The production commands, shared by the `mailsim-server` binary and `mailsim serve`: one
 //! implementation, so the documented `mailsim serve` and the simulator-free binary cannot
-//! drift. Only `serve` exists today; `admin` and `queue` will sit next to it.
+//! drift: `serve`, and `admin` (the logic in `admin/`, the arguments here); `queue` will
+//! sit next to them.
 //!
 //! This is process plumbing — reading the config file, OS signals, the tokio runtime, stderr
 //! — and the one place of the crate outside `env/real.rs` allowed to touch the OS for it.
@@ -10,9 +11,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::{ConfigFileError, ServerConfig};
+
+mod admin;
 use crate::env::real::{RealEnv, RealOptions};
 use crate::server::{RunOptions, Server, DEFAULT_SHUTDOWN_GRACE};
 use crate::store::CommitMode;
+pub use admin::{admin, AdminArgs, AdminCommand};
 
 /// `serve`: SMTP on real sockets (loopback unless the config says otherwise).
 #[derive(clap::Args, Clone, Debug)]
@@ -35,24 +39,10 @@ pub struct ServeArgs {
     pub shutdown_grace: u64,
 }
 
-/// Reads and validates a config file; errors name `path:line:col` and the key.
+/// Reads and validates a config file; errors name `path:line:col` and the key. The key
+/// and certificate files it names are read too (relative to it).
 pub fn load_config(path: &Path) -> Result<ServerConfig, ConfigFileError> {
-    // Reading the config is the process's business, not the server's world: no Env here.
-    #[allow(clippy::disallowed_methods)]
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::io(path, &e))?;
-    let mut config = crate::config::parse(path, &text)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    #[allow(clippy::disallowed_methods)]
-    let read = |p: &Path| std::fs::read_to_string(p);
-    config
-        .read_files(read, base)
-        .map_err(|message| ConfigFileError {
-            path: path.to_path_buf(),
-            at: None,
-            key: None,
-            message,
-        })?;
-    Ok(config)
+    crate::admin::files::load_config(path)
 }
 
 /// Runs `serve` to its end: exit 0 after a graceful shutdown, 2 for a config or start-up

@@ -3,6 +3,7 @@
 //! Layout follows DESIGN.md: protocol sessions (`smtp/`), state (`store/`, `config/`), and
 //! effects (`env/`). Nothing here knows whether it runs on real sockets or in the simulator.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;

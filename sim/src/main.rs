@@ -1,6 +1,7 @@
-//! `mailsim`: run scenarios in the simulated world, or serve mail on real sockets.
+//! `mailsim`: run scenarios in the simulated world, serve mail on real sockets, or administer
+//! a server config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,13 @@ enum Command {
     /// The same command as `mailsim-server serve` (one implementation, in the server crate):
     /// SIGTERM or ctrl-c stop accepting, let open sessions finish, and exit 0.
     Serve(mailsim_server::cli::ServeArgs),
+    /// Edit and inspect a server config: domains, accounts, passwords, aliases, lists,
+    /// quotas, DKIM keys, DNS records, and `check` (against the real DNS, or with
+    /// --scenario against a scenario's zones).
+    ///
+    /// The same command as `mailsim-server admin`; exit 0 ok, 1 `check` found problems,
+    /// 2 usage or config error.
+    Admin(mailsim_server::cli::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +60,33 @@ fn main() -> ExitCode {
             jobs,
         } => run(paths, seed, trace_dir, jobs),
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
+        Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
+    }
+}
+
+/// `admin check --scenario FILE`: the scenario's [server] as the config, its server host's
+/// address as ours, and its [dns] zones as the DNS.
+fn scenario_world(path: &Path) -> Result<mailsim_server::admin::CheckWorld, String> {
+    let loaded =
+        mailsim::scenario::load(path, path.display().to_string()).map_err(|e| e.to_string())?;
+    let zones = mailsim::dns::build_zones(&loaded.scenario.dns.zones).map_err(|e| e.to_string())?;
+    Ok(mailsim_server::admin::CheckWorld {
+        config: loaded.scenario.server.get_ref().config.clone(),
+        addresses: vec![loaded.scenario.server_ip()],
+        lookup: Box::new(ZoneLookup(zones)),
+        source: format!("the zones of {}", path.display()),
+    })
+}
+
+struct ZoneLookup(mailsim::dns::Zones);
+
+impl mailsim_server::admin::Lookup for ZoneLookup {
+    fn lookup(
+        &mut self,
+        name: &str,
+        kind: mailsim_server::env::RecordKind,
+    ) -> Result<Vec<mailsim_server::env::Record>, mailsim_server::env::DnsError> {
+        self.0.lookup(name, kind)
     }
 }
 

@@ -315,7 +315,8 @@ mod tests {
     fn the_documented_example_parses() {
         let text = include_str!("../../../serve.example.toml");
         let c = parse(Path::new("serve.example.toml"), text).unwrap();
-        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.accounts.len(), 3);
+        assert!(c.listen.submission.is_some() && c.listen.submissions.is_some());
     }
 
     #[test]

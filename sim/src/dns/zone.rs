@@ -131,6 +131,62 @@ impl Zones {
     }
 }
 
+impl Zones {
+    /// Answers one question from the zone data directly, without a world (for `mailsim
+    /// admin check --scenario`): the records of `kind` at `name`, CNAMEs followed (up to 8),
+    /// NODATA when the name exists without such records, NXDOMAIN otherwise. For PTR, `name`
+    /// may be an IP address. DNS faults are not applied: they happen at a time in a world.
+    pub fn lookup(
+        &self,
+        name: &str,
+        kind: mailsim_server::env::RecordKind,
+    ) -> Result<Vec<mailsim_server::env::Record>, mailsim_server::env::DnsError> {
+        use mailsim_server::env::{DnsError, Record as R, RecordKind as K};
+        let name = match (kind, name.parse::<std::net::IpAddr>()) {
+            (K::Ptr, Ok(ip)) => mailsim_server::admin::records::reverse_name(ip),
+            _ => name.to_string(),
+        };
+        let mut qname = parse_absolute(&name).map_err(|_| DnsError::NxDomain)?;
+        for _ in 0..8 {
+            let Some(zone) = self
+                .zones
+                .iter()
+                .filter(|z| z.origin.zone_of(&qname))
+                .max_by_key(|z| z.origin.num_labels())
+            else {
+                return Err(DnsError::NxDomain);
+            };
+            let here: Vec<&Record> = zone.records.iter().filter(|r| r.name == qname).collect();
+            if let Some(RData::CNAME(target)) = here.first().map(|r| &r.data) {
+                qname = target.0.clone();
+                continue;
+            }
+            let found: Vec<R> = here
+                .iter()
+                .filter_map(|r| match (kind, &r.data) {
+                    (K::Mx, RData::MX(mx)) => Some(R::Mx {
+                        preference: mx.preference,
+                        exchange: super::name_to_string(&mx.exchange),
+                    }),
+                    (K::A, RData::A(a)) => Some(R::A(a.0)),
+                    (K::Aaaa, RData::AAAA(a)) => Some(R::Aaaa(a.0)),
+                    (K::Txt, RData::TXT(t)) => Some(R::Txt(super::txt_to_string(t))),
+                    (K::Ptr, RData::PTR(p)) => Some(R::Ptr(super::name_to_string(&p.0))),
+                    _ => None,
+                })
+                .collect();
+            return if !found.is_empty() {
+                Ok(found)
+            } else if !here.is_empty() || qname == zone.origin {
+                Err(DnsError::NoRecords)
+            } else {
+                Err(DnsError::NxDomain)
+            };
+        }
+        Err(DnsError::Temporary("CNAME chain too long".to_string()))
+    }
+}
+
 /// Parses and validates every zone of a scenario.
 ///
 /// Besides the syntax of each line this checks what would otherwise make the world's DNS
@@ -382,5 +438,57 @@ mod tests {
         ) {
             fuzz_zone_record(format!("{owner} {ttl}{kind} {rdata}").as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::{build_zones, ZoneSpec};
+    use mailsim_server::env::{DnsError, Record, RecordKind as K};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn lookup_answers_from_the_zone_data_like_the_world_would() {
+        let mut specs = BTreeMap::new();
+        let zone = |r: &[&str]| ZoneSpec {
+            records: r.iter().map(|s| s.to_string()).collect(),
+        };
+        specs.insert(
+            "example.org".to_string(),
+            zone(&[
+                "@ MX 10 mx.example.org.",
+                "mx A 192.0.2.1",
+                "@ TXT \"v=spf1 \" \"mx -all\"",
+                "www CNAME mx",
+            ]),
+        );
+        specs.insert(
+            "2.0.192.in-addr.arpa".to_string(),
+            zone(&["1 PTR mx.example.org."]),
+        );
+        let z = build_zones(&specs).unwrap();
+        assert_eq!(
+            z.lookup("EXAMPLE.org", K::Mx),
+            Ok(vec![Record::Mx {
+                preference: 10,
+                exchange: "mx.example.org".into()
+            }])
+        );
+        assert_eq!(
+            z.lookup("example.org", K::Txt),
+            Ok(vec![Record::Txt("v=spf1 mx -all".into())])
+        );
+        assert_eq!(
+            z.lookup("www.example.org", K::A),
+            Ok(vec![Record::A([192, 0, 2, 1].into())])
+        );
+        assert_eq!(
+            z.lookup("192.0.2.1", K::Ptr),
+            Ok(vec![Record::Ptr("mx.example.org".into())])
+        );
+        assert_eq!(z.lookup("mx.example.org", K::Txt), Err(DnsError::NoRecords));
+        assert_eq!(z.lookup("example.org", K::A), Err(DnsError::NoRecords));
+        assert_eq!(z.lookup("nope.example.org", K::A), Err(DnsError::NxDomain));
+        assert_eq!(z.lookup("example.com", K::Mx), Err(DnsError::NxDomain));
     }
 }
