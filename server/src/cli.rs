@@ -108,6 +108,14 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
             ),
             Err(e) => eprintln!("{prog}: listening (address unknown: {e})"),
         }
+        for (name, what) in [
+            ("submission", "submission (STARTTLS, AUTH)"),
+            ("submissions", "submissions (implicit TLS, AUTH)"),
+        ] {
+            if let Some(a) = server.local_addr_of(name) {
+                eprintln!("{prog}: {what} on {a}");
+            }
+        }
         let shutdown = server.shutdown_handle();
         let signals = async move {
             if let Ok(mut signals) = signals {
