@@ -151,7 +151,7 @@ signed() {  # tag -> yes/no: does a stored message carry a DKIM-Signature?
 # ------------------------------------------------------------------ client
 CLIENT=$TMP/client.py
 cat > "$CLIENT" <<'PY'
-import smtplib, ssl, sys, threading, time, os
+import smtplib, ssl, sys, threading, time, os, resource
 
 variant, port, sessions, msgs, size, sender, rcpt, domain = sys.argv[1:9]
 port, sessions, msgs, size = int(port), int(sessions), int(msgs), int(size)
@@ -226,6 +226,9 @@ print("variant=%s sessions=%d msgs_per_thread=%d size=%d sent=%d wall=%.2fs msgs
 print("  connect+ehlo+starttls+ehlo: %s" % stats(setup))
 print("  auth (argon2 verify):       %s" % stats(auth))
 print("  message (MAIL..DATA 250):   %s" % stats(per_msg))
+# If the client itself burns most of a core, the figure is the client's, not the server's.
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print("  client cpu: %.2fs user+sys over %.2fs wall" % (ru.ru_utime + ru.ru_stime, wall))
 if errors:
     print("  errors=%d first: %s" % (len(errors), errors[0]))
     sys.exit(1)
@@ -244,6 +247,9 @@ for v in "${VARS[@]}"; do
   log "$(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg) -> $v"
   BENCH_PASSWORD=$PASSWORD python3 "$CLIENT" "$v" "$SUB_PORT" "$SESSIONS" "$per" "$SIZE" \
     "$SENDER" "$RCPT" "$DOMAIN" || rc=1
+  # The server's CPU (utime+stime, fields 14 and 15 of /proc/PID/stat, in clock ticks),
+  # start-up included: next to the client's, it shows which side the figure measures.
+  echo "  server cpu: $(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2fs", ($14 + $15) / hz}' "/proc/$MS_PID/stat")"
   stop_mailsim
   n=$(stored "$v"); want=$(( SESSIONS * per ))
   echo "  stored=$n/$want dkim_signed=$(signed "$v")"
