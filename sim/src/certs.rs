@@ -38,8 +38,9 @@ impl fmt::Debug for WorldCerts {
     }
 }
 
-/// rustls' clock for the actors: simulated time, never the real one.
-struct ClockTime(SimClock);
+/// rustls' clock in the simulation (actors and remote MTAs): simulated time, never the
+/// real one.
+pub(crate) struct ClockTime(pub(crate) SimClock);
 
 impl fmt::Debug for ClockTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

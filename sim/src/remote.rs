@@ -25,22 +25,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use std::fmt;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::NoServerSessionStorage;
 use rustls::time_provider::TimeProvider;
 use rustls::ServerConfig;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_rustls::server::TlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::certs::ClockTime;
 use crate::clock::SimClock;
 use crate::trace::Trace;
+use mailsim_server::tls::MaybeTls;
 
 /// A remote MTA as the scenario describes it.
 #[derive(Clone, Debug, Deserialize)]
@@ -236,21 +234,6 @@ impl fmt::Debug for RemoteTls {
     }
 }
 
-/// rustls' clock on the server side of the simulation: simulated time, never the real one.
-struct ClockTime(SimClock);
-
-impl fmt::Debug for ClockTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClockTime")
-    }
-}
-
-impl TimeProvider for ClockTime {
-    fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(self.0.now().0))
-    }
-}
-
 impl RemoteTls {
     /// A self-signed Ed25519 certificate for `name` (fixed serial number, rcgen's fixed
     /// 1975–4096 validity: nothing depends on the real clock, and the certificate's size is
@@ -410,10 +393,9 @@ pub async fn serve_with_tls(
                     logs,
                     greylist,
                     peer,
-                    stream: Conn::Plain(stream),
+                    stream: MaybeTls::Plain(stream),
                     buf: Vec::new(),
                     tls,
-                    secured: false,
                 };
                 let _ = s.run(behaviour).await;
             });
@@ -436,70 +418,11 @@ struct RemoteSession {
     logs: RemoteLogs,
     greylist: Greylist,
     peer: SocketAddr,
-    stream: Conn,
+    /// Plaintext, then TLS after STARTTLS: the server's own stream type.
+    stream: MaybeTls<TcpStream>,
     buf: Vec<u8>,
     /// Certificate and config for STARTTLS, if this remote has one.
     tls: Option<RemoteTls>,
-    /// The session is over TLS.
-    secured: bool,
-}
-
-/// The session's byte stream: plaintext, then TLS after STARTTLS.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only while the handshake owns the TCP stream.
-    Upgrading,
-}
-
-impl Conn {
-    fn upgrading() -> io::Error {
-        io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
-    }
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Upgrading => Poll::Ready(Err(Conn::upgrading())),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Upgrading => Poll::Ready(Err(Conn::upgrading())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
-            Conn::Upgrading => Poll::Ready(Err(Conn::upgrading())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Upgrading => Poll::Ready(Ok(())),
-        }
-    }
 }
 
 /// Why a session ended early.
@@ -551,7 +474,8 @@ impl RemoteSession {
                                 .iter()
                                 // Not offered again over TLS (RFC 3207 §4.2).
                                 .filter(|e| {
-                                    !(self.secured && e.trim().eq_ignore_ascii_case("STARTTLS"))
+                                    !(self.stream.is_tls()
+                                        && e.trim().eq_ignore_ascii_case("STARTTLS"))
                                 })
                                 .map(|e| format!("250 {e}")),
                         );
@@ -562,7 +486,7 @@ impl RemoteSession {
                 }
                 "HELO" => self.reply(&b, &b.helo).await?,
                 "STARTTLS" => {
-                    if self.secured {
+                    if self.stream.is_tls() {
                         self.reply(&b, "554 5.5.1 TLS already active").await?;
                         continue;
                     }
@@ -640,7 +564,7 @@ impl RemoteSession {
                             recipients: std::mem::take(&mut rcpts),
                             message,
                             at: self.clock.elapsed(),
-                            tls: self.secured,
+                            tls: self.stream.is_tls(),
                             dkim,
                         };
                         self.logs
@@ -701,13 +625,12 @@ impl RemoteSession {
         let Some(tls) = self.tls.clone() else {
             return Err(Stop::Io);
         };
-        let Conn::Plain(tcp) = std::mem::replace(&mut self.stream, Conn::Upgrading) else {
+        let Some(tcp) = self.stream.take_plain() else {
             return Err(Stop::Io);
         };
         match tls.acceptor.accept(tcp).await {
             Ok(stream) => {
-                self.stream = Conn::Tls(Box::new(stream));
-                self.secured = true;
+                self.stream = MaybeTls::from(stream);
                 self.trace.record(self.name(), "remote", "TLS established");
                 Ok(())
             }
