@@ -50,6 +50,7 @@ fn config() -> Arc<SessionConfig> {
         relay_networks: cfg.relay_networks,
         offers: Default::default(),
         quota: None,
+        spool_dir: None,
     })
 }
 
@@ -109,11 +110,15 @@ fn run(config: &Arc<SessionConfig>, wire: &[u8], chunk: usize) -> usize {
                 black_box(r);
             }
             Output::Deliver(tx) => {
-                delivered += tx.message.len();
+                delivered += tx.message.len() as usize;
                 s.answer(Answer::Delivered(Ok("id".into())));
             }
             // What the driver does with the default policy (AcceptAll).
             Output::Check(check) => s.answer(Answer::Checked(check, Verdict::Accept)),
+            Output::Spool { bytes, .. } => {
+                black_box(bytes);
+            }
+            Output::Unspool => {}
             Output::StartTls | Output::Authenticate(_) => panic!("not offered"),
             Output::Close => break,
             Output::NeedInput => match chunks.next() {

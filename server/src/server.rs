@@ -26,7 +26,7 @@ use crate::config::{ConfigError, SaslMechanism, ServerConfig};
 use crate::dkim::{Signer, Submission};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
-use crate::mail::{Deliver, DeliveryError, Envelope};
+use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::policy::AcceptAll;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
@@ -85,6 +85,9 @@ impl<E: Env> Server<E> {
         opts: RunOptions,
     ) -> Result<Self, StartError> {
         let directory = Arc::new(config.validate()?);
+        let spool_dir = crate::smtp::spool::recover(&env)
+            .await
+            .map_err(StartError::Store)?;
         let quotas = Arc::new(config.quotas());
         let store =
             MailStore::open_with_quotas(env.clone(), directory.accounts(), opts.commit, quotas)
@@ -136,6 +139,7 @@ impl<E: Env> Server<E> {
                 relay_networks: config.relay_networks.clone(),
                 offers,
                 quota: Some(quotas.clone()),
+                spool_dir: Some(spool_dir.clone()),
             })
         };
         // What a submission listener offers (RFC 6409 §4.3, RFC 4954 §4): AUTH with the
@@ -353,7 +357,7 @@ struct Critical<D> {
 }
 
 impl<D: Deliver> Deliver for Critical<D> {
-    async fn deliver(&self, tx: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
+    async fn deliver(&self, tx: &Envelope, message: &Message) -> Result<String, DeliveryError> {
         let _held = self.critical.enter();
         self.inner.deliver(tx, message).await
     }

@@ -7,7 +7,7 @@ use super::Signer;
 use crate::config::DkimAlgorithm;
 use crate::env::Env;
 use crate::mail::header::header_section;
-use crate::mail::{Deliver, DeliveryError, Envelope};
+use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 
 /// A [`Deliver`] around the server's sink. For submitted mail (`envelope.authenticated`
 /// is some) it adds what RFC 6409 §8.3 and §8.4 let a submission server add when missing,
@@ -88,12 +88,30 @@ impl<E: Env, D: Deliver> Submission<E, D> {
 }
 
 impl<E: Env, D: Deliver> Deliver for Submission<E, D> {
-    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
+    /// A spooled submission is read back whole: the body hash covers every octet and the
+    /// signer (mail-auth) wants them in one slice. That costs memory only for
+    /// authenticated clients (bounded by their sessions × `limits.message_size`); MX mail
+    /// stays spooled.
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        message: &Message,
+    ) -> Result<String, DeliveryError> {
         if envelope.authenticated.is_none() {
             return self.inner.deliver(envelope, message).await;
         }
-        let completed = self.complete(message);
-        self.inner.deliver(envelope, &completed).await
+        let completed = match message.as_bytes() {
+            Some(bytes) => self.complete(bytes),
+            None => {
+                let bytes = crate::env::read_message(&self.env, message)
+                    .await
+                    .map_err(|e| DeliveryError::from_io(&e))?;
+                self.complete(&bytes)
+            }
+        };
+        self.inner
+            .deliver(envelope, &Message::inline(completed))
+            .await
     }
 }
 

@@ -16,7 +16,7 @@ use mail_auth::{ResolverCache, Txt};
 use super::*;
 use crate::config::{DkimAlgorithm, DkimConfig};
 use crate::env::fake::FakeEnv;
-use crate::mail::{Deliver, DeliveryError, Envelope, Timestamp};
+use crate::mail::{Deliver, DeliveryError, Envelope, Message, Timestamp};
 
 const RSA: &str = include_str!("testdata/rsa2048.pem");
 const RSA_OTHER: &str = include_str!("testdata/rsa2048-other.pem");
@@ -268,8 +268,11 @@ fn records_name_the_selector_and_key_type() {
 struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Deliver for Recorder {
-    async fn deliver(&self, _: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
-        self.0.lock().unwrap().push(message.to_vec());
+    async fn deliver(&self, _: &Envelope, message: &Message) -> Result<String, DeliveryError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(message.as_bytes().unwrap().to_vec());
         Ok("id".into())
     }
 }
@@ -301,7 +304,7 @@ fn submit(authenticated: Option<&str>, own: &[u8]) -> (Vec<u8>, Vec<String>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    rt.block_on(sub.deliver(&envelope(authenticated), &message))
+    rt.block_on(sub.deliver(&envelope(authenticated), &Message::inline(message)))
         .unwrap();
     let out = sink.0.lock().unwrap().pop().unwrap();
     (out, env.traced())

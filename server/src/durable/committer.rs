@@ -100,6 +100,9 @@ struct Create {
     tmp: PathBuf,
     path: PathBuf,
     data: Vec<u8>,
+    /// A file whose whole content follows `data` (a spooled message body, see
+    /// [`Changes::create_spliced`]).
+    then: Option<PathBuf>,
 }
 
 impl Changes {
@@ -110,13 +113,39 @@ impl Changes {
     /// A new file at `path` with `data` (written to [`temp_path`], renamed into place).
     /// `InvalidInput` for a path with no file name.
     pub fn create(&mut self, path: PathBuf, data: Vec<u8>) -> io::Result<&mut Changes> {
+        self.push_create(path, data, None)
+    }
+
+    /// A new file at `path` with `data` followed by the whole content of the file `then`
+    /// (a spooled message body: copied by [`Env::write_spliced`], never read into memory
+    /// here). The source must stay unchanged until the commit has answered.
+    pub fn create_spliced(
+        &mut self,
+        path: PathBuf,
+        data: Vec<u8>,
+        then: PathBuf,
+    ) -> io::Result<&mut Changes> {
+        self.push_create(path, data, Some(then))
+    }
+
+    fn push_create(
+        &mut self,
+        path: PathBuf,
+        data: Vec<u8>,
+        then: Option<PathBuf>,
+    ) -> io::Result<&mut Changes> {
         let tmp = temp_path(&path).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("no file name in {}", path.display()),
             )
         })?;
-        self.creates.push(Create { tmp, path, data });
+        self.creates.push(Create {
+            tmp,
+            path,
+            data,
+            then,
+        });
         Ok(self)
     }
 
@@ -256,14 +285,37 @@ pub async fn commit<E: Env, T>(
         })
         .collect();
 
-    // Step 1: every new file, under its temp name, in one go (no flush yet).
+    // Step 1: every new file, under its temp name, in one go (no flush yet); files with a
+    // spliced-in body beside them, each its own copy.
     let results = {
-        let files: Vec<(PathBuf, &[u8])> = entries
+        let creates: Vec<&Create> = entries
             .iter()
             .flat_map(|e| e.changes.creates.iter())
+            .collect();
+        let files: Vec<(PathBuf, &[u8])> = creates
+            .iter()
+            .filter(|c| c.then.is_none())
             .map(|c| (c.tmp.clone(), c.data.as_slice()))
             .collect();
-        env.write_many(&files).await
+        let (plain, spliced) = tokio::join!(
+            env.write_many(&files),
+            join_all(
+                creates
+                    .iter()
+                    .filter_map(|c| c.then.as_ref().map(|src| (c, src)))
+                    .map(|(c, src)| env.write_spliced(&c.tmp, &c.data, src))
+            )
+        );
+        // Back into plan order.
+        let (mut plain, mut spliced) = (plain.into_iter(), spliced.into_iter());
+        creates
+            .iter()
+            .map(|c| match c.then {
+                None => plain.next(),
+                Some(_) => spliced.next(),
+            })
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("write not attempted"))))
+            .collect::<Vec<_>>()
     };
     let mut results = results.into_iter();
     for e in &mut entries {

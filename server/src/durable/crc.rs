@@ -78,6 +78,61 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
     c.finish()
 }
 
+/// The CRC-32 of `a ++ b` from the CRC-32 of `a`, the CRC-32 of `b` and the length of `b`
+/// (zlib's `crc32_combine`, by multiplication with x^(8·len) modulo the polynomial). The
+/// queue checksums a message whose body is partly in a spool file: the session computed
+/// that part's CRC while writing it, so the queue need not read it back.
+pub(crate) fn combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
+    multmodp(x8nmodp(len_b), crc_a) ^ crc_b
+}
+
+/// a·b modulo the polynomial, in the reflected bit order of the CRC.
+const fn multmodp(a: u32, mut b: u32) -> u32 {
+    let mut m: u32 = 1 << 31;
+    let mut p: u32 = 0;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                break;
+            }
+        }
+        m >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    p
+}
+
+/// x^(2^k) modulo the polynomial, for k in 0..32.
+const fn x2n_table() -> [u32; 32] {
+    let mut t = [0u32; 32];
+    let mut p: u32 = 1 << 30; // x^1
+    t[0] = p;
+    let mut n = 1;
+    while n < 32 {
+        p = multmodp(p, p);
+        t[n] = p;
+        n += 1;
+    }
+    t
+}
+
+static X2N: [u32; 32] = x2n_table();
+
+/// x^(8·n) modulo the polynomial: the factor that shifts a CRC past n octets.
+fn x8nmodp(mut n: u64) -> u32 {
+    let mut p: u32 = 1 << 31; // x^0
+    let mut k = 3; // 8·n = n·2^3
+    while n != 0 {
+        if n & 1 != 0 {
+            p = multmodp(X2N[k & 31], p);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +166,18 @@ mod tests {
         c.update(&data[..333]);
         c.update(&data[333..]);
         assert_eq!(c.finish(), crc32(&data));
+    }
+
+    #[test]
+    fn combine_equals_one_pass() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        for split in [0, 1, 8, 999, 2500, 4999, 5000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(
+                combine(crc32(a), crc32(b), b.len() as u64),
+                crc32(&data),
+                "split {split}"
+            );
+        }
     }
 }

@@ -134,6 +134,25 @@ pub trait Env: Clone + Send + Sync + 'static {
             out
         }
     }
+    /// Creates (or truncates) `path` with `head` followed by the whole content of the file
+    /// `src` (which stays as it is). Not durable until synced. This is how a spooled message
+    /// (`mail/message.rs`) reaches a store's file: the real world copies in the kernel
+    /// (`copy_file_range`, a reflink where the filesystem shares extents), so the body never
+    /// passes through user memory. By default: read `src`, write both.
+    fn write_spliced(
+        &self,
+        path: &Path,
+        head: &[u8],
+        src: &Path,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        async move {
+            let rest = self.read(src).await?;
+            let mut data = Vec::with_capacity(head.len() + rest.len());
+            data.extend_from_slice(head);
+            data.extend_from_slice(&rest);
+            self.write(path, &data).await
+        }
+    }
     /// Appends to a file, creating it if needed. Not durable until [`Env::sync_file`].
     fn append(&self, path: &Path, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
     /// fsync: the file's contents are on stable storage when this returns.
@@ -242,6 +261,28 @@ pub async fn create_dir_durable<E: Env>(env: &E, dir: &Path) -> io::Result<()> {
         env.sync_dir(&parent).await?;
     }
     env.sync_dir(dir).await
+}
+
+/// A whole message in memory: its head and, if it is spooled, the spool file's content
+/// (checked against the length the session wrote). For the few consumers that need every
+/// octet at once (DKIM signing of submitted mail); the stores copy spool files instead.
+pub async fn read_message<E: Env>(env: &E, message: &crate::mail::Message) -> io::Result<Vec<u8>> {
+    let Some(spool) = message.spool() else {
+        return Ok(message.head().to_vec());
+    };
+    let rest = env.read(&spool.path).await?;
+    if rest.len() as u64 != spool.len {
+        return Err(io::Error::other(format!(
+            "spool file {} has {} octets, {} were written",
+            spool.path.display(),
+            rest.len(),
+            spool.len
+        )));
+    }
+    let mut out = Vec::with_capacity(message.head().len() + rest.len());
+    out.extend_from_slice(message.head());
+    out.extend_from_slice(&rest);
+    Ok(out)
 }
 
 /// Convenience: all the addresses a name's A and AAAA records give, A first.

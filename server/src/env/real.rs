@@ -245,6 +245,21 @@ impl Env for RealEnv {
             .collect()
     }
 
+    /// `std::io::copy` between two files is `copy_file_range` on Linux: the kernel copies
+    /// (or reflinks) the spooled body; user space sees only `head`.
+    async fn write_spliced(&self, path: &Path, head: &[u8], src: &Path) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        let from = self.resolve(src)?;
+        let head = head.to_vec();
+        self.blocking("write", path, move || {
+            let mut out = File::create(full)?;
+            out.write_all(&head)?;
+            std::io::copy(&mut File::open(from)?, &mut out)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let full = self.resolve(path)?;
         let data = data.to_vec();

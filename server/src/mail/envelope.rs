@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use super::{Address, DeliveryError, Timestamp};
+use super::{Address, DeliveryError, Message, Timestamp};
 
 /// One accepted recipient, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,11 +56,12 @@ impl Envelope {
 
 /// Where accepted mail goes. An implementation makes the message durable for every
 /// recipient of the envelope before it returns `Ok` — the SMTP session's 250 rests on it —
-/// and returns an id for the reply (`250 2.0.0 Ok: queued as <id>`).
+/// and returns an id for the reply (`250 2.0.0 Ok: queued as <id>`). A spooled message's
+/// file is only valid until then (see [`crate::mail::Spooled`]): copy, never keep.
 pub trait Deliver: Clone + Send + Sync + 'static {
     fn deliver(
         &self,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Message,
     ) -> impl Future<Output = Result<String, DeliveryError>> + Send;
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use network::IpNet;
 
-use crate::mail::{Address, Envelope};
+use crate::mail::{Address, Envelope, Message};
 
 /// What the session knows about its client when it asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +58,9 @@ pub enum Stage {
     /// never copied for the question.
     EndOfData {
         envelope: Envelope,
-        message: Vec<u8>,
+        /// Its head is in memory (our `Received:` and the header block); the rest of a big
+        /// message is in a spool file.
+        message: Message,
     },
 }
 

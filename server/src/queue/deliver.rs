@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::directory::Directory;
 use crate::env::Env;
-use crate::mail::{Address, Deliver, DeliveryError, Envelope};
+use crate::mail::{Address, Deliver, DeliveryError, Envelope, Message};
 use crate::store::MailStore;
 
 use super::runner::Outbound;
@@ -42,7 +42,7 @@ pub struct Parts {
 impl<E: Env> Sink<E> {
     /// Delivers the local part and the remote part of `envelope` concurrently (the remote
     /// part queued with the envelope's sender) and says how each went.
-    pub async fn deliver_parts(&self, envelope: &Envelope, message: &[u8]) -> Parts {
+    pub async fn deliver_parts(&self, envelope: &Envelope, message: &Message) -> Parts {
         let remote: Vec<Address> = envelope.remote_recipients().into_iter().cloned().collect();
         let local = !envelope.mailboxes().is_empty();
         let (local, remote, lists) = tokio::join!(
@@ -87,7 +87,11 @@ impl Parts {
 }
 
 impl<E: Env> Deliver for Sink<E> {
-    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<String, DeliveryError> {
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        message: &Message,
+    ) -> Result<String, DeliveryError> {
         self.deliver_parts(envelope, message).await.into_result()
     }
 }

@@ -88,8 +88,8 @@ use self::commit::{Job, Planner};
 use self::format::{Change, FormatError};
 use crate::durable::{self, CommitMode, Committer};
 use crate::env::{Env, Timestamp};
-use crate::mail::Address;
 use crate::mail::DeliveryError;
+use crate::mail::{Address, Message, Spooled};
 
 /// The queue directory, relative to the data root.
 pub const QUEUE_DIR: &str = "queue";
@@ -399,19 +399,52 @@ impl<E: Env> QueueStore<E> {
         message: &[u8],
         now: Timestamp,
     ) -> Result<QueueId, DeliveryError> {
+        self.enqueue_parts(mail_from, recipients, message, None, now)
+            .await
+    }
+
+    /// [`QueueStore::enqueue`] for a [`Message`], which may be partly in a spool file: the
+    /// committer copies that part into the queue file after the head.
+    pub async fn enqueue_message(
+        &self,
+        mail_from: Option<Address>,
+        recipients: Vec<Address>,
+        message: &Message,
+        now: Timestamp,
+    ) -> Result<QueueId, DeliveryError> {
+        self.enqueue_parts(mail_from, recipients, message.head(), message.spool(), now)
+            .await
+    }
+
+    async fn enqueue_parts(
+        &self,
+        mail_from: Option<Address>,
+        recipients: Vec<Address>,
+        head: &[u8],
+        spool: Option<&Spooled>,
+        now: Timestamp,
+    ) -> Result<QueueId, DeliveryError> {
         if recipients.is_empty() {
             return Err(DeliveryError::Temporary("no recipients to queue".into()));
         }
         // Serialized and checksummed here, in the caller's task, so concurrent enqueuers
-        // do that work in parallel and the committer only does I/O.
-        let data = format::encode_message(now, mail_from.as_ref(), &recipients, message);
+        // do that work in parallel and the committer only does I/O. A spooled body is
+        // copied in by the committer, after these bytes.
+        let data = format::encode_spliced(
+            now,
+            mail_from.as_ref(),
+            &recipients,
+            head,
+            spool.map(|s| (s.len, s.crc)),
+        );
         let id = QueueId::new(now, self.env.random_u64());
         let (done, wait) = oneshot::channel();
         let job = Job::Enqueue {
             id,
             recipients: recipients.len(),
-            size: message.len(),
+            size: head.len() + spool.map_or(0, |s| s.len as usize),
             data,
+            spool: spool.map(|s| s.path.clone()),
             done,
         };
         self.jobs

@@ -29,7 +29,9 @@ use super::{Authenticator, NoAccounts};
 /// idle sessions cost little; doubled whenever a read fills it (a pipelined batch, DATA)
 /// up to [`READ_BUF_MAX`], so bulk data still arrives in big reads.
 const READ_BUF_START: usize = 1024;
-const READ_BUF_MAX: usize = 64 * 1024;
+/// 16 KiB: with the session's spill threshold, what a session receiving a big message
+/// holds (about 50 KiB in all; a thousand of them stay under 100 MB).
+const READ_BUF_MAX: usize = 16 * 1024;
 
 /// What TLS a listener does.
 #[derive(Clone, Copy, Debug, Default)]
@@ -95,10 +97,19 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                 env.trace("smtp", format_args!("{tag} closed"));
                 return;
             }
-            Session::new_over_tls(config, peer, env.now())
+            Session::new_over_tls(config.clone(), peer, env.now())
         }
-        _ => Session::new(config, peer, env.now()),
+        _ => Session::new(config.clone(), peer, env.now()),
     };
+    // One spool file per connection, reused by its transactions (`mail/message.rs`).
+    let spool = config
+        .spool_dir
+        .as_ref()
+        .map(|dir| dir.join(conn.to_string()));
+    if let Some(path) = &spool {
+        session.spool_to(path.clone());
+    }
+    let mut spool_exists = false;
     let mut out = Vec::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUF_START];
     loop {
@@ -118,8 +129,28 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                 // session that is delivering needs it; inline, every idle session would carry
                 // its space. One allocation per message, next to an fsync.
                 let result = Box::pin(sink.deliver(&tx.envelope, &tx.message)).await;
+                if tx.message.spool().is_some() {
+                    // The stores have their copies (or refused): the spool is done with.
+                    remove_spool(&env, spool.as_deref(), &mut spool_exists).await;
+                }
                 session.answer(Answer::Delivered(result));
             }
+            Output::Spool { bytes, first } => {
+                let Some(path) = spool.as_deref() else {
+                    session.spool_failed();
+                    continue;
+                };
+                let written = match first {
+                    true => env.write(path, &bytes).await,
+                    false => env.append(path, &bytes).await,
+                };
+                spool_exists = true;
+                if let Err(e) = written {
+                    env.warn("smtp", format_args!("{tag} spool write failed: {e}"));
+                    session.spool_failed();
+                }
+            }
+            Output::Unspool => remove_spool(&env, spool.as_deref(), &mut spool_exists).await,
             Output::Check(check) => {
                 let verdict = policy.check(&check).await;
                 session.answer(Answer::Checked(check, verdict));
@@ -144,12 +175,14 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
             Output::Close => {
                 let _ = flush(&mut stream, &mut out).await;
                 let _ = stream.shutdown().await;
+                remove_spool(&env, spool.as_deref(), &mut spool_exists).await;
                 env.trace("smtp", format_args!("{tag} closed"));
                 return;
             }
             Output::NeedInput => {
                 if flush(&mut stream, &mut out).await.is_err() {
                     session.closed_by_peer();
+                    remove_spool(&env, spool.as_deref(), &mut spool_exists).await;
                     env.trace("smtp", format_args!("{tag} write failed; session dropped"));
                     return;
                 }
@@ -177,6 +210,7 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                         for line in session.take_log() {
                             env.trace("smtp", format_args!("{tag} C: {line}"));
                         }
+                        remove_spool(&env, spool.as_deref(), &mut spool_exists).await;
                         env.trace("smtp", format_args!("{tag} client disconnected"));
                         return;
                     }
@@ -189,6 +223,15 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                 }
             }
         }
+    }
+}
+
+/// Removes the connection's spool file if one was written (a missing one is fine: a
+/// leftover after a crash is cleared at start-up, `smtp/spool.rs`).
+async fn remove_spool<E: Env>(env: &E, path: Option<&std::path::Path>, exists: &mut bool) {
+    if let (Some(path), true) = (path, *exists) {
+        let _ = env.remove_file(path).await;
+        *exists = false;
     }
 }
 

@@ -40,6 +40,8 @@ fn run(data: &[u8]) -> u32 {
         local: SocketAddr::from(([198, 51, 100, 1], 25)),
     };
     let mut s = Session::new(config().clone(), peer, now);
+    // Spooling on, so big bodies take the chunked path (and its failures) too.
+    s.spool_to("spool/fuzz".into());
     let mut pieces = chunks(seed, input);
     let mut deliveries = 0u32;
     let mut accepted = 0u32;
@@ -98,6 +100,13 @@ fn run(data: &[u8]) -> u32 {
                 true => AuthAnswer::Accepted,
                 false => AuthAnswer::Rejected,
             })),
+            Output::Spool { bytes, .. } => {
+                assert!(bytes.len() <= 64 * 1024, "a spool chunk of {}", bytes.len());
+                if !yes(&mut asked) && asked.is_multiple_of(5) {
+                    s.spool_failed();
+                }
+            }
+            Output::Unspool => {}
             Output::Close => break,
             Output::NeedInput => match pieces.next() {
                 Some(c) => s.push_input(c),
@@ -169,6 +178,7 @@ fn config() -> &'static Arc<SessionConfig> {
                 auth_required: false,
             },
             quota: None,
+            spool_dir: None,
         })
     })
 }

@@ -11,8 +11,20 @@ use serde::Deserialize;
 pub struct Limits {
     /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4: at least 512).
     pub command_line: usize,
-    /// Longest text line in DATA, CRLF included (§4.5.3.1.6: at least 1000).
+    /// Longest text line in DATA, CRLF included (§4.5.3.1.6: at least 1000). Enforced only
+    /// under `long_lines = "reject"`.
     pub text_line: usize,
+    /// What a content line longer than `text_line` does. Real mail has them (HTML
+    /// newsletters, base64 without line breaks), and Postfix stores them intact (its
+    /// `line_length_limit` only sizes its read buffer) and wraps them when relaying
+    /// (`smtp_line_length_limit`); so do we by default. `reject` refuses the message with
+    /// `500 5.5.6`, for strict tests.
+    pub long_lines: LongLines,
+    /// The header block kept in memory for the checks, in octets (the rest of a big
+    /// message is spooled to disk). A longer header section is stored intact, but the
+    /// checks only see its first this-many octets. Postfix's `header_size_limit` is
+    /// 102 400.
+    pub header_block: usize,
     /// Largest message accepted, in octets; advertised as `SIZE`.
     pub message_size: usize,
     /// Recipients per transaction (§4.5.3.1.8: at least 100).
@@ -32,6 +44,8 @@ impl Default for Limits {
         Limits {
             command_line: 512,
             text_line: 1000,
+            long_lines: LongLines::Keep,
+            header_block: 64 * 1024,
             message_size: 10 * 1024 * 1024,
             recipients: 100,
             command_timeout_secs: 300,
@@ -40,6 +54,17 @@ impl Default for Limits {
             errors: 20,
         }
     }
+}
+
+/// See [`Limits::long_lines`].
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LongLines {
+    /// Store lines of any length intact (Postfix).
+    #[default]
+    Keep,
+    /// Refuse a message with a line over `text_line`: 500 5.5.6.
+    Reject,
 }
 
 impl Limits {

@@ -13,10 +13,11 @@ pub mod fuzz;
 mod limits;
 pub mod reply;
 pub mod session;
+pub mod spool;
 pub mod wire;
 
 pub use authenticator::{Authenticator, NoAccounts};
-pub use limits::Limits;
+pub use limits::{Limits, LongLines};
 pub use reply::Reply;
 pub use session::{
     Answer, AuthAnswer, AuthMechanism, Credentials, Offers, Output, PeerInfo, Session,

@@ -19,6 +19,14 @@
 //!     `Answer::TlsFailed` (the session closes). Write out pending replies (the 220) before
 //!     the handshake. Input received before the answer is discarded, never executed.
 //!   - `Authenticate(credentials)` → `Answer::Authenticated(..)`.
+//! - **Spooling.** After [`Session::spool_to`], a message body that grows past a small
+//!   threshold is not held in memory: the session hands it out in chunks,
+//!   [`Output::Spool`] (append these bytes to the spool file; create it with the first),
+//!   which need no answer — a failed write is reported with [`Session::spool_failed`] and
+//!   the message is then refused with `452 4.3.1` at its end. The [`Transaction`] then
+//!   carries a [`Message`] whose rest is in that file; [`Output::Unspool`] says the file is
+//!   no longer needed (the driver also removes it after each delivery and when the
+//!   connection ends).
 //! - **Timers.** `poll_timeout()`: the earliest deadline of the session's timer table (none
 //!   while a request is outstanding or once closed). When it passes with no input, the driver
 //!   calls `handle_timeout(now)`, which fires what is due (the idle timeouts queue `421
@@ -89,13 +97,14 @@ mod tls;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use memchr::memchr;
 
 use super::Limits;
 use crate::directory::Directory;
-use crate::mail::{Address, DeliveryError, Envelope, Recipient, Timestamp};
+use crate::mail::{Address, DeliveryError, Envelope, Message, Recipient, Timestamp};
 use crate::policy::{Check, IpNet, Stage, Verdict};
 
 pub use self::auth::{AuthAnswer, AuthMechanism, Credentials};
@@ -117,6 +126,9 @@ pub struct SessionConfig {
     /// The store's quota usage, to refuse a full mailbox at RCPT (`452 4.2.2`); `None`:
     /// no RCPT-time check (the store still refuses what does not fit).
     pub quota: Option<Arc<crate::store::Quotas>>,
+    /// Where the driver spools big message bodies (Env path, one file per connection,
+    /// see `smtp/spool.rs`); `None`: bodies are held in memory.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Who is on the other end.
@@ -128,11 +140,11 @@ pub struct PeerInfo {
 
 /// A complete mail transaction, ready to be stored: the envelope and the message as it
 /// will be stored (our `Received:` header first, then the content, dot-unstuffed, every line
-/// ending in CRLF).
+/// ending in CRLF — except a `BODY=BINARYMIME` message, stored octet for octet).
 #[derive(Clone, Debug)]
 pub struct Transaction {
     pub envelope: Envelope,
-    pub message: Vec<u8>,
+    pub message: Message,
 }
 
 /// What the session wants done next.
@@ -152,6 +164,11 @@ pub enum Output {
     StartTls,
     /// Verify these credentials; answer with [`Answer::Authenticated`].
     Authenticate(Credentials),
+    /// Append `bytes` to the spool file (see [`Session::spool_to`]), creating or truncating
+    /// it first when `first`. No answer; on failure call [`Session::spool_failed`].
+    Spool { bytes: Vec<u8>, first: bool },
+    /// The spool file is not needed any more: remove it.
+    Unspool,
     /// Flush pending replies and close the connection.
     Close,
     /// All buffered input is consumed (or a request is outstanding): flush replies and read
@@ -184,8 +201,11 @@ enum Phase {
     /// A command line was too long and has been answered; its rest, up to and including the
     /// next LF, is discarded.
     SkipLine,
-    /// Receiving a DATA body.
+    /// Receiving a DATA body or a BDAT chunk.
     Data(Box<DataBody>),
+    /// A BDAT chunk that is refused (no transaction, or one that failed): this many more
+    /// octets are read and dropped (RFC 3030 §3: the chunk is always consumed).
+    SkipOctets(usize),
     /// A `334` was sent: the next line is the client's SASL response, not a command.
     AuthResponse(AuthMechanism),
     /// A request was handed out; no input is consumed until [`Session::answer`].
@@ -201,6 +221,7 @@ enum Awaiting {
     /// MAIL, to open a transaction if the policy accepts (its sender is in the check).
     Mail {
         declared_size: usize,
+        binary: bool,
     },
     /// What the recipient RCPT adds if the policy accepts (its address is in the check)
     /// resolves to.
@@ -236,6 +257,11 @@ struct Open {
     /// The client's `SIZE=` (0 if none), already checked against our limit: a hint for how
     /// much body buffer to reserve up front.
     declared_size: usize,
+    /// `BODY=BINARYMIME` (RFC 3030): BDAT only, stored as sent.
+    binary: bool,
+    /// The body of a BDAT transaction between its chunks; `Some` once a BDAT was given
+    /// (then DATA is 503, RFC 3030 §3).
+    chunks: Option<Box<DataBody>>,
 }
 
 /// The session itself.
@@ -275,11 +301,13 @@ pub struct Session {
     /// The connect check rejected the client: the greeting was a 554 and every command but
     /// QUIT gets 503 (RFC 5321 §3.1).
     refused: bool,
+    /// Where big message bodies go (see [`Session::spool_to`]); `None`: kept in memory.
+    spool: Option<PathBuf>,
 }
 
 /// Commands we know but never offer: 502 whatever their arguments. STARTTLS and AUTH are
 /// 502 too while not offered (see `session/extensions.rs`).
-const NOT_IMPLEMENTED: &[&str] = &["BDAT", "BURL", "ETRN", "ATRN", "EXPN"];
+const NOT_IMPLEMENTED: &[&str] = &["BURL", "ETRN", "ATRN", "EXPN"];
 
 impl Session {
     /// A session for a connection accepted at `now` (the first deadline counts from it). Its
@@ -317,10 +345,31 @@ impl Session {
             log_at_close: None,
             draining: false,
             refused: false,
+            spool: None,
         };
         let check = s.check(Stage::Connect);
         s.queue.push_back(Output::Check(check));
         s
+    }
+
+    /// Spools message bodies past a small threshold to the file at `path` (an Env path the
+    /// driver owns: one per connection) instead of holding them in memory. Only the header
+    /// block (up to `limits.header_block`) stays in memory for the checks.
+    pub fn spool_to(&mut self, path: PathBuf) {
+        self.spool = Some(path);
+    }
+
+    /// The last [`Output::Spool`] could not be written: the message being received is
+    /// discarded and refused with `452 4.3.1` at its end (nothing acknowledged is lost: it
+    /// was never acknowledged).
+    pub fn spool_failed(&mut self) {
+        if let Phase::Data(body) = &mut self.phase {
+            body.spool_failed();
+        }
+        if let Some(body) = self.envelope.as_mut().and_then(|e| e.chunks.as_mut()) {
+            body.spool_failed();
+        }
+        self.touched = true;
     }
 
     /// Appends received bytes. Nothing is interpreted until [`Session::poll`], which also
@@ -487,12 +536,30 @@ impl Session {
                     }
                 }
                 Phase::Data(body) => {
-                    let (used, ended) = body.feed(&self.input[self.input_pos..]);
+                    if let Some((bytes, first)) = body.take_chunk() {
+                        return Output::Spool { bytes, first };
+                    }
+                    if body.done() {
+                        match body.complete() {
+                            true => self.end_of_data(now),
+                            false => self.chunk_received(),
+                        }
+                        continue;
+                    }
+                    let used = body.feed(&self.input[self.input_pos..]);
                     self.input_pos += used;
-                    if !ended {
+                    if !body.done() && !body.has_chunk() {
                         return Output::NeedInput;
                     }
-                    self.end_of_data(now);
+                }
+                Phase::SkipOctets(left) => {
+                    let n = (*left).min(self.input.len() - self.input_pos);
+                    self.input_pos += n;
+                    *left -= n;
+                    if *left > 0 {
+                        return Output::NeedInput;
+                    }
+                    self.phase = Phase::Command;
                 }
                 Phase::Command | Phase::AuthResponse(_) => {
                     if !self.next_line() {
@@ -513,7 +580,7 @@ impl Session {
             |wait: std::time::Duration| Timestamp(self.last_activity.0.saturating_add(wait));
         let (command, data) = match self.phase {
             Phase::Closed | Phase::Await(_) => (None, None),
-            Phase::Data(_) => (None, Some(after(limits.data_timeout()))),
+            Phase::Data(_) | Phase::SkipOctets(_) => (None, Some(after(limits.data_timeout()))),
             _ => (Some(after(limits.command_timeout())), None),
         };
         self.timers.set(Timer::Command, command);
@@ -523,7 +590,7 @@ impl Session {
     /// The client was idle too long: 421 and Close. A body cut short is logged with the
     /// Close, after the 421, as the trace has always shown it.
     fn idle_timeout(&mut self) {
-        if let Phase::Data(_) = self.phase {
+        if self.receiving() {
             self.log_at_close = Some("[message discarded: timeout]".into());
         }
         self.envelope = None;
@@ -538,10 +605,17 @@ impl Session {
 
     /// Drops the transaction; logs a body cut short.
     fn abandon(&mut self, why: &str) {
-        if let Phase::Data(_) = self.phase {
+        if self.receiving() {
             self.log.push(format!("[message discarded: {why}]"));
         }
         self.envelope = None;
+    }
+
+    /// A message is being received: in a DATA body or a BDAT chunk, or between the chunks
+    /// of a BDAT transaction.
+    fn receiving(&self) -> bool {
+        matches!(self.phase, Phase::Data(_))
+            || self.envelope.as_ref().is_some_and(|e| e.chunks.is_some())
     }
 
     fn reply(&mut self, reply: Reply) {

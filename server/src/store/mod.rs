@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 pub use crate::durable::CommitMode;
 use crate::durable::{self, Changes, Committer};
 use crate::env::Env;
-use crate::mail::{DeliveryError, Envelope};
+use crate::mail::{DeliveryError, Envelope, Message};
 
 pub use self::quota::{Limit, Quotas, Reservation, Usage};
 
@@ -46,10 +46,20 @@ pub struct MailStore<E: Env> {
 }
 
 struct Job {
-    /// One file per target mailbox: (mailbox key, bytes).
-    files: Vec<(String, Vec<u8>)>,
+    /// One file per target mailbox.
+    files: Vec<File>,
     id: String,
     done: oneshot::Sender<Result<String, DeliveryError>>,
+}
+
+/// One message file to write: its in-memory part and, for a spooled message, the spool
+/// file copied after it.
+struct File {
+    mailbox: String,
+    head: Vec<u8>,
+    spool: Option<PathBuf>,
+    /// Octets in all.
+    len: u64,
 }
 
 /// Rejects mailbox names that could escape the store (defence in depth: names come from the
@@ -129,7 +139,7 @@ impl<E: Env> MailStore<E> {
     pub async fn deliver(
         &self,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Message,
     ) -> Result<String, DeliveryError> {
         let tx = envelope;
         let id = format!(
@@ -151,18 +161,21 @@ impl<E: Env> MailStore<E> {
             .into_iter()
             .map(|mbox| {
                 // Like Postfix local(8): the envelope becomes Return-Path and Delivered-To.
-                let mut data = Vec::with_capacity(message.len() + 128);
-                data.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
-                data.extend_from_slice(format!("Delivered-To: {mbox}\r\n").as_bytes());
-                data.extend_from_slice(message);
-                (mbox, data)
+                let mut head = Vec::with_capacity(message.head().len() + 128);
+                head.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
+                head.extend_from_slice(format!("Delivered-To: {mbox}\r\n").as_bytes());
+                head.extend_from_slice(message.head());
+                let spool = message.spool();
+                File {
+                    len: head.len() as u64 + spool.map_or(0, |s| s.len),
+                    mailbox: mbox,
+                    head,
+                    spool: spool.map(|s| s.path.clone()),
+                }
             })
-            .collect::<Vec<(String, Vec<u8>)>>();
+            .collect::<Vec<File>>();
         // Reserved before anything is written, so the message is refused whole.
-        let sizes: Vec<(String, u64)> = files
-            .iter()
-            .map(|(m, d)| (m.clone(), d.len() as u64))
-            .collect();
+        let sizes: Vec<(String, u64)> = files.iter().map(|f| (f.mailbox.clone(), f.len)).collect();
         let reservation = match self.quotas.reserve(&sizes) {
             Ok(r) => r,
             Err(e) => {
@@ -243,7 +256,7 @@ struct Planner;
 struct Ticket {
     id: String,
     /// (mailbox, octets) of each file, for the trace.
-    files: Vec<(String, usize)>,
+    files: Vec<(String, u64)>,
     done: oneshot::Sender<Result<String, DeliveryError>>,
 }
 
@@ -258,12 +271,16 @@ impl<E: Env> durable::Store<E> for Planner {
             let files = job
                 .files
                 .iter()
-                .map(|(m, d)| (m.clone(), d.len()))
+                .map(|f| (f.mailbox.clone(), f.len))
                 .collect();
             let mut refused = None;
-            for (mbox, data) in job.files {
-                let made = mailbox_dir(&mbox).and_then(|dir| {
-                    changes.create(dir.join(&job.id), data)?;
+            for file in job.files {
+                let made = mailbox_dir(&file.mailbox).and_then(|dir| {
+                    let path = dir.join(&job.id);
+                    match file.spool {
+                        None => changes.create(path, file.head)?,
+                        Some(spool) => changes.create_spliced(path, file.head, spool)?,
+                    };
                     Ok(())
                 });
                 if let Err(e) = made {

@@ -4,7 +4,11 @@ use futures::future::join_all;
 
 use super::*;
 use crate::durable::memenv::MemEnv;
-use crate::mail::{Address, Recipient, Timestamp};
+use crate::mail::{Address, Message, Recipient, Spooled, Timestamp};
+
+fn msg(bytes: &[u8]) -> Message {
+    Message::inline(bytes.to_vec())
+}
 
 fn envelope(to: &[&str], at: u64) -> Envelope {
     Envelope {
@@ -34,7 +38,7 @@ async fn a_delivery_is_durable_in_every_mailbox_when_acknowledged() {
     let id = store
         .deliver(
             &envelope(&["alice", "bob"], 100),
-            b"Subject: hi\r\n\r\nbody\r\n",
+            &msg(b"Subject: hi\r\n\r\nbody\r\n"),
         )
         .await
         .unwrap();
@@ -64,7 +68,7 @@ async fn concurrent_deliveries_share_one_batch() {
         let store = store.clone();
         async move {
             store
-                .deliver(&envelope(&["alice"], 200 + i), b"x\r\n")
+                .deliver(&envelope(&["alice"], 200 + i), &msg(b"x\r\n"))
                 .await
         }
     }))
@@ -90,7 +94,7 @@ async fn a_failed_flush_is_a_temporary_failure_and_leaves_nothing() {
     for op in ["sync_file", "sync_dir"] {
         env.set_failing(op, true);
         let e = store
-            .deliver(&envelope(&["alice"], 300), b"x\r\n")
+            .deliver(&envelope(&["alice"], 300), &msg(b"x\r\n"))
             .await
             .unwrap_err();
         assert!(matches!(e, DeliveryError::Temporary(_)), "{op}: {e:?}");
@@ -124,7 +128,7 @@ async fn open_removes_leftover_temp_files_and_refuses_unsafe_names() {
     }
     // A delivery naming an unsafe mailbox is refused without touching anything.
     let e = store
-        .deliver(&envelope(&["../escape"], 1), b"x")
+        .deliver(&envelope(&["../escape"], 1), &msg(b"x"))
         .await
         .unwrap_err();
     assert!(matches!(e, DeliveryError::Temporary(_)), "{e:?}");
@@ -201,13 +205,13 @@ mod quotas {
         .unwrap();
         let big = vec![b'x'; 200];
         let e = store
-            .deliver(&envelope(&["alice", "bob"], 1), &big)
+            .deliver(&envelope(&["alice", "bob"], 1), &msg(&big))
             .await
             .unwrap_err();
         assert!(matches!(e, DeliveryError::OverQuota { .. }), "{e:?}");
         assert!(durable(&env).is_empty(), "nothing stored anywhere");
         store
-            .deliver(&envelope(&["alice", "bob"], 2), b"small\r\n")
+            .deliver(&envelope(&["alice", "bob"], 2), &msg(b"small\r\n"))
             .await
             .unwrap();
         let used = quotas.usage("alice");
@@ -271,11 +275,11 @@ mod quotas {
         let store = MailStore::open_with_quotas(env.clone(), ["alice"], CommitMode::Group, quotas)
             .await
             .unwrap();
-        let msg = vec![b'y'; 120];
+        let body = msg(&[b'y'; 120]);
         let results = join_all((0..2).map(|i| {
             let store = store.clone();
-            let msg = msg.clone();
-            async move { store.deliver(&envelope(&["alice"], i), &msg).await }
+            let body = body.clone();
+            async move { store.deliver(&envelope(&["alice"], i), &body).await }
         }))
         .await;
         assert_eq!(
@@ -285,4 +289,47 @@ mod quotas {
         );
         assert_eq!(store.list("alice").await.unwrap().len(), 1);
     }
+}
+
+/// A spooled message is stored as head + spool file, in every mailbox, without the store
+/// holding the body: the file is assembled by the committer's spliced create.
+#[tokio::test]
+async fn a_spooled_message_is_stored_whole_in_every_mailbox() {
+    let env = MemEnv::new();
+    let store = MailStore::open(env.clone(), ["alice", "bob"], CommitMode::Group)
+        .await
+        .unwrap();
+    let rest = b"line two\r\n".repeat(5000);
+    env.write(std::path::Path::new("spool-1"), &rest)
+        .await
+        .unwrap();
+    let message = Message::spooled(
+        b"Subject: big\r\n\r\n".to_vec(),
+        Spooled {
+            path: "spool-1".into(),
+            len: rest.len() as u64,
+            crc: 0,
+        },
+    );
+    let id = store
+        .deliver(&envelope(&["alice", "bob"], 7), &message)
+        .await
+        .unwrap();
+    for mbox in ["alice", "bob"] {
+        let stored = store.read(mbox, &id).await.unwrap();
+        let mut want =
+            format!("Return-Path: <s@client.test>\r\nDelivered-To: {mbox}\r\n").into_bytes();
+        want.extend_from_slice(b"Subject: big\r\n\r\n");
+        want.extend_from_slice(&rest);
+        assert!(stored == want, "{mbox}: {} octets", stored.len());
+    }
+    // Durable (the flush covered the spliced files), not only visible.
+    let image = durable(&env);
+    assert_eq!(
+        image
+            .iter()
+            .filter(|(p, d)| p.starts_with("mail/") && d.ends_with(&rest))
+            .count(),
+        2
+    );
 }

@@ -293,3 +293,45 @@ async fn a_stopped_committer_says_so() {
     assert_eq!(c.submit(job).unwrap_err(), Stopped);
     drop(env);
 }
+
+#[tokio::test]
+async fn a_spliced_create_copies_its_source_after_the_head_in_plan_order() {
+    let (env, c, _rec) = setup(CommitMode::Group).await;
+    env.write(Path::new("e/spool"), b" world").await.unwrap();
+    let mut spliced = Changes::new();
+    spliced
+        .create_spliced("d/s".into(), b"hello".to_vec(), "e/spool".into())
+        .unwrap();
+    let results = run_jobs(
+        &c,
+        vec![
+            ("a", create("d/a", "A")),
+            ("s", spliced),
+            ("b", create("d/b", "B")),
+        ],
+    )
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let image = durable(&env);
+    assert!(
+        image.contains(&("d/s".into(), "hello world".into())),
+        "{image:?}"
+    );
+    assert!(image.contains(&("d/a".into(), "A".into())), "{image:?}");
+    assert!(image.contains(&("d/b".into(), "B".into())), "{image:?}");
+    // The source stays.
+    assert_eq!(env.read(Path::new("e/spool")).await.unwrap(), b" world");
+
+    // A missing source fails that job alone, leaving no temp file.
+    let mut broken = Changes::new();
+    broken
+        .create_spliced("d/t".into(), b"x".to_vec(), "e/missing".into())
+        .unwrap();
+    let results = run_jobs(&c, vec![("t", broken), ("c", create("d/c", "C"))]).await;
+    assert!(results[0].is_err());
+    assert!(results[1].is_ok());
+    let image = durable(&env);
+    assert!(image
+        .iter()
+        .all(|(p, _)| p != "d/t" && !p.contains(TMP_PREFIX)));
+}

@@ -9,7 +9,7 @@
 
 use crate::directory::{with_list_headers, ListCopy, RcptVerdict, Reached};
 use crate::env::Env;
-use crate::mail::{Address, DeliveryError, Envelope, Recipient};
+use crate::mail::{Address, DeliveryError, Envelope, Message, Recipient};
 use crate::queue::dsn::{build_dsn, DsnAction, DsnInput, DsnKind, DsnRecipient};
 
 use super::Sink;
@@ -24,7 +24,7 @@ impl<E: Env> Sink<E> {
     pub(super) async fn deliver_lists(
         &self,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Message,
     ) -> Option<Result<String, DeliveryError>> {
         // A list recipient is one with nothing resolved at RCPT time (lists expand here).
         let lists: Vec<String> = envelope
@@ -47,9 +47,12 @@ impl<E: Env> Sink<E> {
         reached
             .remote
             .extend(envelope.remote_recipients().into_iter().map(|a| a.key()));
-        let (copies, notes) =
-            self.directory
-                .expand_lists(&lists, envelope.mail_from.as_ref(), message, &mut reached);
+        let (copies, notes) = self.directory.expand_lists(
+            &lists,
+            envelope.mail_from.as_ref(),
+            message.head(),
+            &mut reached,
+        );
         for note in notes {
             env.trace("lists", format_args!("{note}"));
         }
@@ -68,20 +71,22 @@ impl<E: Env> Sink<E> {
     async fn deliver_copy(
         &self,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Message,
         copy: ListCopy,
     ) -> Result<Option<String>, DeliveryError> {
         let env = self.mailboxes.env();
+        // The headers go into the header block, which is in memory; a spooled rest is
+        // shared by every copy, never read.
         let body = match copy.headers.is_empty() {
-            true => message.to_vec(),
-            false => with_list_headers(message, &copy.headers),
+            true => message.clone(),
+            false => message.with_head(with_list_headers(message.head(), &copy.headers)),
         };
         // The store still refuses the copy whole if a race fills a mailbox after this.
         let quotas = self.mailboxes.quotas();
         let (mailboxes, full): (Vec<String>, Vec<String>) = copy
             .mailboxes
             .into_iter()
-            .partition(|m| quotas.fits(m, body.len() as u64 + STORE_LINES));
+            .partition(|m| quotas.fits(m, body.len() + STORE_LINES));
         let sender = copy
             .sender
             .as_ref()
@@ -108,8 +113,14 @@ impl<E: Env> Sink<E> {
         };
         let id = self.store_and_queue(&copy_envelope, &body).await?;
         if !full.is_empty() {
-            self.over_quota_dsn(envelope, &copy.list, copy.sender.as_ref(), &full, &body)
-                .await;
+            self.over_quota_dsn(
+                envelope,
+                &copy.list,
+                copy.sender.as_ref(),
+                &full,
+                body.head(),
+            )
+            .await;
         }
         Ok(id)
     }
@@ -190,7 +201,7 @@ impl<E: Env> Sink<E> {
         };
         // Like the queue's own DSNs: an undeliverable one is logged, and does not fail the
         // post it reports on (the members who got their copy must not get it twice).
-        if let Err(e) = self.store_and_queue(&dsn, &report).await {
+        if let Err(e) = self.store_and_queue(&dsn, &Message::inline(report)).await {
             env.trace("lists", format_args!("DSN to <{to}> failed: {e:?}"));
         }
     }
@@ -200,7 +211,7 @@ impl<E: Env> Sink<E> {
     async fn store_and_queue(
         &self,
         envelope: &Envelope,
-        body: &[u8],
+        body: &Message,
     ) -> Result<Option<String>, DeliveryError> {
         let local = !envelope.mailboxes().is_empty();
         let remote: Vec<Address> = envelope.remote_recipients().into_iter().cloned().collect();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::directory::RcptVerdict;
 use crate::env::{Env, Timestamp};
-use crate::mail::{Address, Envelope, Recipient};
+use crate::mail::{Address, Envelope, Message, Recipient};
 
 use super::super::config::QueueConfig;
 use super::super::deliver::Sink;
@@ -129,12 +129,12 @@ pub(super) async fn send<E: Env>(
             report.len()
         ),
     );
-    submit(inner, to, &report, now).await;
+    submit(inner, to, Message::inline(report), now).await;
 }
 
 /// Delivers a DSN to `to`: into the local mailbox if it is ours, else through the queue with
 /// the null sender (or both, for an alias with local and remote targets).
-async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now: Timestamp) {
+async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: Message, now: Timestamp) {
     let env = &inner.env;
     let mut verdict = inner.directory.resolve(to);
     if let (RcptVerdict::List(_), Some(list)) = (&verdict, inner.directory.list(to)) {
@@ -180,7 +180,7 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now:
         },
         directory: inner.directory.clone(),
     };
-    let parts = sink.deliver_parts(&envelope, report).await;
+    let parts = sink.deliver_parts(&envelope, &report).await;
     if let Some(Err(e)) = parts.local {
         env.trace(
             "queue",

@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 use crate::directory::Directory;
 use crate::durable::CommitMode;
 use crate::env::Env;
-use crate::mail::{Address, DeliveryError};
+use crate::mail::{Address, DeliveryError, Message};
 use crate::store::MailStore;
 
 use super::client::ClientConfig;
@@ -170,7 +170,7 @@ impl<E: Env> Outbound<E> {
         &self,
         mail_from: Option<Address>,
         recipients: Vec<Address>,
-        message: &[u8],
+        message: &Message,
     ) -> Result<QueueId, DeliveryError> {
         enqueue(&self.inner, mail_from, recipients, message).await
     }
@@ -190,12 +190,12 @@ async fn enqueue<E: Env>(
     inner: &Inner<E>,
     mail_from: Option<Address>,
     recipients: Vec<Address>,
-    message: &[u8],
+    message: &Message,
 ) -> Result<QueueId, DeliveryError> {
     let now = inner.env.now();
     let id = inner
         .store
-        .enqueue(mail_from.clone(), recipients.clone(), message, now)
+        .enqueue_message(mail_from.clone(), recipients.clone(), message, now)
         .await?;
     inner.env.trace(
         "queue",
@@ -220,7 +220,7 @@ async fn enqueue<E: Env>(
         }
         st.messages.insert(
             id,
-            QueuedMessage::new(id, now, mail_from, recipients, message.len()),
+            QueuedMessage::new(id, now, mail_from, recipients, message.len() as usize),
         );
     }
     inner.wake.notify_one();

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::path::PathBuf;
 
 use tokio::sync::oneshot;
 
@@ -18,6 +19,8 @@ pub(super) enum Job {
         recipients: usize,
         size: usize,
         data: Vec<u8>,
+        /// A spool file whose content follows `data` (a spooled message body).
+        spool: Option<PathBuf>,
         done: oneshot::Sender<Result<QueueId, DeliveryError>>,
     },
     Record {
@@ -93,8 +96,9 @@ impl<E: Env> durable::Store<E> for Planner {
                     recipients,
                     size,
                     data,
+                    spool,
                     done,
-                } => enqueues.push((id, recipients, size, data, done)),
+                } => enqueues.push((id, recipients, size, data, spool, done)),
                 Job::Record {
                     id,
                     max_index,
@@ -135,13 +139,17 @@ impl<E: Env> durable::Store<E> for Planner {
         // New ids must not collide with anything queued or being removed (probability
         // ~2^-64 per pair, but a collision would overwrite a queued message).
         let mut planned = Vec::with_capacity(enqueues.len() + records.len() + removes.len());
-        for (mut id, recipients, size, data, done) in enqueues {
+        for (mut id, recipients, size, data, spool, done) in enqueues {
             while live.contains_key(&id) || removing.contains(&id) {
                 id = QueueId::new(id.timestamp(), env.random_u64());
             }
             live.insert(id, recipients);
             let mut c = Changes::new();
-            match c.create(message_path(id), data) {
+            let made = match spool {
+                None => c.create(message_path(id), data),
+                Some(spool) => c.create_spliced(message_path(id), data, spool),
+            };
+            match made {
                 Ok(_) => planned.push((
                     Ticket::Enqueue {
                         id,

@@ -58,11 +58,26 @@ pub(super) enum Change {
 }
 
 /// Serializes a new queue file: header line, envelope, body; no state records yet.
+#[cfg(test)]
 pub(super) fn encode_message(
     queued_at: Timestamp,
     mail_from: Option<&Address>,
     recipients: &[Address],
     body: &[u8],
+) -> Vec<u8> {
+    encode_spliced(queued_at, mail_from, recipients, body, None)
+}
+
+/// A new queue file whose body is `head` followed by `rest` (octets, CRC-32) more octets
+/// that the caller copies in after the returned bytes (a spooled message: the file is
+/// assembled by `Env::write_spliced`). The checksum covers the whole body all the same: the
+/// rest's CRC, computed as it was spooled, is combined in without reading it back.
+pub(super) fn encode_spliced(
+    queued_at: Timestamp,
+    mail_from: Option<&Address>,
+    recipients: &[Address],
+    head: &[u8],
+    rest: Option<(u64, u32)>,
 ) -> Vec<u8> {
     let mut env = String::with_capacity(64 + 48 * recipients.len());
     env.push_str("created ");
@@ -77,16 +92,22 @@ pub(super) fn encode_message(
         push_address(&mut env, r);
         env.push('\n');
     }
-    let prefix = format!("{MAGIC} {VERSION} {} {} ", env.len(), body.len());
+    let rest_len = rest.map_or(0, |(len, _)| len);
+    let body_len = head.len() as u64 + rest_len;
+    let prefix = format!("{MAGIC} {VERSION} {} {body_len} ", env.len());
     let mut crc = Crc32::new();
     crc.update(prefix.as_bytes());
     crc.update(env.as_bytes());
-    crc.update(body);
-    let mut out = Vec::with_capacity(prefix.len() + 9 + env.len() + body.len());
+    crc.update(head);
+    let crc = match rest {
+        None => crc.finish(),
+        Some((len, rest_crc)) => crate::durable::crc::combine(crc.finish(), rest_crc, len),
+    };
+    let mut out = Vec::with_capacity(prefix.len() + 9 + env.len() + head.len());
     out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(format!("{:08x}\n", crc.finish()).as_bytes());
+    out.extend_from_slice(format!("{crc:08x}\n").as_bytes());
     out.extend_from_slice(env.as_bytes());
-    out.extend_from_slice(body);
+    out.extend_from_slice(head);
     out
 }
 

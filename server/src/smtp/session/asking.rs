@@ -77,7 +77,13 @@ impl Session {
             Verdict::Defer(r) => Some(refusal_reply(false, r)),
         };
         match (awaiting, refusal) {
-            (Awaiting::Mail { declared_size }, None) => {
+            (
+                Awaiting::Mail {
+                    declared_size,
+                    binary,
+                },
+                None,
+            ) => {
                 let Stage::Mail { from, .. } = check.stage else {
                     return;
                 };
@@ -88,6 +94,8 @@ impl Session {
                     remote: BTreeSet::new(),
                     addresses: BTreeSet::new(),
                     declared_size,
+                    binary,
+                    chunks: None,
                 });
                 self.reply(Reply::new(250, (2, 1, 0), "Ok"));
             }
@@ -131,6 +139,11 @@ impl Session {
                     false => "deferred by policy",
                 };
                 self.log.push(format!("[message discarded: {why}]"));
+                if let Stage::EndOfData { message, .. } = &check.stage {
+                    if message.spool().is_some() {
+                        self.queue.push_back(Output::Unspool);
+                    }
+                }
                 self.error(reply);
             }
             (_, Some(reply)) => self.error(reply),

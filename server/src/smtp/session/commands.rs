@@ -160,6 +160,14 @@ impl Session {
             Request::Mail { from } => self.mail(from, text),
             Request::Rcpt { to } => self.rcpt(to, text),
             Request::Data => self.data(),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => match chunk_size_fits(text) {
+                true => self.bdat(chunk_size, is_last),
+                // smtp-proto wraps a size past u64; we cannot know how much to read.
+                false => self.error(Reply::new(501, (5, 5, 4), "Syntax: BDAT chunk-size [LAST]")),
+            },
             Request::Rset => {
                 self.envelope = None;
                 self.reply(Reply::new(250, (2, 0, 0), "Ok"));
@@ -189,7 +197,6 @@ impl Session {
             Request::Expn { .. }
             | Request::Auth { .. }
             | Request::StartTls
-            | Request::Bdat { .. }
             | Request::Burl { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. } => {
@@ -217,6 +224,17 @@ fn argument_error(e: &ParseError, verb: &str) -> Reply {
         }
         _ => Reply::new(501, (5, 5, 4), format!("Syntax error in {verb} command")),
     }
+}
+
+/// The BDAT line's chunk size is a number we can hold (20 digits or fewer, no overflow).
+fn chunk_size_fits(text: &[u8]) -> bool {
+    let arg = text
+        .trim_ascii()
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .nth(1)
+        .unwrap_or_default();
+    std::str::from_utf8(arg).is_ok_and(|a| a.parse::<usize>().is_ok())
 }
 
 /// The line without its LF or CRLF.

@@ -24,9 +24,11 @@
 use memchr::memchr2;
 use smtp_proto::request::receiver::DataReceiver;
 
+use crate::durable::crc::Crc32;
+
 /// How much input one `feed` hands to the library at most, so that a huge push cannot make us
-/// buffer far beyond the size limit before we get to check it.
-const SLICE: usize = 64 * 1024;
+/// buffer far beyond the size limit (or the spill threshold) before we get to check it.
+const SLICE: usize = 16 * 1024;
 
 /// Room for our Received: header in a buffer reserved from `SIZE=`.
 const HEADER_ROOM: usize = 512;
@@ -44,8 +46,10 @@ fn primed_receiver() -> DataReceiver {
 pub(super) enum Rejection {
     /// More content than `limits.message_size`: 552 5.3.4.
     TooBig,
-    /// A line longer than `limits.text_line`: 500 5.5.6.
+    /// A line longer than `limits.text_line` under `long_lines = "reject"`: 500 5.5.6.
     LineTooLong,
+    /// Writing the spool file failed (disk full, I/O error): 452 4.3.1, nothing stored.
+    SpoolFailed,
 }
 
 impl Rejection {
@@ -54,14 +58,18 @@ impl Rejection {
         match self {
             Rejection::TooBig => "message size exceeds fixed limit",
             Rejection::LineTooLong => "line too long",
+            Rejection::SpoolFailed => "spool write failed",
         }
     }
 }
 
-/// A body whose end of data has been seen.
+/// A body whose end has been seen.
 pub(super) struct Finished {
-    /// The stored content (empty when rejected).
+    /// The stored content (empty when rejected); for a spooled body, only its head (the
+    /// rest is in the spool file, see `spooled`).
     pub content: Vec<u8>,
+    /// Length and CRC-32 of what went to the spool file, if anything did.
+    pub spooled: Option<(u64, u32)>,
     /// Content octets as stored (also counted for a rejected body).
     pub octets: usize,
     /// Content lines (CRLF count).
@@ -69,15 +77,40 @@ pub(super) struct Finished {
     pub rejection: Option<Rejection>,
 }
 
-/// One DATA body being received.
+/// How the end of the body is found.
+enum Framing {
+    /// DATA: smtp-proto's receiver finds `<CRLF>.<CRLF>` and unstuffs dots.
+    Dot {
+        receiver: DataReceiver,
+        /// The last five wire octets the library consumed (the priming CRLF included), to
+        /// check that it ended the data on exactly `<CRLF>.<CRLF>`; see [`DataBody::feed`].
+        tail: [u8; 5],
+    },
+    /// BDAT (RFC 3030): counted chunks, no dot-stuffing. `remaining` octets of the current
+    /// chunk are still to come; `last` is the `LAST` chunk's.
+    Chunks { remaining: usize, last: bool },
+}
+
+/// What the body is limited to and how it is kept.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BodyRules {
+    /// Longest line, CRLF included; `None`: any length is stored intact (Postfix).
+    pub max_line: Option<usize>,
+    pub max_size: usize,
+    /// `BODY=BINARYMIME` (RFC 3030 §3): stored octet for octet, no line-ending repair, no
+    /// line limit.
+    pub binary: bool,
+    /// Spool what passes the spill threshold (a session with a spool file), keeping in
+    /// memory the header block up to this many octets.
+    pub spool_header_cap: Option<usize>,
+}
+
+/// One message body being received (DATA, or the BDAT chunks of one transaction).
 pub(super) struct DataBody {
-    receiver: DataReceiver,
-    /// The last five wire octets the library consumed (the priming CRLF included), to check
-    /// that it ended the data on exactly `<CRLF>.<CRLF>`; see [`DataBody::feed`].
-    tail: [u8; 5],
-    /// The library's sink. `buf[..checked]` is normalised content; `buf[checked..]` is at most
-    /// one held-back CR between calls (it may be the first half of a CRLF, or the CR of the
-    /// terminating `<CRLF>.<CRLF>` that the library pops when the LF arrives).
+    framing: Framing,
+    /// The sink. `buf[..checked]` is normalised content not yet spilled; `buf[checked..]`
+    /// is at most one held-back CR between calls (it may be the first half of a CRLF, or the
+    /// CR of the terminating `<CRLF>.<CRLF>` that the library pops when the LF arrives).
     buf: Vec<u8>,
     checked: usize,
     /// Octets of the current, unfinished line (without its line ending).
@@ -86,22 +119,51 @@ pub(super) struct DataBody {
     lines: usize,
     too_big: bool,
     line_too_long: bool,
-    max_line: usize,
-    max_size: usize,
+    rules: BodyRules,
+    /// The current framing unit (the DATA body, or one BDAT chunk) is read completely.
+    done: bool,
+    spill: Option<Spill>,
 }
 
 impl DataBody {
-    /// `max_line` counts the CRLF; `max_size` is the content size limit; `expected` is the
-    /// size the client announced (`SIZE=`, 0 if none), for which we reserve room up front,
-    /// with some to spare for the Received: header put in front at the end.
-    pub(super) fn new(max_line: usize, max_size: usize, expected: usize) -> DataBody {
-        let reserve = match expected.min(max_size) {
+    /// A DATA body. `expected` is the size the client announced (`SIZE=`, 0 if none), for
+    /// which we reserve room up front (capped by the spill threshold when spooling), with
+    /// some to spare for the Received: header put in front at the end.
+    pub(super) fn new(rules: BodyRules, expected: usize) -> DataBody {
+        DataBody::with_framing(
+            rules,
+            expected,
+            Framing::Dot {
+                receiver: primed_receiver(),
+                tail: [0, 0, 0, b'\r', b'\n'],
+            },
+        )
+    }
+
+    /// The body of a BDAT transaction, before its first chunk (see [`DataBody::next_chunk`]).
+    pub(super) fn chunked(rules: BodyRules, expected: usize) -> DataBody {
+        let mut body = DataBody::with_framing(
+            rules,
+            expected,
+            Framing::Chunks {
+                remaining: 0,
+                last: false,
+            },
+        );
+        body.done = true;
+        body
+    }
+
+    fn with_framing(rules: BodyRules, expected: usize, framing: Framing) -> DataBody {
+        let mut reserve = match expected.min(rules.max_size) {
             0 => 0,
             n => n + HEADER_ROOM,
         };
+        if rules.spool_header_cap.is_some() {
+            reserve = reserve.min(SPILL_AT + SLICE);
+        }
         DataBody {
-            receiver: primed_receiver(),
-            tail: [0, 0, 0, b'\r', b'\n'],
+            framing,
             buf: Vec::with_capacity(reserve),
             checked: 0,
             line: 0,
@@ -109,46 +171,136 @@ impl DataBody {
             lines: 0,
             too_big: false,
             line_too_long: false,
-            max_line,
-            max_size,
+            rules,
+            done: false,
+            spill: rules.spool_header_cap.map(Spill::new),
         }
     }
 
-    /// Feeds input; returns how many bytes were consumed and whether the end of data was
-    /// reached (the bytes after it are the next commands and are left alone).
-    pub(super) fn feed(&mut self, input: &[u8]) -> (usize, bool) {
+    /// Starts the next BDAT chunk of `size` octets. A chunk of 0 octets is read at once.
+    pub(super) fn next_chunk(&mut self, size: usize, last: bool) {
+        self.framing = Framing::Chunks {
+            remaining: size,
+            last,
+        };
+        self.done = false;
+        if size == 0 {
+            self.end_unit();
+        }
+    }
+
+    /// The current unit (DATA body or BDAT chunk) is read completely.
+    pub(super) fn done(&self) -> bool {
+        self.done
+    }
+
+    /// The whole message is read: the DATA body, or a `LAST` chunk.
+    pub(super) fn complete(&self) -> bool {
+        self.done
+            && match self.framing {
+                Framing::Dot { .. } => true,
+                Framing::Chunks { last, .. } => last,
+            }
+    }
+
+    /// Feeds input; returns how many bytes were consumed. Stops at the end of the unit (the
+    /// bytes after it are the next commands and are left alone) and whenever a spool chunk
+    /// is ready (take it with [`DataBody::take_chunk`], then feed on).
+    pub(super) fn feed(&mut self, input: &[u8]) -> usize {
         let mut consumed = 0;
-        while consumed < input.len() {
-            let slice = &input[consumed..input.len().min(consumed + SLICE)];
-            let mut it = slice.iter();
-            let mut ended = self.receiver.ingest(&mut it, &mut self.buf);
-            let used = slice.len() - it.as_slice().len();
-            self.remember(&slice[..used]);
+        while consumed < input.len() && !self.done && !self.has_chunk() {
+            let room = input.len().min(consumed + SLICE);
+            let used = match &mut self.framing {
+                Framing::Dot { receiver, tail } => {
+                    let slice = &input[consumed..room];
+                    let mut it = slice.iter();
+                    let mut ended = receiver.ingest(&mut it, &mut self.buf);
+                    let used = slice.len() - it.as_slice().len();
+                    remember(tail, &slice[..used]);
+                    if ended && tail != b"\r\n.\r\n" {
+                        // smtp-proto 0.2.5 also ends the data on `<CRLF>.<CR><CR>...<LF>`
+                        // (every CR after the dot keeps it looking for the LF). That is no
+                        // end of data; other implementations read it as a line of CRs, so
+                        // accepting it would open a smuggling gap. The library has already
+                        // dropped the dot (right: a leading dot is unstuffed), pushed the CRs
+                        // and popped the last one; restore the CR, add the LF, and go on with
+                        // a receiver that is at the start of a line.
+                        self.buf.extend_from_slice(b"\r\n");
+                        *receiver = primed_receiver();
+                        ended = false;
+                    }
+                    self.done = ended;
+                    used
+                }
+                Framing::Chunks { remaining, .. } => {
+                    let n = (room - consumed).min(*remaining);
+                    self.buf.extend_from_slice(&input[consumed..consumed + n]);
+                    *remaining -= n;
+                    self.done = *remaining == 0;
+                    n
+                }
+            };
             consumed += used;
-            if ended && &self.tail != b"\r\n.\r\n" {
-                // smtp-proto 0.2.5 also ends the data on `<CRLF>.<CR><CR>...<LF>` (every CR
-                // after the dot keeps it looking for the LF). That is no end of data; other
-                // implementations read it as a line of CRs, so accepting it would open a
-                // smuggling gap. The library has already dropped the dot (right: a leading
-                // dot is unstuffed), pushed the CRs and popped the last one; restore the CR,
-                // add the LF, and go on with a receiver that is at the start of a line.
-                self.buf.extend_from_slice(b"\r\n");
-                self.receiver = primed_receiver();
-                ended = false;
-            }
-            self.absorb(ended);
-            if ended {
-                return (consumed, true);
+            if self.done {
+                self.end_unit();
+            } else {
+                self.absorb(false);
             }
         }
-        (consumed, false)
+        consumed
     }
 
-    /// Whether any limit is already exceeded (the body will be rejected at the end of data).
+    /// The end of a unit: what was held back is content now if the message ends here.
+    fn end_unit(&mut self) {
+        self.done = true;
+        let at_end = self.complete();
+        self.absorb(at_end);
+        if at_end {
+            self.spill_rest();
+        }
+    }
+
+    /// A chunk for the spool file is ready.
+    pub(super) fn has_chunk(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| s.pending.is_some())
+    }
+
+    /// The next chunk for the spool file, and whether it is the first (the file is created
+    /// with it).
+    pub(super) fn take_chunk(&mut self) -> Option<(Vec<u8>, bool)> {
+        let spill = self.spill.as_mut()?;
+        let chunk = spill.pending.take()?;
+        let first = !spill.started;
+        spill.started = true;
+        Some((chunk, first))
+    }
+
+    /// Whether anything went to the spool file.
+    pub(super) fn spooled(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| s.started)
+    }
+
+    /// Writing the spool failed: the body is discarded (and refused at its end with 452).
+    pub(super) fn spool_failed(&mut self) {
+        if let Some(spill) = self.spill.as_mut() {
+            spill.failed = true;
+            spill.pending = None;
+        }
+        self.discard();
+    }
+
+    /// Content octets so far.
+    pub(super) fn octets(&self) -> usize {
+        self.octets
+    }
+
+    /// Whether any limit is already exceeded (the body will be rejected at its end).
     pub(super) fn rejection(&self) -> Option<Rejection> {
         // Size first: it is the more useful diagnosis, and the choice must not depend on how
         // the input was chunked, so both conditions are tracked to the end.
-        if self.too_big {
+        if self.spill.as_ref().is_some_and(|s| s.failed) {
+            Some(Rejection::SpoolFailed)
+        } else if self.too_big {
             Some(Rejection::TooBig)
         } else if self.line_too_long {
             Some(Rejection::LineTooLong)
@@ -159,42 +311,115 @@ impl DataBody {
 
     pub(super) fn finish(mut self) -> Finished {
         let rejection = self.rejection();
+        let mut spooled = None;
         if rejection.is_some() {
             self.buf = Vec::new();
         } else {
             self.buf.truncate(self.checked);
+            if let Some(spill) = self.spill.take() {
+                if let Some(head) = spill.head {
+                    debug_assert!(self.buf.is_empty(), "spill_rest ran at the end");
+                    self.buf = head;
+                    spooled = Some((spill.written, spill.crc.finish()));
+                }
+            }
         }
         Finished {
             content: self.buf,
+            spooled,
             octets: self.octets,
             lines: self.lines,
             rejection,
         }
     }
 
-    /// Normalises what the library appended since the last call, counts lines and octets and
-    /// checks the limits. At the end of data nothing is held back: the library has already
-    /// removed the terminator's CR, so a trailing CR is a bare CR of the content.
+    /// Drops what is buffered; keeps only a held-back CR for the library to pop.
+    fn discard(&mut self) {
+        let held = self.buf.len() > self.checked;
+        self.buf.clear();
+        if held {
+            self.buf.push(b'\r');
+        }
+        self.checked = 0;
+    }
+
+    /// Normalises what the sink received since the last call, counts lines and octets,
+    /// checks the limits and spills to the spool. At the end of the message nothing is held
+    /// back: the library has already removed the terminator's CR, so a trailing CR is a bare
+    /// CR of the content.
     fn absorb(&mut self, at_end: bool) {
         let start = self.checked;
         let len = self.buf.len();
-        let end = if !at_end && len > start && self.buf[len - 1] == b'\r' {
-            len - 1
+        if self.rules.binary {
+            // BINARYMIME: octets as sent.
+            self.octets = self.octets.saturating_add(len - start);
+            self.too_big |= self.octets > self.rules.max_size;
+            self.checked = len;
         } else {
-            len
-        };
-
-        self.normalise(start, end);
-
-        if self.rejection().is_some() {
-            // Discard what we have; keep only a held-back CR for the library to pop.
-            let held = self.buf.len() > self.checked;
-            self.buf.clear();
-            if held {
-                self.buf.push(b'\r');
-            }
-            self.checked = 0;
+            let end = if !at_end && len > start && self.buf[len - 1] == b'\r' {
+                len - 1
+            } else {
+                len
+            };
+            self.normalise(start, end);
         }
+        if self.rejection().is_some() {
+            self.discard();
+        } else {
+            self.spill_ready();
+        }
+    }
+
+    /// Hands a spool chunk out once enough content is buffered (and the head is decided).
+    fn spill_ready(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        if spill.pending.is_some() {
+            return;
+        }
+        if spill.head.is_none() {
+            if self.checked < SPILL_AT {
+                // Small so far: stays in memory (most messages never spill).
+                return;
+            }
+            let Some(cut) = spill.head_cut(&self.buf[..self.checked]) else {
+                return;
+            };
+            let rest = self.buf.split_off(cut);
+            let head = std::mem::replace(&mut self.buf, rest);
+            self.checked -= cut;
+            spill.head = Some(head);
+        }
+        if self.checked >= SPILL_AT {
+            self.cut_chunk();
+        }
+    }
+
+    /// At the end of the message: a spooled body's last content goes to the spool too.
+    fn spill_rest(&mut self) {
+        if self.rejection().is_some() {
+            return;
+        }
+        let started = self.spill.as_ref().is_some_and(|s| s.head.is_some());
+        if started && self.checked > 0 {
+            self.cut_chunk();
+        }
+    }
+
+    /// `buf[..checked]` becomes the pending spool chunk; a held-back CR stays.
+    fn cut_chunk(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        let mut next = Vec::with_capacity(SPILL_AT + SLICE);
+        next.extend_from_slice(&self.buf[self.checked..]);
+        let mut chunk = std::mem::replace(&mut self.buf, next);
+        chunk.truncate(self.checked);
+        self.checked = 0;
+        spill.crc.update(&chunk);
+        spill.written += chunk.len() as u64;
+        spill.pending = Some(chunk);
     }
 
     /// Counts and checks the lines of `buf[start..end]` and rewrites bare CRs and LFs in it.
@@ -222,11 +447,9 @@ impl DataBody {
             i = next;
         }
         self.line += end - i;
-        if self.line + 2 > self.max_line {
-            self.line_too_long = true;
-        }
+        self.check_line();
         self.octets = self.octets.saturating_add(added);
-        if self.octets > self.max_size {
+        if self.octets > self.rules.max_size {
             self.too_big = true;
         }
 
@@ -244,23 +467,82 @@ impl DataBody {
         }
     }
 
-    /// Keeps the last five consumed octets in `tail`.
-    fn remember(&mut self, consumed: &[u8]) {
-        let n = consumed.len();
-        if n >= 5 {
-            self.tail.copy_from_slice(&consumed[n - 5..]);
-        } else {
-            self.tail.rotate_left(n);
-            self.tail[5 - n..].copy_from_slice(consumed);
+    fn check_line(&mut self) {
+        if self.rules.max_line.is_some_and(|max| self.line + 2 > max) {
+            self.line_too_long = true;
         }
     }
 
     fn end_line(&mut self) {
-        if self.line + 2 > self.max_line {
-            self.line_too_long = true;
-        }
+        self.check_line();
         self.lines += 1;
         self.line = 0;
+    }
+}
+
+/// Keeps the last five consumed octets in `tail`.
+fn remember(tail: &mut [u8; 5], consumed: &[u8]) {
+    let n = consumed.len();
+    if n >= 5 {
+        tail.copy_from_slice(&consumed[n - 5..]);
+    } else {
+        tail.rotate_left(n);
+        tail[5 - n..].copy_from_slice(consumed);
+    }
+}
+
+/// Content buffered beyond this goes to the spool file, in chunks of about this size: the
+/// memory one session receiving a big message holds (with one read buffer and one
+/// [`SLICE`]), whatever the message's size. 16 KiB × 1 000 sessions is 16 MB.
+pub(super) const SPILL_AT: usize = 16 * 1024;
+
+/// The spool side of a body: where the head ends, what went to the file.
+struct Spill {
+    /// Keep at most this much of the header block in memory.
+    header_cap: usize,
+    /// Where the search for the end of the header block goes on.
+    scanned: usize,
+    /// The in-memory part, once decided: the header block (up to `header_cap`).
+    head: Option<Vec<u8>>,
+    /// A chunk for the spool file, not yet handed out.
+    pending: Option<Vec<u8>>,
+    /// A chunk was handed out (the file exists).
+    started: bool,
+    written: u64,
+    crc: Crc32,
+    failed: bool,
+}
+
+impl Spill {
+    fn new(header_cap: usize) -> Spill {
+        Spill {
+            header_cap,
+            scanned: 0,
+            head: None,
+            pending: None,
+            started: false,
+            written: 0,
+            crc: Crc32::new(),
+            failed: false,
+        }
+    }
+
+    /// Where the head ends in `content` (normalised, so the header block ends at the first
+    /// `CRLF CRLF`, or at once for a message that starts with an empty line): the end of
+    /// the header block, or `header_cap` if that comes first; `None` while neither is
+    /// buffered yet.
+    fn head_cut(&mut self, content: &[u8]) -> Option<usize> {
+        if content.starts_with(b"\r\n") {
+            return Some(0);
+        }
+        let from = self.scanned.saturating_sub(3);
+        let found = memchr::memmem::find(&content[from..], b"\r\n\r\n").map(|p| from + p + 4);
+        self.scanned = content.len();
+        match found {
+            Some(end) => Some(end.min(self.header_cap)),
+            None if content.len() >= self.header_cap => Some(self.header_cap),
+            None => None,
+        }
     }
 }
 
@@ -268,13 +550,22 @@ impl DataBody {
 mod tests {
     use super::*;
 
+    fn rules(max_line: Option<usize>, max_size: usize) -> BodyRules {
+        BodyRules {
+            max_line,
+            max_size,
+            binary: false,
+            spool_header_cap: None,
+        }
+    }
+
     /// Feeds `chunks` and returns the result once the end of data is seen, plus the bytes
     /// that were left after it.
     fn receive(chunks: &[&[u8]], max_line: usize, max_size: usize) -> Option<(Finished, Vec<u8>)> {
-        let mut body = DataBody::new(max_line, max_size, 0);
+        let mut body = DataBody::new(rules(Some(max_line), max_size), 0);
         for (n, chunk) in chunks.iter().enumerate() {
-            let (used, ended) = body.feed(chunk);
-            if ended {
+            let used = body.feed(chunk);
+            if body.done() {
                 let mut rest = chunk[used..].to_vec();
                 for c in &chunks[n + 1..] {
                     rest.extend_from_slice(c);

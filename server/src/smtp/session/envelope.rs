@@ -5,14 +5,17 @@
 use std::net::IpAddr;
 
 use memchr::memchr;
-use smtp_proto::{MailFrom, RcptTo, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8};
+use smtp_proto::{
+    MailFrom, RcptTo, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8,
+};
 
-use super::data::{DataBody, Rejection};
+use super::data::{BodyRules, DataBody, Rejection};
 use super::extensions::Extension;
-use super::{Awaiting, Greeted, Phase, Reply, Session};
+use super::{Awaiting, Greeted, Output, Phase, Reply, Session};
 use crate::directory::RcptVerdict;
-use crate::mail::{Address, DeliveryError, Envelope, Recipient, Timestamp};
+use crate::mail::{Address, DeliveryError, Envelope, Message, Recipient, Spooled, Timestamp};
 use crate::policy::Stage;
+use crate::smtp::LongLines;
 
 impl Session {
     pub(super) fn mail(&mut self, from: MailFrom<String>, text: &[u8]) {
@@ -47,6 +50,7 @@ impl Session {
         self.ask_policy(
             Awaiting::Mail {
                 declared_size: from.size,
+                binary: from.flags & MAIL_BODY_BINARYMIME != 0,
             },
             stage,
         );
@@ -61,6 +65,9 @@ impl Session {
         }
         if self.offers(Extension::SmtpUtf8) {
             allowed |= MAIL_SMTPUTF8;
+        }
+        if self.offers(Extension::BinaryMime) {
+            allowed |= MAIL_BODY_BINARYMIME;
         }
         let unsupported = from.flags & !allowed != 0
             || (from.size != 0 && !self.offers(Extension::Size))
@@ -251,6 +258,23 @@ impl Session {
     }
 
     pub(super) fn data(&mut self) {
+        if let Some(open) = self.envelope.as_ref() {
+            // RFC 3030 §3: no DATA in a BDAT transaction, nor for a BINARYMIME message.
+            if open.chunks.is_some() {
+                return self.error(Reply::new(
+                    503,
+                    (5, 5, 1),
+                    "Error: DATA after BDAT in one transaction",
+                ));
+            }
+            if open.binary {
+                return self.error(Reply::new(
+                    503,
+                    (5, 5, 1),
+                    "Error: BODY=BINARYMIME requires BDAT",
+                ));
+            }
+        }
         if self
             .envelope
             .as_ref()
@@ -258,20 +282,103 @@ impl Session {
         {
             return self.error(Reply::new(554, (5, 5, 1), "No valid recipients"));
         }
-        let limits = &self.config.limits;
         let declared = self.envelope.as_ref().map_or(0, |e| e.declared_size);
-        self.phase = Phase::Data(Box::new(DataBody::new(
-            limits.text_line,
-            limits.message_size,
-            declared,
-        )));
+        let rules = self.body_rules(false);
+        self.phase = Phase::Data(Box::new(DataBody::new(rules, declared)));
         self.reply(Reply::plain(354, "End data with <CR><LF>.<CR><LF>"));
+    }
+
+    /// `BDAT size [LAST]` (RFC 3030): the next `size` octets are a chunk of the message.
+    /// A chunk that cannot be taken (no transaction, no recipients, a transaction a chunk
+    /// already failed) is still read, and dropped: its octets are not commands.
+    pub(super) fn bdat(&mut self, size: usize, last: bool) {
+        let refusal = match self.envelope.as_ref() {
+            None => Some(Reply::new(503, (5, 5, 1), "Error: need MAIL command")),
+            Some(e) if e.recipients.is_empty() => {
+                Some(Reply::new(554, (5, 5, 1), "No valid recipients"))
+            }
+            Some(_) => None,
+        };
+        if let Some(reply) = refusal {
+            self.phase = Phase::SkipOctets(size);
+            return self.error(reply);
+        }
+        let rules = self.body_rules(self.envelope.as_ref().is_some_and(|e| e.binary));
+        let Some(open) = self.envelope.as_mut() else {
+            return;
+        };
+        let declared = open.declared_size;
+        let mut body = open
+            .chunks
+            .take()
+            .unwrap_or_else(|| Box::new(DataBody::chunked(rules, declared)));
+        body.next_chunk(size, last);
+        self.phase = Phase::Data(body);
+    }
+
+    /// A BDAT chunk without LAST was read: `250`, and the body waits for the next one.
+    /// A chunk that broke a limit fails the transaction at once (RFC 3030 §3: the client
+    /// sends no more chunks after an error reply, and the server need not wait for LAST).
+    pub(super) fn chunk_received(&mut self) {
+        let Phase::Data(body) = std::mem::replace(&mut self.phase, Phase::Command) else {
+            return;
+        };
+        if let Some(rejection) = body.rejection() {
+            let spooled = body.spooled();
+            self.envelope = None;
+            self.log
+                .push(format!("[message discarded: {}]", rejection.reason()));
+            if spooled {
+                self.queue.push_back(Output::Unspool);
+            }
+            return self.body_refused(rejection);
+        }
+        let octets = body.octets();
+        if let Some(open) = self.envelope.as_mut() {
+            open.chunks = Some(body);
+        }
+        self.reply(Reply::new(
+            250,
+            (2, 0, 0),
+            format!("Ok: {octets} octets received"),
+        ));
+    }
+
+    /// How a body of this session is limited and kept.
+    fn body_rules(&self, binary: bool) -> BodyRules {
+        let limits = &self.config.limits;
+        BodyRules {
+            max_line: match limits.long_lines {
+                LongLines::Keep => None,
+                LongLines::Reject => Some(limits.text_line),
+            },
+            max_size: limits.message_size,
+            binary,
+            spool_header_cap: self.spool.as_ref().map(|_| limits.header_block),
+        }
+    }
+
+    /// The reply for a body that is not stored.
+    fn body_refused(&mut self, rejection: Rejection) {
+        match rejection {
+            Rejection::TooBig => self.error(Reply::new(
+                552,
+                (5, 3, 4),
+                "Message size exceeds fixed limit",
+            )),
+            Rejection::LineTooLong => self.error(Reply::new(500, (5, 5, 6), "Line too long")),
+            // Our disk, not the client's fault: not counted as an error.
+            Rejection::SpoolFailed => {
+                self.reply(Reply::new(452, (4, 3, 1), "Insufficient system storage"))
+            }
+        }
     }
 
     pub(super) fn end_of_data(&mut self, now: Timestamp) {
         let Phase::Data(body) = std::mem::replace(&mut self.phase, Phase::Command) else {
             return;
         };
+        let spooled = body.spooled();
         let finished = body.finish();
         self.log.push(format!(
             "[message {} octets, {} lines]",
@@ -281,10 +388,10 @@ impl Session {
         if let Some(rejection) = finished.rejection {
             self.log
                 .push(format!("[message discarded: {}]", rejection.reason()));
-            return self.error(match rejection {
-                Rejection::TooBig => Reply::new(552, (5, 3, 4), "Message size exceeds fixed limit"),
-                Rejection::LineTooLong => Reply::new(500, (5, 5, 6), "Line too long"),
-            });
+            if spooled {
+                self.queue.push_back(Output::Unspool);
+            }
+            return self.body_refused(rejection);
         }
         let (Some(envelope), Some(greeted)) = (envelope, self.greeted.as_ref()) else {
             // Unreachable: DATA needs an envelope, which needs a greeting.
@@ -293,6 +400,9 @@ impl Session {
         if let Some(r) = self.author_refusal(&finished.content) {
             self.log
                 .push("[message discarded: From: not owned by the user]".into());
+            if spooled {
+                self.queue.push_back(Output::Unspool);
+            }
             return self.error(r);
         }
         let header = self.received_header(greeted, now);
@@ -302,6 +412,17 @@ impl Session {
         message.resize(len + h, 0);
         message.copy_within(..len, h);
         message[..h].copy_from_slice(header.as_bytes());
+        let message = match (finished.spooled, &self.spool) {
+            (Some((len, crc)), Some(path)) => Message::spooled(
+                message,
+                Spooled {
+                    path: path.clone(),
+                    len,
+                    crc,
+                },
+            ),
+            _ => Message::inline(message),
+        };
         let envelope = Envelope {
             helo: greeted.name.clone(),
             mail_from: envelope.mail_from,

@@ -4,9 +4,8 @@
 //! not on offer right now is treated as unknown (502), as Postfix does for STARTTLS and AUTH
 //! when they are not enabled.
 //!
-//! Adding an extension is local to this file and its command's: CHUNKING (a BDAT phase
-//! around smtp-proto's `BdatReceiver`), DSN (accepting RET/ENVID/NOTIFY/ORCPT in the MAIL
-//! and RCPT parameter checks of `session/envelope.rs`).
+//! Adding an extension is local to this file and its command's: CHUNKING is the BDAT
+//! command of `session/envelope.rs` with counted framing in `session/data.rs`.
 
 use super::{AuthMechanism, Reply, Session};
 use crate::smtp::Limits;
@@ -51,6 +50,10 @@ pub(super) enum Extension {
     SmtpUtf8,
     /// RFC 2034.
     EnhancedStatusCodes,
+    /// RFC 3030: `BDAT`.
+    Chunking,
+    /// RFC 3030: `BODY=BINARYMIME` (with BDAT only).
+    BinaryMime,
     /// RFC 3207.
     StartTls,
     /// RFC 4954, with the mechanisms on offer.
@@ -65,6 +68,8 @@ impl Extension {
             Extension::EightBitMime => "8BITMIME".into(),
             Extension::SmtpUtf8 => "SMTPUTF8".into(),
             Extension::EnhancedStatusCodes => "ENHANCEDSTATUSCODES".into(),
+            Extension::Chunking => "CHUNKING".into(),
+            Extension::BinaryMime => "BINARYMIME".into(),
             Extension::StartTls => "STARTTLS".into(),
             Extension::Auth(mechanisms) => {
                 let names: Vec<&str> = mechanisms.iter().map(|m| m.name()).collect();
@@ -84,6 +89,8 @@ impl Session {
             Extension::Size,
             Extension::EightBitMime,
             Extension::SmtpUtf8,
+            Extension::Chunking,
+            Extension::BinaryMime,
             Extension::EnhancedStatusCodes,
         ];
         let offers = &self.config.offers;
@@ -114,6 +121,9 @@ impl Session {
         match verb {
             "STARTTLS" => self.config.offers.starttls,
             "AUTH" => !self.config.offers.auth.is_empty(),
+            // Only after EHLO: after HELO the client cannot know it (RFC 3030 §2), and
+            // before any greeting it is out of sequence either way.
+            "BDAT" => self.offers(Extension::Chunking),
             _ => true,
         }
     }

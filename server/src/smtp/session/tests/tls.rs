@@ -81,6 +81,8 @@ fn starttls_discards_pipelined_plaintext() {
          S: 250-SIZE 10485760
          S: 250-8BITMIME
          S: 250-SMTPUTF8
+         S: 250-CHUNKING
+         S: 250-BINARYMIME
          S: 250-ENHANCEDSTATUSCODES
          S: 250 AUTH PLAIN
          C: RCPT TO:<alice@example.org>\nS: 503 5.5.1 Error: need MAIL command",
