@@ -336,3 +336,60 @@ fn an_idle_session_is_told_421_at_once_on_sigterm() {
         "waited for an idle session instead of ending it"
     );
 }
+
+/// The files in the server's spool directory.
+fn spool_files(server: &Proc) -> Vec<String> {
+    match std::fs::read_dir(server.dir.join("data/spool")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A 3 MB message goes through the spool on a real filesystem (copy_file_range into the
+/// mailbox file) and is stored octet for octet; the spool is empty once it is delivered,
+/// and a client cut off half-way takes its spool file with it (what a crash leaves is
+/// cleared at start-up: `smtp::spool`'s test).
+#[test]
+fn a_big_message_is_spooled_stored_whole_and_leaves_no_spool_file() {
+    let mut server = Proc::start("spool", None, &[]);
+    let mut client = Smtp::connect(server.port).unwrap();
+    client.open_transaction();
+    let mut body = String::from("Subject: big\r\n\r\n");
+    for i in 0..40_000 {
+        body.push_str(&format!("{i:06} {}\r\n", "b".repeat(70)));
+    }
+    client.stream.write_all(body.as_bytes()).unwrap();
+    client.expect(".", "250");
+    let stored = server.stored();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].ends_with(&body),
+        "stored whole: {} octets",
+        stored[0].len()
+    );
+    assert_eq!(spool_files(&server), Vec::<String>::new());
+
+    // Half a message, then the client vanishes: its spool file goes with the connection.
+    let mut half = Smtp::connect(server.port).unwrap();
+    half.open_transaction();
+    half.stream
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spool_files(&server).is_empty() {
+        assert!(Instant::now() < deadline, "never spooled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(half);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !spool_files(&server).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "spool file left after disconnect"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.stored().len(), 1, "nothing half-received was stored");
+}

@@ -30,6 +30,7 @@ pub async fn run<E: Env>(env: &E) {
     write_truncates(env, &sub(env, base, "write").await).await;
     write_many_reports_each_file(env, &sub(env, base, "many").await).await;
     append_creates(env, &sub(env, base, "append").await).await;
+    write_spliced_copies_the_source(env, &sub(env, base, "spliced").await).await;
     rename_replaces(env, &sub(env, base, "rename").await).await;
     missing_is_not_found(env, &sub(env, base, "missing").await).await;
     syncs_succeed_on_what_exists(env, &sub(env, base, "sync").await).await;
@@ -159,6 +160,35 @@ async fn write_many_reports_each_file<E: Env>(env: &E, dir: &Path) {
     );
     assert_eq!(env.read(&a).await.expect("read"), b"new", "truncated");
     assert_eq!(env.read(&b).await.expect("read"), b"bee");
+}
+
+async fn write_spliced_copies_the_source<E: Env>(env: &E, dir: &Path) {
+    let (src, out) = (dir.join("src"), dir.join("out"));
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    env.write(&src, &body).await.expect("write");
+    env.write(&out, b"an older, longer file than the head")
+        .await
+        .expect("write");
+    env.write_spliced(&out, b"head:", &src)
+        .await
+        .expect("write_spliced");
+    let got = env.read(&out).await.expect("read");
+    assert!(
+        got.starts_with(b"head:") && got[5..] == body[..],
+        "head then source, truncated"
+    );
+    assert_eq!(
+        env.read(&src).await.expect("read"),
+        body,
+        "the source stays"
+    );
+    let missing = env
+        .write_spliced(&dir.join("x"), b"h", &dir.join("no-such-file"))
+        .await;
+    assert!(
+        matches!(&missing, Err(e) if e.kind() == io::ErrorKind::NotFound),
+        "{missing:?}"
+    );
 }
 
 async fn append_creates<E: Env>(env: &E, dir: &Path) {

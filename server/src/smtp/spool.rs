@@ -36,3 +36,22 @@ pub async fn recover<E: Env>(env: &E) -> io::Result<PathBuf> {
     }
     Ok(dir.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durable::memenv::MemEnv;
+
+    /// What a crash left mid-message is gone after recovery; the directory stays.
+    #[tokio::test]
+    async fn recovery_clears_leftovers_of_interrupted_sessions() {
+        let env = MemEnv::new();
+        let dir = recover(&env).await.unwrap();
+        env.write(&dir.join("3"), b"half a message").await.unwrap();
+        env.write(&dir.join("17"), b"another").await.unwrap();
+        let dir = recover(&env).await.unwrap();
+        assert_eq!(env.list_dir(&dir).await.unwrap(), Vec::<String>::new());
+        // Idempotent on an empty spool.
+        recover(&env).await.unwrap();
+    }
+}
