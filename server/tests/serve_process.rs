@@ -353,7 +353,7 @@ fn spool_files(server: &Proc) -> Vec<String> {
 /// cleared at start-up: `smtp::spool`'s test).
 #[test]
 fn a_big_message_is_spooled_stored_whole_and_leaves_no_spool_file() {
-    let mut server = Proc::start("spool", None, &[]);
+    let server = Proc::start("spool", None, &[]);
     let mut client = Smtp::connect(server.port).unwrap();
     client.open_transaction();
     let mut body = String::from("Subject: big\r\n\r\n");
