@@ -76,8 +76,12 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
         },
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
     };
+    // File work runs on the blocking pool (`env/real.rs`); tokio's default of 512 threads
+    // lets a thousand sessions spooling at once start hundreds, each with its own malloc
+    // arena that keeps its high-water mark. 64 is plenty for a disk.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
     {
         Ok(rt) => rt,

@@ -16,6 +16,7 @@ use mail_auth::{ResolverCache, Txt};
 use super::*;
 use crate::config::{DkimAlgorithm, DkimConfig};
 use crate::env::fake::FakeEnv;
+use crate::env::Env as _;
 use crate::mail::{Deliver, DeliveryError, Envelope, Message, Timestamp};
 
 const RSA: &str = include_str!("testdata/rsa2048.pem");
@@ -405,4 +406,41 @@ fn submitted_mail_of_a_domain_without_a_key_is_completed_not_signed() {
         traced.iter().any(|t| t.contains("not signed")),
         "{traced:?}"
     );
+}
+
+/// A spooled submission is read back whole and signed like an inline one: the signed
+/// output is the same octets as for the same message in memory.
+#[test]
+fn a_spooled_submission_is_signed_like_an_inline_one() {
+    let (inline, _) = submit(Some("alice@example.org"), MESSAGE);
+    let env = FakeEnv::new();
+    env.set_now(Timestamp::from_secs(1_767_225_600));
+    let sink = Recorder::default();
+    let sub = Submission::new(
+        env.clone(),
+        Arc::new(both_keys()),
+        "mx.example.org",
+        sink.clone(),
+    );
+    // The head is our Received: and the first 10 octets of the content; the rest spooled.
+    let (own_head, own_rest) = MESSAGE.split_at(10);
+    let mut head = RECEIVED.to_vec();
+    head.extend_from_slice(own_head);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(env.write(std::path::Path::new("spool-1"), own_rest))
+        .unwrap();
+    let message = Message::spooled(
+        head,
+        crate::mail::Spooled {
+            path: "spool-1".into(),
+            len: own_rest.len() as u64,
+            crc: 0,
+        },
+    );
+    rt.block_on(sub.deliver(&envelope(Some("alice@example.org")), &message))
+        .unwrap();
+    let out = sink.0.lock().unwrap().pop().unwrap();
+    assert!(out == inline, "{}", String::from_utf8_lossy(&out));
 }

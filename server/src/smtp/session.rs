@@ -548,7 +548,8 @@ impl Session {
                     }
                     let used = body.feed(&self.input[self.input_pos..]);
                     self.input_pos += used;
-                    if !body.done() && !body.has_chunk() {
+                    if !body.done() && !body.has_chunk() && !body.flush_idle() {
+                        self.release_input();
                         return Output::NeedInput;
                     }
                 }
@@ -609,6 +610,15 @@ impl Session {
             self.log.push(format!("[message discarded: {why}]"));
         }
         self.envelope = None;
+    }
+
+    /// All input is consumed: a buffer a big read grew is given back, so a session waiting
+    /// for the rest of a message holds no copy of its last read.
+    fn release_input(&mut self) {
+        if self.input_pos == self.input.len() && self.input.capacity() > 4096 {
+            self.input = Vec::new();
+            self.input_pos = 0;
+        }
     }
 
     /// A message is being received: in a DATA body or a BDAT chunk, or between the chunks

@@ -396,6 +396,22 @@ impl DataBody {
         }
     }
 
+    /// Before the session waits for more input: once the head is decided, whatever content
+    /// is buffered goes to the spool now and the buffer is released, so a session stalled
+    /// half-way through a big message (a slow client, a thousand of them) holds no body
+    /// memory at all. Returns whether a chunk is ready.
+    pub(super) fn flush_idle(&mut self) -> bool {
+        if self.rejection().is_some() || self.has_chunk() {
+            return false;
+        }
+        match &self.spill {
+            Some(spill) if spill.head.is_some() && self.checked > 0 => {}
+            _ => return false,
+        }
+        self.cut_chunk_into(Vec::new());
+        true
+    }
+
     /// At the end of the message: a spooled body's last content goes to the spool too.
     fn spill_rest(&mut self) {
         if self.rejection().is_some() {
@@ -409,10 +425,14 @@ impl DataBody {
 
     /// `buf[..checked]` becomes the pending spool chunk; a held-back CR stays.
     fn cut_chunk(&mut self) {
+        self.cut_chunk_into(Vec::with_capacity(SPILL_AT + SLICE));
+    }
+
+    /// [`DataBody::cut_chunk`], going on in `next`.
+    fn cut_chunk_into(&mut self, mut next: Vec<u8>) {
         let Some(spill) = self.spill.as_mut() else {
             return;
         };
-        let mut next = Vec::with_capacity(SPILL_AT + SLICE);
         next.extend_from_slice(&self.buf[self.checked..]);
         let mut chunk = std::mem::replace(&mut self.buf, next);
         chunk.truncate(self.checked);
