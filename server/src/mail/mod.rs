@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod date;
+pub mod dsn;
 mod envelope;
 mod error;
 pub mod header;
@@ -15,6 +16,7 @@ mod text;
 mod time;
 
 pub use address::{Address, AddressError};
+pub use dsn::{EnvelopeDsn, Notify, Ret};
 pub use envelope::{Deliver, Envelope, Recipient};
 pub use error::DeliveryError;
 pub use text::printable;

@@ -78,6 +78,7 @@ mod asking;
 mod auth;
 mod commands;
 mod data;
+mod dsn;
 mod envelope;
 mod extensions;
 mod quota;
@@ -95,7 +96,7 @@ use memchr::memchr;
 
 use super::Limits;
 use crate::directory::Directory;
-use crate::mail::{Address, DeliveryError, Envelope, Recipient, Timestamp};
+use crate::mail::{Address, DeliveryError, Envelope, EnvelopeDsn, Notify, Recipient, Timestamp};
 use crate::policy::{Check, IpNet, Stage, Verdict};
 
 pub use self::auth::{AuthAnswer, AuthMechanism, Credentials};
@@ -201,12 +202,18 @@ enum Awaiting {
     /// MAIL, to open a transaction if the policy accepts (its sender is in the check).
     Mail {
         declared_size: usize,
+        /// RET/ENVID and REQUIRETLS, already checked (`session/dsn.rs`).
+        dsn: EnvelopeDsn,
+        require_tls: bool,
     },
     /// What the recipient RCPT adds if the policy accepts (its address is in the check)
     /// resolves to.
     Rcpt {
         mailboxes: Vec<String>,
         remote: Vec<Address>,
+        /// NOTIFY/ORCPT, already checked (`session/dsn.rs`).
+        notify: Notify,
+        orcpt: Option<String>,
     },
     EndOfData,
     Delivery,
@@ -236,6 +243,10 @@ struct Open {
     /// The client's `SIZE=` (0 if none), already checked against our limit: a hint for how
     /// much body buffer to reserve up front.
     declared_size: usize,
+    /// RET/ENVID of MAIL (RFC 3461).
+    dsn: EnvelopeDsn,
+    /// MAIL ... REQUIRETLS (RFC 8689).
+    require_tls: bool,
 }
 
 /// The session itself.

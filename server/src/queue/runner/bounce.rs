@@ -169,9 +169,11 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: &[u8], now:
             address: to.clone(),
             mailboxes,
             remote,
+            ..Default::default()
         }],
         received_at: now,
         authenticated: None,
+        ..Default::default()
     };
     let sink = Sink {
         mailboxes: inner.mailboxes.clone(),

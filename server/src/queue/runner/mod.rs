@@ -43,7 +43,9 @@ use super::config::QueueConfig;
 use super::dsn::DsnKind;
 use super::route::Myself;
 use super::schedule::Scheduler;
-use super::store::{QueueId, QueueStore, QueuedMessage, RecipientState};
+use super::store::{
+    MessageOptions, NewRecipient, QueueId, QueueStore, QueuedMessage, RecipientState,
+};
 use super::tls::{StartTlsConnector, TlsPolicy};
 
 use self::scheduling::Dispatch;
@@ -172,7 +174,20 @@ impl<E: Env> Outbound<E> {
         recipients: Vec<Address>,
         message: &[u8],
     ) -> Result<QueueId, DeliveryError> {
-        enqueue(&self.inner, mail_from, recipients, message).await
+        let recipients = recipients.into_iter().map(NewRecipient::from).collect();
+        let options = MessageOptions::default();
+        enqueue(&self.inner, mail_from, &options, recipients, message).await
+    }
+
+    /// [`Outbound::enqueue`] with the DSN and REQUIRETLS parameters of the message.
+    pub async fn enqueue_with(
+        &self,
+        mail_from: Option<Address>,
+        options: &MessageOptions,
+        recipients: Vec<NewRecipient>,
+        message: &[u8],
+    ) -> Result<QueueId, DeliveryError> {
+        enqueue(&self.inner, mail_from, options, recipients, message).await
     }
 
     /// Messages in the queue (for the admin view and tests).
@@ -189,13 +204,14 @@ impl<E: Env> Outbound<E> {
 async fn enqueue<E: Env>(
     inner: &Inner<E>,
     mail_from: Option<Address>,
-    recipients: Vec<Address>,
+    options: &MessageOptions,
+    recipients: Vec<NewRecipient>,
     message: &[u8],
 ) -> Result<QueueId, DeliveryError> {
     let now = inner.env.now();
     let id = inner
         .store
-        .enqueue(mail_from.clone(), recipients.clone(), message, now)
+        .enqueue_with(mail_from.clone(), options, &recipients, message, now)
         .await?;
     inner.env.trace(
         "queue",
@@ -207,7 +223,7 @@ async fn enqueue<E: Env>(
                 .unwrap_or_default(),
             recipients
                 .iter()
-                .map(|a| format!("<{a}>"))
+                .map(|r| format!("<{}>", r.address))
                 .collect::<Vec<_>>()
                 .join(", "),
             message.len()
@@ -220,7 +236,14 @@ async fn enqueue<E: Env>(
         }
         st.messages.insert(
             id,
-            QueuedMessage::new(id, now, mail_from, recipients, message.len()),
+            QueuedMessage::new(
+                id,
+                now,
+                mail_from,
+                recipients,
+                message.len(),
+                options.clone(),
+            ),
         );
     }
     inner.wake.notify_one();

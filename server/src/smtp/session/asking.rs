@@ -77,7 +77,14 @@ impl Session {
             Verdict::Defer(r) => Some(refusal_reply(false, r)),
         };
         match (awaiting, refusal) {
-            (Awaiting::Mail { declared_size }, None) => {
+            (
+                Awaiting::Mail {
+                    declared_size,
+                    dsn,
+                    require_tls,
+                },
+                None,
+            ) => {
                 let Stage::Mail { from, .. } = check.stage else {
                     return;
                 };
@@ -88,10 +95,20 @@ impl Session {
                     remote: BTreeSet::new(),
                     addresses: BTreeSet::new(),
                     declared_size,
+                    dsn,
+                    require_tls,
                 });
                 self.reply(Reply::new(250, (2, 1, 0), "Ok"));
             }
-            (Awaiting::Rcpt { mailboxes, remote }, None) => {
+            (
+                Awaiting::Rcpt {
+                    mailboxes,
+                    remote,
+                    notify,
+                    orcpt,
+                },
+                None,
+            ) => {
                 let Stage::Rcpt { to, .. } = check.stage else {
                     return;
                 };
@@ -99,6 +116,8 @@ impl Session {
                     address: to,
                     mailboxes,
                     remote,
+                    notify,
+                    orcpt,
                 });
             }
             (Awaiting::Connect, None) => self.reply(Reply::plain(

@@ -5,8 +5,7 @@
 //! when they are not enabled.
 //!
 //! Adding an extension is local to this file and its command's: CHUNKING (a BDAT phase
-//! around smtp-proto's `BdatReceiver`), DSN (accepting RET/ENVID/NOTIFY/ORCPT in the MAIL
-//! and RCPT parameter checks of `session/envelope.rs`).
+//! around smtp-proto's `BdatReceiver`); DSN and REQUIRETLS have theirs in `session/dsn.rs`.
 
 use super::{AuthMechanism, Reply, Session};
 use crate::smtp::Limits;
@@ -55,6 +54,11 @@ pub(super) enum Extension {
     StartTls,
     /// RFC 4954, with the mechanisms on offer.
     Auth(Vec<AuthMechanism>),
+    /// RFC 3461: RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT (`session/dsn.rs`).
+    Dsn,
+    /// RFC 8689: only once TLS is active (§4.1: "MUST NOT be offered" otherwise would
+    /// make no sense, a REQUIRETLS message must not travel in the clear).
+    RequireTls,
 }
 
 impl Extension {
@@ -66,6 +70,8 @@ impl Extension {
             Extension::SmtpUtf8 => "SMTPUTF8".into(),
             Extension::EnhancedStatusCodes => "ENHANCEDSTATUSCODES".into(),
             Extension::StartTls => "STARTTLS".into(),
+            Extension::Dsn => "DSN".into(),
+            Extension::RequireTls => "REQUIRETLS".into(),
             Extension::Auth(mechanisms) => {
                 let names: Vec<&str> = mechanisms.iter().map(|m| m.name()).collect();
                 format!("AUTH {}", names.join(" "))
@@ -85,10 +91,14 @@ impl Session {
             Extension::EightBitMime,
             Extension::SmtpUtf8,
             Extension::EnhancedStatusCodes,
+            Extension::Dsn,
         ];
         let offers = &self.config.offers;
         if offers.starttls && !self.tls {
             list.push(Extension::StartTls);
+        }
+        if self.tls {
+            list.push(Extension::RequireTls);
         }
         if self.auth_allowed() && self.authenticated.is_none() {
             list.push(Extension::Auth(offers.auth.clone()));

@@ -25,10 +25,13 @@ fn message(from: Option<&str>, rcpts: &[&str]) -> QueuedMessage {
             .map(|a| QueuedRecipient {
                 address: Address::parse(a).unwrap(),
                 state: RecipientState::Pending,
+                notify: Default::default(),
+                orcpt: None,
             })
             .collect(),
         delay_warned: false,
         size: 10,
+        options: Default::default(),
     }
 }
 
