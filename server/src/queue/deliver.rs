@@ -68,6 +68,11 @@ impl<E: Env> Sink<E> {
             },
             self.deliver_lists(envelope, message)
         );
+        if matches!(local, Some(Ok(_))) {
+            // NOTIFY=SUCCESS to one of our mailboxes: the delivery is final here, so the
+            // success DSN is ours to send (RFC 3461 §6.2.3.1). Its own failures are traced.
+            self.outbound.notify_delivered(envelope, message).await;
+        }
         Parts {
             local,
             remote,

@@ -190,6 +190,17 @@ impl<E: Env> Outbound<E> {
         enqueue(&self.inner, mail_from, options, recipients, message).await
     }
 
+    /// Sends the "delivered" DSN for the recipients of `envelope` that asked for one and were
+    /// delivered to our mailboxes (see `bounce::send_delivered`). Boxed: it delivers
+    /// through the [`Sink`](super::deliver::Sink) that calls it.
+    pub fn notify_delivered<'a>(
+        &'a self,
+        envelope: &'a crate::mail::Envelope,
+        message: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(bounce::send_delivered(&self.inner, envelope, message))
+    }
+
     /// Messages in the queue (for the admin view and tests).
     pub fn len(&self) -> usize {
         self.inner.state.lock().unwrap().messages.len()
@@ -289,6 +300,17 @@ async fn apply_settlement<E: Env>(
     };
     if !settlement.failed.is_empty() {
         bounce::send(inner, &msg, DsnKind::Failure, &settlement.failed, body, now).await;
+    }
+    if !settlement.relayed.is_empty() {
+        bounce::send(
+            inner,
+            &msg,
+            DsnKind::Success,
+            &settlement.relayed,
+            body,
+            now,
+        )
+        .await;
     }
     if applied.warn {
         bounce::send(inner, &msg, DsnKind::Delay, &settlement.delayed, body, now).await;
