@@ -285,6 +285,7 @@ fn envelope(authenticated: Option<&str>) -> Envelope {
         recipients: Vec::new(),
         received_at: Timestamp::from_secs(1_767_225_600),
         authenticated: authenticated.map(str::to_string),
+        ..Default::default()
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 /// `local@domain`, with the domain lower-cased. The local part keeps its case for display but
 /// is matched case-insensitively, as every mainstream MTA does for its own users.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
     pub local: String,
     pub domain: String,

@@ -4,10 +4,10 @@
 
 use std::future::Future;
 
-use super::{Address, DeliveryError, Message, Timestamp};
+use super::{Address, DeliveryError, EnvelopeDsn, Message, Notify, Timestamp};
 
 /// One accepted recipient, resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recipient {
     /// The address as the client gave it.
     pub address: Address,
@@ -18,10 +18,15 @@ pub struct Recipient {
     /// may relay sends to a foreign domain, or an alias's remote targets. Like `mailboxes`,
     /// disjoint across the recipients of one envelope.
     pub remote: Vec<Address>,
+    /// `NOTIFY=` (RFC 3461 §4.1); default: not given.
+    pub notify: Notify,
+    /// `ORCPT=rfc822;...` (RFC 3461 §4.2), xtext-decoded: the address the original sender
+    /// used, for the DSN's `Original-Recipient` and the next hop.
+    pub orcpt: Option<String>,
 }
 
 /// Who sent a message, who gets it, and when it arrived.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Envelope {
     /// The HELO/EHLO name the client gave (our own host name for mail we make ourselves).
     pub helo: String,
@@ -34,6 +39,10 @@ pub struct Envelope {
     /// mail that arrived unauthenticated (an MX peer) or that we made ourselves. Submitted
     /// mail is what we DKIM-sign, complete (Message-ID, Date) and hold to sender rules.
     pub authenticated: Option<String>,
+    /// `RET=` and `ENVID=` of MAIL FROM (RFC 3461).
+    pub dsn: EnvelopeDsn,
+    /// `REQUIRETLS` (RFC 8689): every hop must be over TLS to a peer that offers REQUIRETLS.
+    pub require_tls: bool,
 }
 
 impl Envelope {

@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod date;
+pub mod dsn;
 mod envelope;
 mod error;
 pub mod header;
@@ -17,6 +18,7 @@ mod text;
 mod time;
 
 pub use address::{Address, AddressError};
+pub use dsn::{EnvelopeDsn, Notify, Ret};
 pub use envelope::{Deliver, Envelope, Recipient};
 pub use error::DeliveryError;
 pub use message::{Message, Spooled};

@@ -78,7 +78,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::env::{timeout_at, Env};
-use crate::mail::Address;
+use crate::mail::{Address, EnvelopeDsn, Notify};
 use crate::smtp::Reply;
 
 use self::body::DotStuffer;
@@ -121,7 +121,7 @@ impl ClientConfig {
 }
 
 /// One message for one session: the envelope and the bytes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct OutboundMessage<'a> {
     /// `None` is the null reverse-path `<>` (DSNs, RFC 5321 §4.5.5).
     pub mail_from: Option<&'a Address>,
@@ -132,6 +132,19 @@ pub struct OutboundMessage<'a> {
     pub needs_smtputf8: bool,
     /// 8-bit octets in the body (RFC 6152).
     pub has_8bit: bool,
+    /// DSN parameters to pass on to a peer that offers DSN (RFC 3461 §5.2); `None`: none.
+    pub dsn: Option<&'a OutboundDsn>,
+    /// `REQUIRETLS` (RFC 8689 §4.2): passed on in MAIL. Whether the session may carry the
+    /// message at all (TLS, and the peer offers REQUIRETLS) the caller decides.
+    pub require_tls: bool,
+}
+
+/// The DSN parameters of an outbound message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboundDsn {
+    pub envelope: EnvelopeDsn,
+    /// NOTIFY and ORCPT per recipient, in [`OutboundMessage::recipients`] order.
+    pub recipients: Vec<(Notify, Option<String>)>,
 }
 
 /// One SMTP session: greeting + EHLO, one message, QUIT.

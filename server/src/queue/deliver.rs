@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use crate::directory::Directory;
 use crate::env::Env;
-use crate::mail::{Address, Deliver, DeliveryError, Envelope, Message};
+use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::store::MailStore;
 
 use super::runner::Outbound;
-use super::store::QueueId;
+use super::store::{MessageOptions, NewRecipient, QueueId};
 
 /// Where accepted mail goes: local recipients to their mailboxes, remote ones to the
 /// outbound queue. Both are durable before [`Sink::deliver`] returns, so the session's 250
@@ -43,8 +43,12 @@ impl<E: Env> Sink<E> {
     /// Delivers the local part and the remote part of `envelope` concurrently (the remote
     /// part queued with the envelope's sender) and says how each went.
     pub async fn deliver_parts(&self, envelope: &Envelope, message: &Message) -> Parts {
-        let remote: Vec<Address> = envelope.remote_recipients().into_iter().cloned().collect();
+        let remote = remote_recipients(envelope);
         let local = !envelope.mailboxes().is_empty();
+        let options = MessageOptions {
+            dsn: envelope.dsn.clone(),
+            require_tls: envelope.require_tls,
+        };
         let (local, remote, lists) = tokio::join!(
             async {
                 match local {
@@ -57,19 +61,48 @@ impl<E: Env> Sink<E> {
                     true => None,
                     false => Some(
                         self.outbound
-                            .enqueue(envelope.mail_from.clone(), remote, message)
+                            .enqueue_with(envelope.mail_from.clone(), &options, remote, message)
                             .await,
                     ),
                 }
             },
             self.deliver_lists(envelope, message)
         );
+        if matches!(local, Some(Ok(_))) {
+            // NOTIFY=SUCCESS to one of our mailboxes: the delivery is final here, so the
+            // success DSN is ours to send (RFC 3461 §6.2.3.1). Its own failures are traced.
+            self.outbound
+                .notify_delivered(envelope, message.head())
+                .await;
+        }
         Parts {
             local,
             remote,
             lists,
         }
     }
+}
+
+/// The envelope's remote forward-paths with their DSN parameters (RFC 3461 §4.1/§4.2):
+/// each inherits its recipient's NOTIFY and ORCPT. An alias target with no ORCPT given gets
+/// the alias as ORCPT, so a DSN names the address the sender used (RFC 3461 §4.2 lets an
+/// MTA supply ORCPT when it knows the original recipient; Postfix does the same).
+fn remote_recipients(envelope: &Envelope) -> Vec<NewRecipient> {
+    let mut out = Vec::new();
+    for r in &envelope.recipients {
+        for a in &r.remote {
+            let orcpt = r
+                .orcpt
+                .clone()
+                .or_else(|| (a.key() != r.address.key()).then(|| r.address.to_string()));
+            out.push(NewRecipient {
+                address: a.clone(),
+                notify: r.notify,
+                orcpt,
+            });
+        }
+    }
+    out
 }
 
 impl Parts {

@@ -69,6 +69,9 @@ pub enum DsnKind {
     Failure,
     /// A warning: some recipients are still being retried.
     Delay,
+    /// A success notice (RFC 3461 `NOTIFY=SUCCESS`): delivered to a mailbox here, or relayed
+    /// to a system that does not offer DSN.
+    Success,
 }
 
 impl DsnKind {
@@ -77,6 +80,7 @@ impl DsnKind {
         match self {
             DsnKind::Failure => "Undelivered Mail Returned to Sender",
             DsnKind::Delay => "Delayed Mail (still being retried)",
+            DsnKind::Success => "Successful Mail Delivery Report",
         }
     }
 }
@@ -198,6 +202,8 @@ pub fn build_dsn(input: &DsnInput) -> Vec<u8> {
         (true, DsnKind::Delay) => ("message/rfc822", "Delayed Message"),
         (false, DsnKind::Failure) => ("text/rfc822-headers", "Undelivered Message Headers"),
         (false, DsnKind::Delay) => ("text/rfc822-headers", "Delayed Message Headers"),
+        (true, DsnKind::Success) => ("message/rfc822", "Delivered Message"),
+        (false, DsnKind::Success) => ("text/rfc822-headers", "Message Headers"),
     };
 
     let parts = vec![
@@ -267,6 +273,15 @@ fn human_text(input: &DsnInput, host: &str) -> String {
             } else {
                 "Its headers are attached below.\n\n"
             });
+        }
+        DsnKind::Success => {
+            // Postfix's wording.
+            t.push_str(
+                "Your message was successfully delivered to the destination(s)\n\
+                 listed below. If the message was delivered to mailbox you will\n\
+                 receive no further notifications. Otherwise you may still receive\n\
+                 notifications of mail delivery errors from other systems.\n\n",
+            );
         }
         DsnKind::Delay => {
             t.push_str(

@@ -15,7 +15,9 @@
 //! mailsim-queue 1 <envelope octets> <body octets> <crc32, 8 hex>\n
 //! created <secs>.<nanos>\n
 //! from[ <local> <domain>]\n                  (no address: the null sender <>)
-//! rcpt <local> <domain>\n                     (one per recipient, index 0, 1, ...)
+//! [dsn[ ret=FULL|HDRS][ envid=<envid>]\n]       (RFC 3461 MAIL parameters, if any)
+//! [requiretls\n]                              (RFC 8689)
+//! rcpt <local> <domain>[ notify=<list>][ orcpt=<address>]\n   (one per recipient, 0, 1, ...)
 //! <body octets>
 //! \n<crc32 of payload, 8 hex> <change>[ <change>...]     (state records, appended)
 //! ```
@@ -89,7 +91,7 @@ use self::format::{Change, FormatError};
 use crate::durable::{self, CommitMode, Committer};
 use crate::env::{Env, Timestamp};
 use crate::mail::DeliveryError;
-use crate::mail::{Address, Message, Spooled};
+use crate::mail::{Address, EnvelopeDsn, Message, Notify, Spooled};
 
 /// The queue directory, relative to the data root.
 pub const QUEUE_DIR: &str = "queue";
@@ -209,6 +211,36 @@ impl RecipientState {
 pub struct QueuedRecipient {
     pub address: Address,
     pub state: RecipientState,
+    /// `NOTIFY=` (RFC 3461 §4.1): which DSNs the sender wants about this recipient.
+    pub notify: Notify,
+    /// `ORCPT` (RFC 3461 §4.2), decoded: passed on, and the DSN's `Original-Recipient`.
+    pub orcpt: Option<String>,
+}
+
+/// A recipient to queue, with its DSN parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewRecipient {
+    pub address: Address,
+    pub notify: Notify,
+    pub orcpt: Option<String>,
+}
+
+impl From<Address> for NewRecipient {
+    fn from(address: Address) -> NewRecipient {
+        NewRecipient {
+            address,
+            ..NewRecipient::default()
+        }
+    }
+}
+
+/// What a message asks of its delivery beyond its recipients, fixed at enqueue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageOptions {
+    /// `RET=`/`ENVID=` (RFC 3461).
+    pub dsn: EnvelopeDsn,
+    /// `REQUIRETLS` (RFC 8689): only over TLS, only to peers that offer REQUIRETLS.
+    pub require_tls: bool,
 }
 
 /// A queued message as recovered by [`QueueStore::open`]: envelope and state, not the body
@@ -227,6 +259,8 @@ pub struct QueuedMessage {
     pub delay_warned: bool,
     /// Body size in octets.
     pub size: usize,
+    /// DSN and REQUIRETLS parameters of the message.
+    pub options: MessageOptions,
 }
 
 impl QueuedMessage {
@@ -235,8 +269,9 @@ impl QueuedMessage {
         id: QueueId,
         queued_at: Timestamp,
         mail_from: Option<Address>,
-        recipients: Vec<Address>,
+        recipients: Vec<NewRecipient>,
         size: usize,
+        options: MessageOptions,
     ) -> QueuedMessage {
         QueuedMessage {
             id,
@@ -244,13 +279,16 @@ impl QueuedMessage {
             mail_from,
             recipients: recipients
                 .into_iter()
-                .map(|address| QueuedRecipient {
-                    address,
+                .map(|r| QueuedRecipient {
+                    address: r.address,
                     state: RecipientState::Pending,
+                    notify: r.notify,
+                    orcpt: r.orcpt,
                 })
                 .collect(),
             delay_warned: false,
             size,
+            options,
         }
     }
 
@@ -392,34 +430,58 @@ impl<E: Env> QueueStore<E> {
     /// Queues a message for `recipients` (at least one); returns its id once it is durable
     /// (file and directory fsynced), so the SMTP session may say 250. `now` is the enqueue
     /// time: it goes into the id and is the start of the message's lifetime.
-    pub async fn enqueue(
+    pub async fn enqueue<R: Into<NewRecipient>>(
         &self,
         mail_from: Option<Address>,
-        recipients: Vec<Address>,
+        recipients: Vec<R>,
         message: &[u8],
         now: Timestamp,
     ) -> Result<QueueId, DeliveryError> {
-        self.enqueue_parts(mail_from, recipients, message, None, now)
+        let recipients = recipients.into_iter().map(Into::into).collect::<Vec<_>>();
+        let options = MessageOptions::default();
+        self.enqueue_with(mail_from, &options, &recipients, message, now)
             .await
     }
 
-    /// [`QueueStore::enqueue`] for a [`Message`], which may be partly in a spool file: the
-    /// committer copies that part into the queue file after the head.
+    /// [`QueueStore::enqueue`] with DSN parameters per recipient and for the message.
+    pub async fn enqueue_with(
+        &self,
+        mail_from: Option<Address>,
+        options: &MessageOptions,
+        recipients: &[NewRecipient],
+        message: &[u8],
+        now: Timestamp,
+    ) -> Result<QueueId, DeliveryError> {
+        self.enqueue_parts(mail_from, options, recipients, message, None, now)
+            .await
+    }
+
+    /// [`QueueStore::enqueue_with`] for a [`Message`], which may be partly in a spool file:
+    /// the committer copies that part into the queue file after the head.
     pub async fn enqueue_message(
         &self,
         mail_from: Option<Address>,
-        recipients: Vec<Address>,
+        options: &MessageOptions,
+        recipients: &[NewRecipient],
         message: &Message,
         now: Timestamp,
     ) -> Result<QueueId, DeliveryError> {
-        self.enqueue_parts(mail_from, recipients, message.head(), message.spool(), now)
-            .await
+        self.enqueue_parts(
+            mail_from,
+            options,
+            recipients,
+            message.head(),
+            message.spool(),
+            now,
+        )
+        .await
     }
 
     async fn enqueue_parts(
         &self,
         mail_from: Option<Address>,
-        recipients: Vec<Address>,
+        options: &MessageOptions,
+        recipients: &[NewRecipient],
         head: &[u8],
         spool: Option<&Spooled>,
         now: Timestamp,
@@ -433,7 +495,8 @@ impl<E: Env> QueueStore<E> {
         let data = format::encode_spliced(
             now,
             mail_from.as_ref(),
-            &recipients,
+            options,
+            recipients,
             head,
             spool.map(|s| (s.len, s.crc)),
         );
@@ -560,6 +623,7 @@ fn load(id: QueueId, data: &[u8]) -> Result<(QueuedMessage, Vec<String>), Format
         p.envelope.mail_from,
         p.envelope.recipients,
         p.body.len(),
+        p.envelope.options,
     );
     for change in records.into_iter().flatten() {
         match change {

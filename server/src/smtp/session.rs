@@ -86,6 +86,7 @@ mod asking;
 mod auth;
 mod commands;
 mod data;
+mod dsn;
 mod envelope;
 mod extensions;
 mod quota;
@@ -104,7 +105,9 @@ use memchr::memchr;
 
 use super::Limits;
 use crate::directory::Directory;
-use crate::mail::{Address, DeliveryError, Envelope, Message, Recipient, Timestamp};
+use crate::mail::{
+    Address, DeliveryError, Envelope, EnvelopeDsn, Message, Notify, Recipient, Timestamp,
+};
 use crate::policy::{Check, IpNet, Stage, Verdict};
 
 pub use self::auth::{AuthAnswer, AuthMechanism, Credentials};
@@ -222,12 +225,18 @@ enum Awaiting {
     Mail {
         declared_size: usize,
         binary: bool,
+        /// RET/ENVID and REQUIRETLS, already checked (`session/dsn.rs`).
+        dsn: EnvelopeDsn,
+        require_tls: bool,
     },
     /// What the recipient RCPT adds if the policy accepts (its address is in the check)
     /// resolves to.
     Rcpt {
         mailboxes: Vec<String>,
         remote: Vec<Address>,
+        /// NOTIFY/ORCPT, already checked (`session/dsn.rs`).
+        notify: Notify,
+        orcpt: Option<String>,
     },
     EndOfData,
     Delivery,
@@ -262,6 +271,10 @@ struct Open {
     /// The body of a BDAT transaction between its chunks; `Some` once a BDAT was given
     /// (then DATA is 503, RFC 3030 §3).
     chunks: Option<Box<DataBody>>,
+    /// RET/ENVID of MAIL (RFC 3461).
+    dsn: EnvelopeDsn,
+    /// MAIL ... REQUIRETLS (RFC 8689).
+    require_tls: bool,
 }
 
 /// The session itself.

@@ -18,9 +18,11 @@ fn envelope(to: &[&str], at: u64) -> Envelope {
             address: Address::parse("team@example.org").unwrap(),
             mailboxes: to.iter().map(|m| m.to_string()).collect(),
             remote: vec![],
+            ..Default::default()
         }],
         received_at: Timestamp::from_secs(at),
         authenticated: None,
+        ..Default::default()
     }
 }
 

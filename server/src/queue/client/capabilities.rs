@@ -2,7 +2,7 @@
 
 use smtp_proto::{
     EhloResponse, EXT_8BIT_MIME, EXT_CHUNKING, EXT_DSN, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING,
-    EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EXT_REQUIRE_TLS, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
 };
 
 use crate::smtp::Reply;
@@ -26,8 +26,10 @@ pub struct Capabilities {
     pub starttls: bool,
     /// RFC 2034.
     pub enhanced_status_codes: bool,
-    /// RFC 3461 (not used yet; reported for the trace and a later DSN-passing client).
+    /// RFC 3461: NOTIFY/ORCPT/RET/ENVID are passed on, and no "relayed" DSN is owed.
     pub dsn: bool,
+    /// RFC 8689: a REQUIRETLS message may be handed to this peer (over TLS).
+    pub require_tls: bool,
     /// RFC 3030 (not used yet).
     pub chunking: bool,
 }
@@ -72,6 +74,7 @@ impl Capabilities {
         caps.starttls = flags & EXT_START_TLS != 0;
         caps.enhanced_status_codes = flags & EXT_ENHANCED_STATUS_CODES != 0;
         caps.dsn = flags & EXT_DSN != 0;
+        caps.require_tls = flags & EXT_REQUIRE_TLS != 0;
         caps.chunking = flags & EXT_CHUNKING != 0;
         caps
     }
@@ -111,6 +114,7 @@ mod tests {
             "DSN",
             "SMTPUTF8",
             "CHUNKING",
+            "REQUIRETLS",
         ]);
         assert_eq!(
             caps,
@@ -124,6 +128,7 @@ mod tests {
                 starttls: true,
                 enhanced_status_codes: true,
                 dsn: true,
+                require_tls: true,
                 chunking: true,
             }
         );

@@ -326,6 +326,7 @@ async fn pipelined_delivery_sends_one_batch_and_stuffs_dots() {
         message: BODY,
         needs_smtputf8: false,
         has_8bit: true,
+        ..Default::default()
     };
     let (r, seen) = session(fake(true), &cfg(), &msg, mx(FULL)).await;
     let report = ok(r);
@@ -378,6 +379,7 @@ async fn lockstep_delivery_without_pipelining() {
         message: BODY,
         needs_smtputf8: false,
         has_8bit: false,
+        ..Default::default()
     };
     let (r, seen) = session(fake(false), &cfg(), &msg, mx(PLAIN)).await;
     let report = ok(r);
@@ -403,6 +405,7 @@ async fn ehlo_refused_falls_back_to_helo_without_extensions() {
         message: b"Subject: 8bit \xc3\xa9\r\n\r\nhi\r\n",
         needs_smtputf8: false,
         has_8bit: true,
+        ..Default::default()
     };
     let mut base = mx(FULL);
     let script = move |ev: Event<'_>| match ev {
@@ -457,6 +460,7 @@ fn simple(rcpts: &[Address]) -> OutboundMessage<'_> {
         message: b"Subject: hi\r\n\r\nhello\r\n",
         needs_smtputf8: false,
         has_8bit: false,
+        ..Default::default()
     }
 }
 

@@ -10,7 +10,9 @@
 use crate::mail::Address;
 use crate::smtp::Reply;
 
-use super::{Capabilities, OutboundMessage, RcptOutcome, SessionError, Stage, State};
+use super::{Capabilities, OutboundDsn, OutboundMessage, RcptOutcome, SessionError, Stage, State};
+use crate::mail::dsn::xtext_encode;
+use crate::mail::Notify;
 
 /// What the client does after a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,12 +110,23 @@ impl Transaction {
         if needs_smtputf8(msg) {
             mail.push_str(" SMTPUTF8");
         }
+        // RFC 8689 §4.2.1: passed on; the caller only sends to peers that offer it.
+        if msg.require_tls && caps.require_tls {
+            mail.push_str(" REQUIRETLS");
+        }
+        // RFC 3461 §5.2.1: to a DSN peer the parameters travel on (and it reports).
+        let dsn = msg.dsn.filter(|_| caps.dsn);
+        if let Some(d) = dsn {
+            push_mail_dsn(&mut mail, d);
+        }
         tx.commands.push(mail);
-        tx.commands.extend(
-            tx.targets
-                .iter()
-                .map(|&i| format!("RCPT TO:<{}>", msg.recipients[i])),
-        );
+        tx.commands.extend(tx.targets.iter().map(|&i| {
+            let mut rcpt = format!("RCPT TO:<{}>", msg.recipients[i]);
+            if let Some((notify, orcpt)) = dsn.and_then(|d| d.recipients.get(i)) {
+                push_rcpt_dsn(&mut rcpt, notify, orcpt.as_deref());
+            }
+            rcpt
+        }));
         tx.commands.push("DATA".to_string());
         tx
     }
@@ -347,3 +360,27 @@ fn needs_smtputf8(msg: &OutboundMessage<'_>) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// ` RET=...` and ` ENVID=<xtext>` (RFC 3461 §4.3, §4.4).
+fn push_mail_dsn(mail: &mut String, d: &OutboundDsn) {
+    if let Some(ret) = d.envelope.ret {
+        mail.push_str(" RET=");
+        mail.push_str(ret.as_str());
+    }
+    if let Some(envid) = &d.envelope.envid {
+        mail.push_str(" ENVID=");
+        mail.push_str(&xtext_encode(envid));
+    }
+}
+
+/// ` NOTIFY=...` and ` ORCPT=rfc822;<xtext>` (RFC 3461 §4.1, §4.2).
+fn push_rcpt_dsn(rcpt: &mut String, notify: &Notify, orcpt: Option<&str>) {
+    if let Some(n) = notify.keyword() {
+        rcpt.push_str(" NOTIFY=");
+        rcpt.push_str(&n);
+    }
+    if let Some(o) = orcpt {
+        rcpt.push_str(" ORCPT=rfc822;");
+        rcpt.push_str(&xtext_encode(o));
+    }
+}

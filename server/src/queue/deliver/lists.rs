@@ -107,9 +107,11 @@ impl<E: Env> Sink<E> {
                 address: copy.list.clone(),
                 mailboxes,
                 remote: copy.remote,
+                ..Default::default()
             }],
             received_at: envelope.received_at,
             authenticated: None,
+            ..Default::default()
         };
         let id = self.store_and_queue(&copy_envelope, &body).await?;
         if !full.is_empty() {
@@ -195,9 +197,11 @@ impl<E: Env> Sink<E> {
                 address: to.clone(),
                 mailboxes,
                 remote,
+                ..Default::default()
             }],
             received_at: now,
             authenticated: None,
+            ..Default::default()
         };
         // Like the queue's own DSNs: an undeliverable one is logged, and does not fail the
         // post it reports on (the members who got their copy must not get it twice).

@@ -65,6 +65,7 @@ fn input<'a>(sender: &'a Address, kind: DsnKind, recipients: &'a [DsnRecipient])
         now: at(match kind {
             DsnKind::Failure => 70,
             DsnKind::Delay => 4 * 3600,
+            DsnKind::Success => 5,
         }),
         sender,
         recipients,

@@ -70,11 +70,12 @@ impl Tally {
         }
     }
 
-    /// Outcomes for `open` from one host; `None` entries stay open.
-    fn record(&mut self, open: &[usize], from: Vec<Option<RcptOutcome>>, host: &str) {
+    /// Outcomes for `open` from one host; `None` entries stay open. `dsn`: the host offers
+    /// DSN (the parameters went on with the message).
+    fn record(&mut self, open: &[usize], from: Vec<Option<RcptOutcome>>, host: &str, dsn: bool) {
         for (&k, o) in open.iter().zip(from) {
             if let Some(o) = o {
-                self.outcomes[k] = Some(attach_host(o, host));
+                self.outcomes[k] = Some(attach_host(o, host, dsn));
             }
         }
     }
@@ -194,11 +195,17 @@ impl<E: Env> Attempt<E> {
                 };
                 tally.last_host = Some(hop.host.clone());
                 match session::try_host(self, &target, &open, body).await {
-                    Ok(results) => {
-                        tally.record(&open, results.into_iter().map(Some).collect(), &hop.host)
-                    }
+                    Ok((results, dsn)) => tally.record(
+                        &open,
+                        results.into_iter().map(Some).collect(),
+                        &hop.host,
+                        dsn,
+                    ),
                     Err((reply, partial)) => {
-                        tally.record(&open, partial, &hop.host);
+                        // The session broke after some acceptances: whether the peer took
+                        // DSN is not known here, so a success notice is sent (a duplicate
+                        // at worst, never a missing one).
+                        tally.record(&open, partial, &hop.host, false);
                         tally.last = reply;
                     }
                 }
@@ -207,9 +214,9 @@ impl<E: Env> Attempt<E> {
     }
 }
 
-fn attach_host(o: RcptOutcome, host: &str) -> Outcome {
+fn attach_host(o: RcptOutcome, host: &str, dsn: bool) -> Outcome {
     match o {
-        RcptOutcome::Delivered(r) => Outcome::Delivered(r, host.to_string()),
+        RcptOutcome::Delivered(r) => Outcome::Delivered(r, host.to_string(), dsn),
         RcptOutcome::Failed(r) => Outcome::Failed(r, Some(host.to_string())),
         RcptOutcome::Deferred(r) => Outcome::Deferred(r, Some(host.to_string())),
     }
@@ -232,6 +239,7 @@ mod tests {
                 None,
             ],
             "mx1.remote.test",
+            false,
         );
         tally.last = Reply::new(451, (4, 4, 2), "mx1 lost");
         tally.last_host = Some("mx1.remote.test".into());
@@ -245,11 +253,16 @@ mod tests {
                 "ok",
             )))],
             "mx2.remote.test",
+            true,
         );
         let out = tally.finish();
         assert_eq!(
             out[0],
-            Outcome::Delivered(Reply::new(250, (2, 0, 0), "ok"), "mx2.remote.test".into())
+            Outcome::Delivered(
+                Reply::new(250, (2, 0, 0), "ok"),
+                "mx2.remote.test".into(),
+                true
+            )
         );
         assert_eq!(
             out[1],

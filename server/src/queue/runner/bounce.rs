@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::directory::RcptVerdict;
 use crate::env::{Env, Timestamp};
-use crate::mail::{Address, Envelope, Message, Recipient};
+use crate::mail::{Address, Envelope, Message, Notify, Recipient, Ret};
 
 use super::super::config::QueueConfig;
 use super::super::deliver::Sink;
@@ -30,11 +30,41 @@ pub(super) fn label(kind: DsnKind) -> &'static str {
     match kind {
         DsnKind::Failure => "failure",
         DsnKind::Delay => "delay",
+        DsnKind::Success => "success",
     }
 }
 
-/// Builds the DSN about `rows` of `msg`, or `None` when the sender is `<>` (no DSN). Pure:
-/// the report's dates and message id come from `now`.
+/// Whether a recipient asked for this kind of notice (RFC 3461 §4.1): failure and delay
+/// unless NOTIFY said otherwise, success only when asked for, nothing after NOTIFY=NEVER.
+pub(super) fn wanted(notify: &Notify, kind: DsnKind) -> bool {
+    match kind {
+        DsnKind::Failure => notify.wants_failure(),
+        DsnKind::Delay => notify.wants_delay(),
+        DsnKind::Success => notify.wants_success(),
+    }
+}
+
+/// The RFC 3464 §2.3.3 action of a row: a success row is "relayed" (handed to a system that
+/// does not offer DSN, RFC 3461 §6.2.3.3).
+fn action(kind: DsnKind) -> DsnAction {
+    match kind {
+        DsnKind::Failure => DsnAction::Failed,
+        DsnKind::Delay => DsnAction::Delayed,
+        DsnKind::Success => DsnAction::Relayed,
+    }
+}
+
+/// `RET=FULL` returns the whole message, in a failure DSN only: RFC 3461 §4.3 is about
+/// returning undeliverable mail, and Postfix returns headers only with delay and success
+/// notices. Without RET, the headers (our default, as before).
+pub(super) fn return_full(ret: Option<Ret>, kind: DsnKind) -> bool {
+    kind == DsnKind::Failure && ret == Some(Ret::Full)
+}
+
+/// Builds the DSN about `rows` of `msg`, or `None` when the sender is `<>` or no row's
+/// recipient asked for this kind of notice (NOTIFY). Pure: the report's dates and message id
+/// come from `now`. ENVID becomes `Original-Envelope-Id`, ORCPT `Original-Recipient`
+/// (RFC 3464 §2.2.1, §2.3.1), RET decides what is returned.
 pub(super) fn compose<'m>(
     msg: &'m QueuedMessage,
     kind: DsnKind,
@@ -51,17 +81,18 @@ pub(super) fn compose<'m>(
     let recipients: Vec<DsnRecipient> = rows
         .iter()
         .filter_map(|(slot, reply, host)| {
-            let r = msg.recipients.get(*slot)?;
+            let r = msg
+                .recipients
+                .get(*slot)
+                .filter(|r| wanted(&r.notify, kind))?;
             Some(DsnRecipient {
                 address: r.address.clone(),
-                original: None,
-                action: match kind {
-                    DsnKind::Failure => DsnAction::Failed,
-                    DsnKind::Delay => DsnAction::Delayed,
-                },
+                original: r.orcpt.as_ref().map(|o| format!("rfc822;{o}")),
+                action: action(kind),
                 status: reply.enhanced.unwrap_or(match kind {
                     DsnKind::Failure => (5, 0, 0),
                     DsnKind::Delay => (4, 0, 0),
+                    DsnKind::Success => (2, 0, 0),
                 }),
                 remote_mta: host.clone(),
                 diagnostic: Some(reply.to_string()),
@@ -71,10 +102,13 @@ pub(super) fn compose<'m>(
             })
         })
         .collect();
+    if recipients.is_empty() {
+        return None;
+    }
     let report = dsn::build_dsn(&DsnInput {
         kind,
         reporting_mta: hostname,
-        original_envelope_id: None,
+        original_envelope_id: msg.options.dsn.envid.as_deref(),
         arrival_date: msg.queued_at,
         now,
         sender,
@@ -86,7 +120,7 @@ pub(super) fn compose<'m>(
             label(kind),
             now.as_millis()
         ),
-        return_full: false,
+        return_full: return_full(msg.options.dsn.ret, kind),
     });
     Some(Notice { to: sender, report })
 }
@@ -111,13 +145,22 @@ pub(super) async fn send<E: Env>(
         &inner.hostname,
     );
     let Some(Notice { to, report }) = notice else {
-        env.trace(
-            "queue",
-            format_args!(
-                "{} undeliverable bounce (null sender): logged and dropped",
-                msg.id
+        match (msg.mail_from.is_some(), kind) {
+            (false, DsnKind::Success) => {}
+            (false, _) => env.trace(
+                "queue",
+                format_args!(
+                    "{} undeliverable bounce (null sender): logged and dropped",
+                    msg.id
+                ),
             ),
-        );
+            // Success rows are only ever wanted by some; say nothing for the rest.
+            (true, DsnKind::Success) => {}
+            (true, _) => env.trace(
+                "queue",
+                format_args!("{} no {} DSN: not wanted (NOTIFY)", msg.id, label(kind)),
+            ),
+        }
         return;
     };
     env.trace(
@@ -130,6 +173,69 @@ pub(super) async fn send<E: Env>(
         ),
     );
     submit(inner, to, Message::inline(report), now).await;
+}
+
+/// The "delivered" success DSN (RFC 3461 §6.2.3.1, RFC 3464 `Action: delivered`) for the
+/// recipients of `envelope` that asked for it with NOTIFY=SUCCESS and whose mail went into
+/// one of our mailboxes; never for the null sender. Made by us, because final delivery is
+/// ours; it goes to the sender like a bounce (local mailbox or the queue, from `<>`).
+pub(super) async fn send_delivered<E: Env>(
+    inner: &Arc<Inner<E>>,
+    envelope: &Envelope,
+    message: &[u8],
+) {
+    let Some(sender) = envelope.mail_from.as_ref() else {
+        return;
+    };
+    let now = inner.env.now();
+    let recipients: Vec<DsnRecipient> = envelope
+        .recipients
+        .iter()
+        .filter(|r| r.notify.wants_success() && !r.mailboxes.is_empty())
+        .map(|r| DsnRecipient {
+            address: r.address.clone(),
+            original: r.orcpt.as_ref().map(|o| format!("rfc822;{o}")),
+            action: DsnAction::Delivered,
+            status: (2, 0, 0),
+            remote_mta: None,
+            diagnostic: None,
+            last_attempt: None,
+            will_retry_until: None,
+        })
+        .collect();
+    if recipients.is_empty() {
+        return;
+    }
+    let hostname = &inner.hostname;
+    let report = dsn::build_dsn(&DsnInput {
+        kind: DsnKind::Success,
+        reporting_mta: hostname,
+        original_envelope_id: envelope.dsn.envid.as_deref(),
+        arrival_date: envelope.received_at,
+        now,
+        sender,
+        recipients: &recipients,
+        original_message: message,
+        message_id: format!(
+            "<{}.{:016x}.delivered@{hostname}>",
+            now.as_millis(),
+            inner.env.random_u64()
+        ),
+        return_full: false,
+    });
+    inner.env.trace(
+        "queue",
+        format_args!(
+            "delivered DSN to <{sender}> for {} ({} octets)",
+            recipients
+                .iter()
+                .map(|r| format!("<{}>", r.address))
+                .collect::<Vec<_>>()
+                .join(", "),
+            report.len()
+        ),
+    );
+    submit(inner, sender, Message::inline(report), now).await;
 }
 
 /// Delivers a DSN to `to`: into the local mailbox if it is ours, else through the queue with
@@ -169,9 +275,11 @@ async fn submit<E: Env>(inner: &Arc<Inner<E>>, to: &Address, report: Message, no
             address: to.clone(),
             mailboxes,
             remote,
+            ..Default::default()
         }],
         received_at: now,
         authenticated: None,
+        ..Default::default()
     };
     let sink = Sink {
         mailboxes: inner.mailboxes.clone(),

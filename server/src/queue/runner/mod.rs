@@ -43,7 +43,9 @@ use super::config::QueueConfig;
 use super::dsn::DsnKind;
 use super::route::Myself;
 use super::schedule::Scheduler;
-use super::store::{QueueId, QueueStore, QueuedMessage, RecipientState};
+use super::store::{
+    MessageOptions, NewRecipient, QueueId, QueueStore, QueuedMessage, RecipientState,
+};
 use super::tls::{StartTlsConnector, TlsPolicy};
 
 use self::scheduling::Dispatch;
@@ -172,7 +174,31 @@ impl<E: Env> Outbound<E> {
         recipients: Vec<Address>,
         message: &Message,
     ) -> Result<QueueId, DeliveryError> {
-        enqueue(&self.inner, mail_from, recipients, message).await
+        let recipients = recipients.into_iter().map(NewRecipient::from).collect();
+        let options = MessageOptions::default();
+        enqueue(&self.inner, mail_from, &options, recipients, message).await
+    }
+
+    /// [`Outbound::enqueue`] with the DSN and REQUIRETLS parameters of the message.
+    pub async fn enqueue_with(
+        &self,
+        mail_from: Option<Address>,
+        options: &MessageOptions,
+        recipients: Vec<NewRecipient>,
+        message: &Message,
+    ) -> Result<QueueId, DeliveryError> {
+        enqueue(&self.inner, mail_from, options, recipients, message).await
+    }
+
+    /// Sends the "delivered" DSN for the recipients of `envelope` that asked for one and were
+    /// delivered to our mailboxes (see `bounce::send_delivered`). Boxed: it delivers
+    /// through the [`Sink`](super::deliver::Sink) that calls it.
+    pub fn notify_delivered<'a>(
+        &'a self,
+        envelope: &'a crate::mail::Envelope,
+        message: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(bounce::send_delivered(&self.inner, envelope, message))
     }
 
     /// Messages in the queue (for the admin view and tests).
@@ -189,13 +215,14 @@ impl<E: Env> Outbound<E> {
 async fn enqueue<E: Env>(
     inner: &Inner<E>,
     mail_from: Option<Address>,
-    recipients: Vec<Address>,
+    options: &MessageOptions,
+    recipients: Vec<NewRecipient>,
     message: &Message,
 ) -> Result<QueueId, DeliveryError> {
     let now = inner.env.now();
     let id = inner
         .store
-        .enqueue_message(mail_from.clone(), recipients.clone(), message, now)
+        .enqueue_message(mail_from.clone(), options, &recipients, message, now)
         .await?;
     inner.env.trace(
         "queue",
@@ -207,7 +234,7 @@ async fn enqueue<E: Env>(
                 .unwrap_or_default(),
             recipients
                 .iter()
-                .map(|a| format!("<{a}>"))
+                .map(|r| format!("<{}>", r.address))
                 .collect::<Vec<_>>()
                 .join(", "),
             message.len()
@@ -220,7 +247,14 @@ async fn enqueue<E: Env>(
         }
         st.messages.insert(
             id,
-            QueuedMessage::new(id, now, mail_from, recipients, message.len() as usize),
+            QueuedMessage::new(
+                id,
+                now,
+                mail_from,
+                recipients,
+                message.len() as usize,
+                options.clone(),
+            ),
         );
     }
     inner.wake.notify_one();
@@ -266,6 +300,17 @@ async fn apply_settlement<E: Env>(
     };
     if !settlement.failed.is_empty() {
         bounce::send(inner, &msg, DsnKind::Failure, &settlement.failed, body, now).await;
+    }
+    if !settlement.relayed.is_empty() {
+        bounce::send(
+            inner,
+            &msg,
+            DsnKind::Success,
+            &settlement.relayed,
+            body,
+            now,
+        )
+        .await;
     }
     if applied.warn {
         bounce::send(inner, &msg, DsnKind::Delay, &settlement.delayed, body, now).await;

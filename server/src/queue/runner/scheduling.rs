@@ -146,10 +146,13 @@ mod tests {
                 .map(|a| QueuedRecipient {
                     address: Address::parse(a).unwrap(),
                     state: RecipientState::Pending,
+                    notify: Default::default(),
+                    orcpt: None,
                 })
                 .collect(),
             delay_warned: false,
             size: 1,
+            options: Default::default(),
         }
     }
 

@@ -29,8 +29,8 @@ use crate::mail::Address;
 use crate::smtp::Reply;
 
 use super::super::client::{
-    self, Client, OutboundMessage, RcptOutcome, SessionError, SessionFailure, SessionReport, Stage,
-    StartTls,
+    self, Client, OutboundDsn, OutboundMessage, RcptOutcome, SessionError, SessionFailure,
+    SessionReport, Stage, StartTls,
 };
 use super::super::store::RecipientState;
 use super::super::tls::StartTlsConnector;
@@ -51,13 +51,14 @@ pub(super) struct Target<'a> {
 pub(super) type Unfinished = (Reply, Vec<Option<RcptOutcome>>);
 
 /// Connects to `target` and runs one SMTP transaction for the `open` recipients (positions
-/// in [`Attempt::slots`]).
+/// in [`Attempt::slots`]). With the outcomes comes whether the peer offers DSN: then the
+/// DSN parameters went on with the message, and the peer (not we) owes success notices.
 pub(super) async fn try_host<E: Env>(
     attempt: &Attempt<E>,
     target: &Target<'_>,
     open: &[usize],
     body: &[u8],
-) -> Result<Vec<RcptOutcome>, Unfinished> {
+) -> Result<(Vec<RcptOutcome>, bool), Unfinished> {
     let session = HostSession {
         attempt,
         target,
@@ -67,12 +68,22 @@ pub(super) async fn try_host<E: Env>(
         .iter()
         .map(|&k| attempt.recipients[k].clone())
         .collect();
+    let dsn = OutboundDsn {
+        envelope: attempt.msg.options.dsn.clone(),
+        recipients: open
+            .iter()
+            .filter_map(|&k| attempt.msg.recipients.get(attempt.slots[k]))
+            .map(|r| (r.notify, r.orcpt.clone()))
+            .collect(),
+    };
     let out = OutboundMessage {
         mail_from: attempt.msg.mail_from.as_ref(),
         recipients: &rcpts,
         message: body,
         needs_smtputf8: header_section(body).iter().any(|b| *b >= 0x80),
         has_8bit: body.iter().any(|b| *b >= 0x80),
+        dsn: Some(&dsn),
+        require_tls: attempt.msg.options.require_tls,
     };
     session.run(&out).await
 }
@@ -104,7 +115,7 @@ impl<E: Env> HostSession<'_, E> {
         &self.attempt.inner.env
     }
 
-    async fn run(&self, out: &OutboundMessage<'_>) -> Result<Vec<RcptOutcome>, Unfinished> {
+    async fn run(&self, out: &OutboundMessage<'_>) -> Result<(Vec<RcptOutcome>, bool), Unfinished> {
         let (env, id, peer) = (self.env(), self.attempt.id, &self.target.peer);
         let n = out.recipients.len();
         let stream = self.connect(n).await?;
@@ -129,7 +140,7 @@ impl<E: Env> HostSession<'_, E> {
         match result {
             Ok(report) => {
                 self.trace_transcript(report.transcript.get(traced..).unwrap_or(&[]));
-                Ok(report.per_recipient)
+                Ok((report.per_recipient, report.peer_capabilities.dsn))
             }
             Err(failure) => {
                 self.trace_transcript(failure.transcript.get(traced..).unwrap_or(&[]));
@@ -205,11 +216,41 @@ impl<E: Env> HostSession<'_, E> {
     }
 
     /// One transaction and QUIT on an open session, recording deliveries before QUIT.
+    ///
+    /// A REQUIRETLS message goes only over TLS (`secured`) to a peer that offers REQUIRETLS
+    /// (RFC 8689 §4.2.1); otherwise nothing is sent, and every recipient fails with `5.7.30`
+    /// ("REQUIRETLS support required", RFC 8689 §6) so the sender learns of it at once.
     async fn send<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         client: Client<E, S>,
         out: &OutboundMessage<'_>,
+        secured: bool,
     ) -> Result<SessionReport, SessionFailure> {
+        if out.require_tls && !(secured && client.capabilities().require_tls) {
+            let peer = &self.target.peer;
+            let why = match secured {
+                false => "no TLS session",
+                true => "the peer does not offer REQUIRETLS",
+            };
+            self.env().trace(
+                "queue",
+                format_args!(
+                    "{} REQUIRETLS message not sent to {peer}: {why}",
+                    self.attempt.id
+                ),
+            );
+            let reply = Reply::new(
+                550,
+                (5, 7, 30),
+                format!("REQUIRETLS support required: {peer}: {why}"),
+            );
+            let (peer_capabilities, transcript) = client.quit().await;
+            return Ok(SessionReport {
+                per_recipient: vec![RcptOutcome::Failed(reply); out.recipients.len()],
+                peer_capabilities,
+                transcript,
+            });
+        }
         client::send_and_quit(client, out, async |o: &[RcptOutcome]| {
             self.record_delivered(o).await
         })
@@ -223,7 +264,7 @@ impl<E: Env> HostSession<'_, E> {
         out: &OutboundMessage<'_>,
     ) -> Result<SessionReport, SessionFailure> {
         match Client::open(self.env(), stream, &self.attempt.inner.client).await {
-            Ok(client) => self.send(client, out).await,
+            Ok(client) => self.send(client, out, false).await,
             Err(mut failure) => {
                 failure.per_recipient = vec![None; out.recipients.len()];
                 Err(failure)
@@ -250,7 +291,7 @@ impl<E: Env> HostSession<'_, E> {
         };
         if !client.capabilities().starttls {
             return TlsAttempt::Done {
-                result: self.send(client, out).await,
+                result: self.send(client, out, false).await,
                 traced: 0,
             };
         }
@@ -263,7 +304,7 @@ impl<E: Env> HostSession<'_, E> {
                 self.trace_transcript(client.transcript());
                 env.trace("queue", format_args!("{id} TLS established with {peer}"));
                 TlsAttempt::Done {
-                    result: self.send(client, out).await,
+                    result: self.send(client, out, true).await,
                     traced,
                 }
             }
@@ -277,7 +318,7 @@ impl<E: Env> HostSession<'_, E> {
                     ),
                 );
                 TlsAttempt::Done {
-                    result: self.send(client, out).await,
+                    result: self.send(client, out, false).await,
                     traced,
                 }
             }

@@ -28,7 +28,9 @@ mod tests;
 /// What became of one recipient in one attempt, with the host that said so.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
-    Delivered(Reply, String),
+    /// Accepted by `host`; `true` if the host offers DSN (it got NOTIFY and reports on it),
+    /// `false` if a `NOTIFY=SUCCESS` is ours to answer with a "relayed" DSN.
+    Delivered(Reply, String, bool),
     Failed(Reply, Option<String>),
     Deferred(Reply, Option<String>),
 }
@@ -52,6 +54,9 @@ pub(super) struct Settlement {
     pub failed: Vec<DsnRow>,
     /// Deferred recipients: the delay DSN's rows, if [`Settlement::apply`] says one is due.
     pub delayed: Vec<DsnRow>,
+    /// Recipients handed to a peer without DSN: the "relayed" success DSN's rows (sent only
+    /// for those that asked with NOTIFY=SUCCESS, RFC 3461 §6.2.3.3).
+    pub relayed: Vec<DsnRow>,
 }
 
 /// What applying a settlement to the live message decided.
@@ -83,6 +88,7 @@ pub(super) fn decide(
         retry: Vec::new(),
         failed: Vec::new(),
         delayed: Vec::new(),
+        relayed: Vec::new(),
     };
     for (&slot, outcome) in slots.iter().zip(outcomes) {
         let Some(r) = msg.recipients.get(slot) else {
@@ -93,14 +99,18 @@ pub(super) fn decide(
             _ => 0,
         };
         let state = match outcome {
-            Outcome::Delivered(reply, host) => {
+            Outcome::Delivered(reply, host, dsn_peer) => {
                 s.trace.push(format!(
                     "{id} <{}> delivered via {host}: {reply}",
                     r.address
                 ));
-                RecipientState::Delivered {
+                let state = RecipientState::Delivered {
                     reply: reply.to_string(),
+                };
+                if !dsn_peer {
+                    s.relayed.push((slot, reply, Some(host)));
                 }
+                state
             }
             Outcome::Failed(reply, host) => {
                 s.trace

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use memchr::memchr;
 
-use super::RecipientState;
+use super::{MessageOptions, NewRecipient, RecipientState};
 use crate::durable::crc::Crc32;
 use crate::durable::log::{self, NewlineInPayload};
 use crate::env::Timestamp;
-use crate::mail::Address;
+use crate::mail::{Address, EnvelopeDsn, Notify, Ret};
 
 /// First word of every queue file.
 pub(super) const MAGIC: &str = "mailsim-queue";
@@ -39,7 +39,8 @@ pub(super) enum FormatError {
 pub(super) struct Envelope {
     pub queued_at: Timestamp,
     pub mail_from: Option<Address>,
-    pub recipients: Vec<Address>,
+    pub recipients: Vec<NewRecipient>,
+    pub options: MessageOptions,
 }
 
 /// A checked queue file: its envelope, where the body is, where the state tail starts.
@@ -58,14 +59,20 @@ pub(super) enum Change {
 }
 
 /// Serializes a new queue file: header line, envelope, body; no state records yet.
+///
+/// The DSN and REQUIRETLS parts (a `dsn` and a `requiretls` line after `from`, `notify=`
+/// and `orcpt=` on a `rcpt` line) are written only when present, so a message without them
+/// is byte for byte what version 1 always wrote, and a version 1 file reads as a message
+/// without them: no version change was needed for these optional parts.
 #[cfg(test)]
 pub(super) fn encode_message(
     queued_at: Timestamp,
     mail_from: Option<&Address>,
-    recipients: &[Address],
+    options: &MessageOptions,
+    recipients: &[NewRecipient],
     body: &[u8],
 ) -> Vec<u8> {
-    encode_spliced(queued_at, mail_from, recipients, body, None)
+    encode_spliced(queued_at, mail_from, options, recipients, body, None)
 }
 
 /// A new queue file whose body is `head` followed by `rest` (octets, CRC-32) more octets
@@ -75,7 +82,8 @@ pub(super) fn encode_message(
 pub(super) fn encode_spliced(
     queued_at: Timestamp,
     mail_from: Option<&Address>,
-    recipients: &[Address],
+    options: &MessageOptions,
+    recipients: &[NewRecipient],
     head: &[u8],
     rest: Option<(u64, u32)>,
 ) -> Vec<u8> {
@@ -87,9 +95,33 @@ pub(super) fn encode_spliced(
         push_address(&mut env, a);
     }
     env.push('\n');
+    let dsn = &options.dsn;
+    if dsn.ret.is_some() || dsn.envid.is_some() {
+        env.push_str("dsn");
+        if let Some(ret) = dsn.ret {
+            env.push_str(" ret=");
+            env.push_str(ret.as_str());
+        }
+        if let Some(envid) = &dsn.envid {
+            env.push_str(" envid=");
+            escape(envid, &mut env);
+        }
+        env.push('\n');
+    }
+    if options.require_tls {
+        env.push_str("requiretls\n");
+    }
     for r in recipients {
         env.push_str("rcpt");
-        push_address(&mut env, r);
+        push_address(&mut env, &r.address);
+        if let Some(n) = r.notify.keyword() {
+            env.push_str(" notify=");
+            env.push_str(&n);
+        }
+        if let Some(o) = &r.orcpt {
+            env.push_str(" orcpt=");
+            escape(o, &mut env);
+        }
         env.push('\n');
     }
     let rest_len = rest.map_or(0, |(len, _)| len);
@@ -173,13 +205,19 @@ fn parse_envelope(env: &[u8]) -> Result<Envelope, &'static str> {
                 .ok_or("bad from line")?,
         ),
     };
+    let mut lines = lines.peekable();
+    let mut options = MessageOptions::default();
+    if let Some(dsn) = lines.next_if(|l| l.starts_with("dsn")) {
+        options.dsn = parse_dsn_line(dsn).ok_or("bad dsn line")?;
+    }
+    options.require_tls = lines.next_if_eq(&"requiretls").is_some();
     let mut recipients = Vec::new();
     for line in lines {
-        let a = line
+        let r = line
             .strip_prefix("rcpt ")
-            .and_then(parse_address)
+            .and_then(parse_rcpt)
             .ok_or("bad rcpt line")?;
-        recipients.push(a);
+        recipients.push(r);
     }
     if recipients.is_empty() {
         return Err("no recipients");
@@ -188,6 +226,52 @@ fn parse_envelope(env: &[u8]) -> Result<Envelope, &'static str> {
         queued_at,
         mail_from,
         recipients,
+        options,
+    })
+}
+
+/// `dsn[ ret=FULL|HDRS][ envid=<escaped>]`, in that order, at least one of them: exactly
+/// what [`encode_message`] writes.
+fn parse_dsn_line(line: &str) -> Option<EnvelopeDsn> {
+    let mut dsn = EnvelopeDsn::default();
+    let mut fields = line.strip_prefix("dsn ")?.split(' ').peekable();
+    if let Some(ret) = fields.next_if(|f| f.starts_with("ret=")) {
+        dsn.ret = Some(match &ret[4..] {
+            "FULL" => Ret::Full,
+            "HDRS" => Ret::Hdrs,
+            _ => return None,
+        });
+    }
+    if let Some(envid) = fields.next_if(|f| f.starts_with("envid=")) {
+        dsn.envid = Some(unescape(&envid[6..])?);
+    }
+    let some = dsn.ret.is_some() || dsn.envid.is_some();
+    (fields.next().is_none() && some).then_some(dsn)
+}
+
+/// `<local> <domain>[ notify=<list>][ orcpt=<escaped>]`, in that order.
+fn parse_rcpt(s: &str) -> Option<NewRecipient> {
+    let mut fields = s.split(' ').peekable();
+    let address = Address {
+        local: unescape(fields.next()?)?,
+        domain: unescape(fields.next()?)?,
+    };
+    let mut notify = Notify::default();
+    if let Some(n) = fields.next_if(|f| f.starts_with("notify=")) {
+        notify = Notify::parse(&n[7..])?;
+        // Canonical only: the spelling `keyword` writes.
+        if notify.keyword().as_deref() != Some(&n[7..]) {
+            return None;
+        }
+    }
+    let mut orcpt = None;
+    if let Some(o) = fields.next_if(|f| f.starts_with("orcpt=")) {
+        orcpt = Some(unescape(&o[6..])?);
+    }
+    fields.next().is_none().then_some(NewRecipient {
+        address,
+        notify,
+        orcpt,
     })
 }
 
@@ -412,7 +496,9 @@ mod tests {
         let from = addr("Alice", "example.org");
         let rcpts = [addr("bob", "example.net"), addr("we ird%,=\n", "ÿ.example")];
         let t = Timestamp(Duration::new(1_700_000_000, 123_456_789));
-        let data = encode_message(t, Some(&from), &rcpts, b"Subject: x\r\n\r\nhi\r\n");
+        let none = MessageOptions::default();
+        let rcpts = rcpts.map(NewRecipient::from);
+        let data = encode_message(t, Some(&from), &none, &rcpts, b"Subject: x\r\n\r\nhi\r\n");
         let text = String::from_utf8(data.clone()).unwrap();
         let (header, rest) = text.split_once('\n').unwrap();
         assert!(header.starts_with("mailsim-queue 1 "), "{header}");
@@ -427,10 +513,99 @@ mod tests {
         assert_eq!(&data[p.body.clone()], b"Subject: x\r\n\r\nhi\r\n");
         assert_eq!(p.tail, data.len());
 
-        let null = encode_message(t, None, &rcpts[..1], b"");
+        let null = encode_message(t, None, &none, &rcpts[..1], b"");
         let p = parse_message(&null).unwrap();
         assert_eq!(p.envelope.mail_from, None);
         assert!(p.body.is_empty());
+    }
+
+    fn dsn_options() -> MessageOptions {
+        MessageOptions {
+            dsn: EnvelopeDsn {
+                ret: Some(Ret::Full),
+                envid: Some("QQ 31=4,%".into()),
+            },
+            require_tls: true,
+        }
+    }
+
+    fn dsn_rcpt(local: &str, domain: &str) -> NewRecipient {
+        NewRecipient {
+            address: addr(local, domain),
+            notify: Notify {
+                success: true,
+                failure: true,
+                ..Notify::default()
+            },
+            orcpt: Some("Bob B=1@example.net".into()),
+        }
+    }
+
+    #[test]
+    fn dsn_parts_round_trip_and_are_optional() {
+        let t = Timestamp::from_secs(9);
+        let never = NewRecipient {
+            notify: Notify {
+                never: true,
+                ..Notify::default()
+            },
+            ..addr("n", "x.example").into()
+        };
+        let rcpts = [
+            dsn_rcpt("bob", "example.net"),
+            never,
+            addr("c", "y.example").into(),
+        ];
+        let data = encode_message(t, None, &dsn_options(), &rcpts, b"x\r\n");
+        let text = String::from_utf8_lossy(&data);
+        assert!(text.contains(
+            "\nfrom\ndsn ret=FULL envid=QQ%2031%3D4%2C%25\nrequiretls\n\
+             rcpt bob example.net notify=SUCCESS,FAILURE orcpt=Bob%20B%3D1@example.net\n\
+             rcpt n x.example notify=NEVER\nrcpt c y.example\nx\r\n"
+        ));
+        let p = parse_message(&data).unwrap();
+        assert_eq!(p.envelope.options, dsn_options());
+        assert_eq!(p.envelope.recipients, rcpts);
+        // Only RET, only ENVID.
+        for dsn in [
+            EnvelopeDsn {
+                ret: Some(Ret::Hdrs),
+                envid: None,
+            },
+            EnvelopeDsn {
+                ret: None,
+                envid: Some("e".into()),
+            },
+        ] {
+            let options = MessageOptions {
+                dsn,
+                require_tls: false,
+            };
+            let data = encode_message(t, None, &options, &rcpts[2..], b"");
+            assert_eq!(parse_message(&data).unwrap().envelope.options, options);
+        }
+    }
+
+    /// Envelope sections that are not exactly what `encode_message` writes are corrupt.
+    #[test]
+    fn odd_dsn_parts_are_corrupt() {
+        for env in [
+            "created 1.000000000\nfrom\ndsn\nrcpt a b\n",
+            "created 1.000000000\nfrom\ndsn ret=ALL\nrcpt a b\n",
+            "created 1.000000000\nfrom\ndsn envid=x ret=FULL\nrcpt a b\n",
+            "created 1.000000000\nfrom\ndsn ret=FULL x=y\nrcpt a b\n",
+            "created 1.000000000\nfrom\nrequiretls\ndsn ret=FULL\nrcpt a b\n",
+            "created 1.000000000\nfrom\nrcpt a b notify=never\n",
+            "created 1.000000000\nfrom\nrcpt a b notify=DELAY,SUCCESS\n",
+            "created 1.000000000\nfrom\nrcpt a b notify=NEVER,DELAY\n",
+            "created 1.000000000\nfrom\nrcpt a b orcpt=x notify=NEVER\n",
+            "created 1.000000000\nfrom\nrcpt a b orcpt=a%2\n",
+            "created 1.000000000\nfrom\nrcpt a b extra\n",
+        ] {
+            assert!(parse_envelope(env.as_bytes()).is_err(), "{env}");
+        }
+        let ok = parse_envelope(b"created 1.000000000\nfrom\nrcpt a b notify=DELAY\n").unwrap();
+        assert!(ok.recipients[0].notify.delay);
     }
 
     #[test]
@@ -438,7 +613,8 @@ mod tests {
         let data = encode_message(
             Timestamp::from_secs(5),
             None,
-            &[addr("a", "b.example")],
+            &dsn_options(),
+            &[dsn_rcpt("a", "b.example")],
             b"body\r\n",
         );
         for len in 0..data.len() {

@@ -7,6 +7,7 @@ use futures::future::join_all;
 use super::*;
 use crate::durable::memenv::{Fs, MemEnv};
 use crate::env::real::RealEnv;
+use crate::mail::Ret;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempRoot(PathBuf);
@@ -66,7 +67,13 @@ async fn a_spooled_message_is_queued_whole_and_verifies_on_reopen() {
         },
     );
     let id = store
-        .enqueue_message(None, vec![addr("bob@example.net")], &message, t(5))
+        .enqueue_message(
+            None,
+            &MessageOptions::default(),
+            &[NewRecipient::from(addr("bob@example.net"))],
+            &message,
+            t(5),
+        )
         .await
         .unwrap();
     drop(store);
@@ -122,11 +129,15 @@ async fn enqueue_then_reopen_gives_the_same_messages() {
         vec![
             QueuedRecipient {
                 address: addr("bob@example.net"),
-                state: RecipientState::Pending
+                state: RecipientState::Pending,
+                notify: Default::default(),
+                orcpt: None,
             },
             QueuedRecipient {
                 address: addr("carol@example.com"),
-                state: RecipientState::Pending
+                state: RecipientState::Pending,
+                notify: Default::default(),
+                orcpt: None,
             },
         ]
     );
@@ -421,7 +432,10 @@ fn ids_are_canonical_and_never_paths() {
 async fn enqueue_without_recipients_is_refused() {
     let env = MemEnv::new();
     let (store, _) = QueueStore::open(env).await.unwrap();
-    let e = store.enqueue(None, vec![], b"x", t(1)).await.unwrap_err();
+    let e = store
+        .enqueue(None, Vec::<Address>::new(), b"x", t(1))
+        .await
+        .unwrap_err();
     assert!(matches!(e, DeliveryError::Temporary(_)));
 }
 
@@ -806,8 +820,34 @@ fn sample_file(variant: u8) -> Vec<u8> {
     ];
     let n = 1 + usize::from(variant % 3);
     let from = variant.is_multiple_of(2).then(|| addr("s@example.org"));
-    let mut data =
-        format::encode_message(t(7), from.as_ref(), &rcpts[..n], &body(variant as usize));
+    // Every fourth variant carries the DSN and REQUIRETLS parts too.
+    let dsn = variant % 4 == 3;
+    let options = MessageOptions {
+        dsn: EnvelopeDsn {
+            ret: dsn.then_some(Ret::Hdrs),
+            envid: dsn.then(|| "env 1=%".into()),
+        },
+        require_tls: dsn,
+    };
+    let rcpts: Vec<NewRecipient> = rcpts[..n]
+        .iter()
+        .map(|a| NewRecipient {
+            address: a.clone(),
+            notify: Notify {
+                success: dsn,
+                delay: dsn,
+                ..Notify::default()
+            },
+            orcpt: dsn.then(|| format!("orig {a}")),
+        })
+        .collect();
+    let mut data = format::encode_message(
+        t(7),
+        from.as_ref(),
+        &options,
+        &rcpts,
+        &body(variant as usize),
+    );
     let changes = [
         Change::Recipient(0, ok("250 ok")),
         Change::Warned,

@@ -81,6 +81,8 @@ impl Session {
                 Awaiting::Mail {
                     declared_size,
                     binary,
+                    dsn,
+                    require_tls,
                 },
                 None,
             ) => {
@@ -96,10 +98,20 @@ impl Session {
                     declared_size,
                     binary,
                     chunks: None,
+                    dsn,
+                    require_tls,
                 });
                 self.reply(Reply::new(250, (2, 1, 0), "Ok"));
             }
-            (Awaiting::Rcpt { mailboxes, remote }, None) => {
+            (
+                Awaiting::Rcpt {
+                    mailboxes,
+                    remote,
+                    notify,
+                    orcpt,
+                },
+                None,
+            ) => {
                 let Stage::Rcpt { to, .. } = check.stage else {
                     return;
                 };
@@ -107,6 +119,8 @@ impl Session {
                     address: to,
                     mailboxes,
                     remote,
+                    notify,
+                    orcpt,
                 });
             }
             (Awaiting::Connect, None) => self.reply(Reply::plain(

@@ -36,6 +36,10 @@ impl Session {
                 }
             }
         };
+        let (dsn, require_tls) = match self.mail_dsn(&from, text) {
+            Ok(v) => v,
+            Err(r) => return self.error(r),
+        };
         if let Err(r) = self.mail_params(&from) {
             return self.error(r);
         }
@@ -51,6 +55,8 @@ impl Session {
             Awaiting::Mail {
                 declared_size: from.size,
                 binary: from.flags & MAIL_BODY_BINARYMIME != 0,
+                dsn,
+                require_tls,
             },
             stage,
         );
@@ -59,7 +65,8 @@ impl Session {
     /// MAIL parameters: only those of extensions we offer (RFC 5321 §4.1.1.11: 555 for the
     /// rest), and none after HELO.
     fn mail_params(&self, from: &MailFrom<String>) -> Result<(), Reply> {
-        let mut allowed = 0;
+        // RET, REQUIRETLS (and ENVID) are decided by `mail_dsn`.
+        let mut allowed = super::dsn::MAIL_FLAGS;
         if self.offers(Extension::EightBitMime) {
             allowed |= MAIL_BODY_8BITMIME | MAIL_BODY_7BIT;
         }
@@ -73,7 +80,6 @@ impl Session {
             || (from.size != 0 && !self.offers(Extension::Size))
             || from.trans_id.is_some()
             || from.by != 0
-            || from.env_id.is_some()
             || from.solicit.is_some()
             || from.mtrk.is_some()
             || from.auth.is_some()
@@ -93,9 +99,9 @@ impl Session {
         Ok(())
     }
 
-    /// RCPT parameters: none of ours yet (NOTIFY/ORCPT come with DSN).
+    /// RCPT parameters: NOTIFY/ORCPT are decided by `rcpt_dsn`; no others.
     fn rcpt_params(&self, to: &RcptTo<String>) -> Result<(), Reply> {
-        if to.flags != 0 || to.orcpt.is_some() || to.rrvs != 0 {
+        if to.flags & !super::dsn::RCPT_FLAGS != 0 || to.rrvs != 0 {
             return Err(Reply::new(555, (5, 5, 4), "Unsupported parameter"));
         }
         Ok(())
@@ -123,6 +129,10 @@ impl Session {
         if let Err(r) = self.rcpt_params(&to) {
             return self.error(r);
         }
+        let (notify, orcpt) = match self.rcpt_dsn(&to, text) {
+            Ok(v) => v,
+            Err(r) => return self.error(r),
+        };
         let max = self.config.limits.recipients;
         let Some(env) = self.envelope.as_mut() else {
             // sequence_error has checked this already.
@@ -170,7 +180,15 @@ impl Session {
             to: address,
             accepted: env.recipients.len(),
         };
-        self.ask_policy(Awaiting::Rcpt { mailboxes, remote }, stage);
+        self.ask_policy(
+            Awaiting::Rcpt {
+                mailboxes,
+                remote,
+                notify,
+                orcpt,
+            },
+            stage,
+        );
     }
 
     /// A recipient the policy let through: recorded (minus what earlier recipients already
@@ -180,6 +198,8 @@ impl Session {
             address,
             mailboxes,
             remote,
+            notify,
+            orcpt,
         } = recipient;
         let Some(env) = self.envelope.as_mut() else {
             return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
@@ -197,6 +217,8 @@ impl Session {
                 address,
                 mailboxes,
                 remote,
+                notify,
+                orcpt,
             });
         }
         self.reply(Reply::new(250, (2, 1, 5), "Ok"));
@@ -429,6 +451,8 @@ impl Session {
             recipients: envelope.recipients,
             received_at: now,
             authenticated: self.authenticated.clone(),
+            dsn: envelope.dsn,
+            require_tls: envelope.require_tls,
         };
         self.ask_policy(Awaiting::EndOfData, Stage::EndOfData { envelope, message });
     }

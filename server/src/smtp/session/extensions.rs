@@ -5,7 +5,8 @@
 //! when they are not enabled.
 //!
 //! Adding an extension is local to this file and its command's: CHUNKING is the BDAT
-//! command of `session/envelope.rs` with counted framing in `session/data.rs`.
+//! command of `session/envelope.rs` with counted framing in `session/data.rs`; DSN and
+//! REQUIRETLS have theirs in `session/dsn.rs`.
 
 use super::{AuthMechanism, Reply, Session};
 use crate::smtp::Limits;
@@ -58,6 +59,11 @@ pub(super) enum Extension {
     StartTls,
     /// RFC 4954, with the mechanisms on offer.
     Auth(Vec<AuthMechanism>),
+    /// RFC 3461: RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT (`session/dsn.rs`).
+    Dsn,
+    /// RFC 8689: only once TLS is active (§4.1: "MUST NOT be offered" otherwise would
+    /// make no sense, a REQUIRETLS message must not travel in the clear).
+    RequireTls,
 }
 
 impl Extension {
@@ -71,6 +77,8 @@ impl Extension {
             Extension::Chunking => "CHUNKING".into(),
             Extension::BinaryMime => "BINARYMIME".into(),
             Extension::StartTls => "STARTTLS".into(),
+            Extension::Dsn => "DSN".into(),
+            Extension::RequireTls => "REQUIRETLS".into(),
             Extension::Auth(mechanisms) => {
                 let names: Vec<&str> = mechanisms.iter().map(|m| m.name()).collect();
                 format!("AUTH {}", names.join(" "))
@@ -92,10 +100,14 @@ impl Session {
             Extension::Chunking,
             Extension::BinaryMime,
             Extension::EnhancedStatusCodes,
+            Extension::Dsn,
         ];
         let offers = &self.config.offers;
         if offers.starttls && !self.tls {
             list.push(Extension::StartTls);
+        }
+        if self.tls {
+            list.push(Extension::RequireTls);
         }
         if self.auth_allowed() && self.authenticated.is_none() {
             list.push(Extension::Auth(offers.auth.clone()));

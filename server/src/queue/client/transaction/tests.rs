@@ -25,6 +25,7 @@ fn msg<'a>(from: Option<&'a Address>, rcpts: &'a [Address]) -> OutboundMessage<'
         message: b"Subject: hi\r\n\r\nhello\r\n",
         needs_smtputf8: false,
         has_8bit: false,
+        ..Default::default()
     }
 }
 
@@ -304,5 +305,59 @@ fn replies_of_the_wrong_kind_are_protocol_errors() {
     assert_eq!(
         tx.on_end_of_data(r(354)).unwrap_err().stage(),
         Some(Stage::EndOfData)
+    );
+}
+
+#[test]
+fn dsn_and_requiretls_are_passed_on_only_to_peers_that_offer_them() {
+    use crate::mail::{EnvelopeDsn, Notify, Ret};
+    let from = addr("s@here.test");
+    let rcpts = [addr("bob@mx.test"), addr("carol@mx.test")];
+    let dsn = OutboundDsn {
+        envelope: EnvelopeDsn {
+            ret: Some(Ret::Hdrs),
+            envid: Some("id 1+=".into()),
+        },
+        recipients: vec![
+            (
+                Notify {
+                    success: true,
+                    failure: true,
+                    ..Notify::default()
+                },
+                Some("Bob B@mx.test".into()),
+            ),
+            (Notify::default(), None),
+        ],
+    };
+    let m = OutboundMessage {
+        dsn: Some(&dsn),
+        require_tls: true,
+        ..msg(Some(&from), &rcpts)
+    };
+    let plain = Transaction::new(&m, &caps(true), State::Idle, &mut Vec::new());
+    assert_eq!(
+        plain.commands(),
+        [
+            "MAIL FROM:<s@here.test> SIZE=22",
+            "RCPT TO:<bob@mx.test>",
+            "RCPT TO:<carol@mx.test>",
+            "DATA"
+        ]
+    );
+    let peer = Capabilities {
+        dsn: true,
+        require_tls: true,
+        ..caps(true)
+    };
+    let tx = Transaction::new(&m, &peer, State::Idle, &mut Vec::new());
+    assert_eq!(
+        tx.commands(),
+        [
+            "MAIL FROM:<s@here.test> SIZE=22 REQUIRETLS RET=HDRS ENVID=id+201+2B+3D",
+            "RCPT TO:<bob@mx.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob+20B@mx.test",
+            "RCPT TO:<carol@mx.test>",
+            "DATA"
+        ]
     );
 }

@@ -25,10 +25,13 @@ fn message(from: Option<&str>, rcpts: &[&str]) -> QueuedMessage {
             .map(|a| QueuedRecipient {
                 address: Address::parse(a).unwrap(),
                 state: RecipientState::Pending,
+                notify: Default::default(),
+                orcpt: None,
             })
             .collect(),
         delay_warned: false,
         size: 10,
+        options: Default::default(),
     }
 }
 
@@ -43,6 +46,7 @@ fn delivered() -> Outcome {
     Outcome::Delivered(
         Reply::new(250, (2, 0, 0), "Ok: queued as X1"),
         "mx.remote.test".into(),
+        true,
     )
 }
 
@@ -372,4 +376,97 @@ fn durations_read_like_the_trace() {
     assert_eq!(human(Duration::from_secs(300)), "5m0s");
     assert_eq!(human(Duration::from_secs(2 * HOUR + 300)), "2h5m");
     assert_eq!(human(Duration::from_secs(4 * DAY)), "4d0h");
+}
+
+#[test]
+fn acceptance_by_a_peer_without_dsn_is_a_relayed_row() {
+    let msg = message(Some("s@example.org"), &["a@x.test", "b@x.test"]);
+    let plain = Outcome::Delivered(Reply::new(250, (2, 0, 0), "Ok"), "mx.x.test".into(), false);
+    let s = decide(
+        &msg,
+        &[0, 1],
+        vec![plain, delivered()],
+        &BTreeSet::new(),
+        at(10),
+        &QueueConfig::default(),
+    );
+    assert_eq!(s.relayed.len(), 1);
+    assert_eq!(s.relayed[0].0, 0);
+    assert_eq!(s.relayed[0].2.as_deref(), Some("mx.x.test"));
+    assert!(s.failed.is_empty() && s.delayed.is_empty());
+}
+
+/// NOTIFY picks the rows of each kind of DSN; RET, ENVID and ORCPT shape the report.
+#[test]
+fn dsn_parameters_shape_the_notices() {
+    use crate::mail::{EnvelopeDsn, Notify, Ret};
+    let config = QueueConfig::default();
+    let mut msg = message(
+        Some("alice@here.test"),
+        &["never@x.test", "plain@x.test", "fail@x.test", "ok@x.test"],
+    );
+    msg.options.dsn = EnvelopeDsn {
+        ret: Some(Ret::Full),
+        envid: Some("QQ314159".into()),
+    };
+    let notify = |s: &str| Notify::parse(s).unwrap();
+    msg.recipients[0].notify = notify("NEVER");
+    msg.recipients[2].notify = notify("FAILURE");
+    msg.recipients[2].orcpt = Some("Fail.Orig@x.test".into());
+    msg.recipients[3].notify = notify("SUCCESS");
+    let body = b"Subject: x\r\n\r\nthe body\r\n";
+    let rows = |slots: &[usize], code: u16| -> Vec<DsnRow> {
+        let status = (u8::try_from(code / 100).unwrap(), 0, 0);
+        slots
+            .iter()
+            .map(|&s| (s, Reply::new(code, status, "x"), Some("mx.x.test".into())))
+            .collect()
+    };
+    let compose = |kind, rows: &[DsnRow]| {
+        bounce::compose(&msg, kind, rows, Some(body), at(9), &config, "mx.here.test")
+            .map(|n| String::from_utf8_lossy(&n.report).into_owned())
+    };
+
+    let failure = compose(DsnKind::Failure, &rows(&[0, 1, 2, 3], 550)).unwrap();
+    assert!(!failure.contains("never@x.test"), "{failure}");
+    assert!(failure.contains("Final-Recipient: rfc822;plain@x.test"));
+    assert!(failure.contains("Final-Recipient: rfc822;fail@x.test"));
+    assert!(
+        !failure.contains("rfc822;ok@x.test"),
+        "SUCCESS only: no failure notice"
+    );
+    assert!(failure.contains("Original-Envelope-Id: QQ314159\r\n"));
+    assert!(failure.contains("Original-Recipient: rfc822;Fail.Orig@x.test\r\n"));
+    assert!(failure.contains("Content-Type: message/rfc822"), "RET=FULL");
+    assert!(failure.contains("the body"));
+
+    // NEVER and FAILURE-only recipients get no delay warning; the default one does.
+    assert_eq!(compose(DsnKind::Delay, &rows(&[0, 2, 3], 451)), None);
+    let delay = compose(DsnKind::Delay, &rows(&[1], 451)).unwrap();
+    assert!(delay.contains("Action: delayed"));
+    assert!(delay.contains("text/rfc822-headers") && !delay.contains("the body"));
+
+    // Success: only for NOTIFY=SUCCESS, as "relayed".
+    assert_eq!(compose(DsnKind::Success, &rows(&[0, 1, 2], 250)), None);
+    let success = compose(DsnKind::Success, &rows(&[1, 3], 250)).unwrap();
+    assert!(success.contains("Final-Recipient: rfc822;ok@x.test"));
+    assert!(!success.contains("plain@x.test"));
+    assert!(success.contains("Action: relayed"));
+    assert!(success.contains("Status: 2.0.0"));
+
+    // RET=HDRS (and no RET): the headers only.
+    msg.options.dsn.ret = Some(Ret::Hdrs);
+    let hdrs = bounce::compose(
+        &msg,
+        DsnKind::Failure,
+        &rows(&[1], 550),
+        Some(body),
+        at(9),
+        &config,
+        "h",
+    )
+    .map(|n| String::from_utf8_lossy(&n.report).into_owned())
+    .unwrap();
+    assert!(hdrs.contains("Content-Type: text/rfc822-headers"), "{hdrs}");
+    assert!(!hdrs.contains("the body"));
 }

@@ -35,8 +35,11 @@ fn ehlo_keywords_follow_the_state() {
     let mut c = Client::on(tls_config(true));
     assert_eq!(c.send("EHLO c.test\r\n"), ehlo_with(&["STARTTLS"]));
     assert_eq!(c.send("STARTTLS\r\n"), ["220 2.0.0 Ready to start TLS"]);
-    // Inside TLS: AUTH, no STARTTLS.
-    assert_eq!(c.send("EHLO c.test\r\n"), ehlo_with(&["AUTH PLAIN"]));
+    // Inside TLS: AUTH and REQUIRETLS (RFC 8689 §4.1), no STARTTLS.
+    assert_eq!(
+        c.send("EHLO c.test\r\n"),
+        ehlo_with(&["REQUIRETLS", "AUTH PLAIN"])
+    );
     // Authenticated: no second AUTH either.
     c.authenticator = Box::new(|_| AuthAnswer::Accepted);
     let response = data_encoding::BASE64.encode(b"\0alice@example.org\0pw");
@@ -44,7 +47,7 @@ fn ehlo_keywords_follow_the_state() {
         c.send(format!("AUTH PLAIN {response}\r\n")),
         ["235 2.7.0 Authentication successful"]
     );
-    assert_eq!(c.send("EHLO c.test\r\n"), ehlo_with(&[]));
+    assert_eq!(c.send("EHLO c.test\r\n"), ehlo_with(&["REQUIRETLS"]));
     // AUTH allowed without TLS: advertised at once.
     let mut c = Client::on(tls_config(false));
     assert_eq!(
@@ -84,6 +87,8 @@ fn starttls_discards_pipelined_plaintext() {
          S: 250-CHUNKING
          S: 250-BINARYMIME
          S: 250-ENHANCEDSTATUSCODES
+         S: 250-DSN
+         S: 250-REQUIRETLS
          S: 250 AUTH PLAIN
          C: RCPT TO:<alice@example.org>\nS: 503 5.5.1 Error: need MAIL command",
     );
