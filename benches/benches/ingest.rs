@@ -27,7 +27,7 @@ use mailsim_server::policy::Verdict;
 use mailsim_server::smtp::session::{Answer, Output, PeerInfo, Session, SessionConfig};
 
 const BODY: usize = 4 * 1024 * 1024;
-const READ_BUF: usize = 16 * 1024;
+const READ_BUF: usize = 8 * 1024;
 const BDAT_CHUNK: usize = 1024 * 1024;
 
 fn config() -> Arc<SessionConfig> {

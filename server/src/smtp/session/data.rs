@@ -28,7 +28,7 @@ use crate::durable::crc::Crc32;
 
 /// How much input one `feed` hands to the library at most, so that a huge push cannot make us
 /// buffer far beyond the size limit (or the spill threshold) before we get to check it.
-const SLICE: usize = 16 * 1024;
+const SLICE: usize = 8 * 1024;
 
 /// Room for our Received: header in a buffer reserved from `SIZE=`.
 const HEADER_ROOM: usize = 512;
@@ -513,8 +513,10 @@ fn remember(tail: &mut [u8; 5], consumed: &[u8]) {
 
 /// Content buffered beyond this goes to the spool file, in chunks of about this size: the
 /// memory one session receiving a big message holds (with one read buffer and one
-/// [`SLICE`]), whatever the message's size. 16 KiB × 1 000 sessions is 16 MB.
-pub(super) const SPILL_AT: usize = 16 * 1024;
+/// [`SLICE`]), whatever the message's size. 8 KiB rather than 16: with a thousand sessions
+/// streaming at once, 16 KiB buffers measured 152 MB of RSS half-way, 8 KiB 85 MB
+/// (`benches/scripts/ingest-rss.sh`).
+pub(super) const SPILL_AT: usize = 8 * 1024;
 
 /// The spool side of a body: where the head ends, what went to the file.
 struct Spill {
