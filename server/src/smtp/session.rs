@@ -91,6 +91,7 @@ mod envelope;
 mod extensions;
 mod quota;
 mod sender;
+mod spill;
 #[cfg(test)]
 mod tests;
 mod timers;

@@ -24,7 +24,7 @@
 use memchr::memchr2;
 use smtp_proto::request::receiver::DataReceiver;
 
-use crate::durable::crc::Crc32;
+use super::spill::{Spill, SPILL_AT};
 
 /// How much input one `feed` hands to the library at most, so that a huge push cannot make us
 /// buffer far beyond the size limit (or the spill threshold) before we get to check it.
@@ -508,63 +508,6 @@ fn remember(tail: &mut [u8; 5], consumed: &[u8]) {
     } else {
         tail.rotate_left(n);
         tail[5 - n..].copy_from_slice(consumed);
-    }
-}
-
-/// Content buffered beyond this goes to the spool file, in chunks of about this size: the
-/// memory one session receiving a big message holds (with one read buffer and one
-/// [`SLICE`]), whatever the message's size. 8 KiB rather than 16: with a thousand sessions
-/// streaming at once, 16 KiB buffers measured 152 MB of RSS half-way, 8 KiB 85 MB
-/// (`benches/scripts/ingest-rss.sh`).
-pub(super) const SPILL_AT: usize = 8 * 1024;
-
-/// The spool side of a body: where the head ends, what went to the file.
-struct Spill {
-    /// Keep at most this much of the header block in memory.
-    header_cap: usize,
-    /// Where the search for the end of the header block goes on.
-    scanned: usize,
-    /// The in-memory part, once decided: the header block (up to `header_cap`).
-    head: Option<Vec<u8>>,
-    /// A chunk for the spool file, not yet handed out.
-    pending: Option<Vec<u8>>,
-    /// A chunk was handed out (the file exists).
-    started: bool,
-    written: u64,
-    crc: Crc32,
-    failed: bool,
-}
-
-impl Spill {
-    fn new(header_cap: usize) -> Spill {
-        Spill {
-            header_cap,
-            scanned: 0,
-            head: None,
-            pending: None,
-            started: false,
-            written: 0,
-            crc: Crc32::new(),
-            failed: false,
-        }
-    }
-
-    /// Where the head ends in `content` (normalised, so the header block ends at the first
-    /// `CRLF CRLF`, or at once for a message that starts with an empty line): the end of
-    /// the header block, or `header_cap` if that comes first; `None` while neither is
-    /// buffered yet.
-    fn head_cut(&mut self, content: &[u8]) -> Option<usize> {
-        if content.starts_with(b"\r\n") {
-            return Some(0);
-        }
-        let from = self.scanned.saturating_sub(3);
-        let found = memchr::memmem::find(&content[from..], b"\r\n\r\n").map(|p| from + p + 4);
-        self.scanned = content.len();
-        match found {
-            Some(end) => Some(end.min(self.header_cap)),
-            None if content.len() >= self.header_cap => Some(self.header_cap),
-            None => None,
-        }
     }
 }
 

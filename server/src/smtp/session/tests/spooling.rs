@@ -2,7 +2,7 @@
 //! delivered message is the same octets as without spooling, and every way a spooled body
 //! is not stored says so (`unspool`).
 
-use super::data::SPILL_AT;
+use super::spill::SPILL_AT;
 use super::*;
 
 /// A message of `lines` body lines of 78 octets after a short header block.
