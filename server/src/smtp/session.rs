@@ -80,6 +80,7 @@ mod commands;
 mod data;
 mod envelope;
 mod extensions;
+mod path;
 mod quota;
 mod sender;
 #[cfg(test)]
@@ -181,9 +182,11 @@ pub enum Answer {
 enum Phase {
     /// Reading command lines.
     Command,
-    /// A command line was too long and has been answered; its rest, up to and including the
-    /// next LF, is discarded.
-    SkipLine,
+    /// A command line is too long: its rest, up to and including the next LF, is discarded
+    /// as it arrives (never buffered), and the `500 5.5.6` is given once the LF is in, so
+    /// the reply answers the whole line (as Postfix does) instead of interrupting it and
+    /// then racing with what the client still sends. `shown` is its trace line.
+    SkipLine { shown: String },
     /// Receiving a DATA body.
     Data(Box<DataBody>),
     /// A `334` was sent: the next line is the client's SASL response, not a command.
@@ -201,6 +204,8 @@ enum Awaiting {
     /// MAIL, to open a transaction if the policy accepts (its sender is in the check).
     Mail {
         declared_size: usize,
+        /// The SMTPUTF8 parameter was given (RFC 6531).
+        smtputf8: bool,
     },
     /// What the recipient RCPT adds if the policy accepts (its address is in the check)
     /// resolves to.
@@ -236,6 +241,12 @@ struct Open {
     /// The client's `SIZE=` (0 if none), already checked against our limit: a hint for how
     /// much body buffer to reserve up front.
     declared_size: usize,
+    /// MAIL had the SMTPUTF8 parameter: UTF-8 recipients are allowed (RFC 6531 §3.4) and
+    /// the `Received:` header says `UTF8SMTP`.
+    smtputf8: bool,
+    /// RCPTs accepted so far, repeats of one address included: what `limits.recipients`
+    /// counts.
+    accepted: usize,
 }
 
 /// The session itself.
@@ -415,7 +426,7 @@ impl Session {
             return;
         }
         self.draining = true;
-        let idle = matches!(self.phase, Phase::Command | Phase::SkipLine)
+        let idle = matches!(self.phase, Phase::Command | Phase::SkipLine { .. })
             && self.envelope.is_none()
             && self.queue.is_empty();
         if idle {
@@ -473,12 +484,15 @@ impl Session {
                 }
                 // Contract: the driver answers first. If it polls anyway, nothing is consumed.
                 Phase::Await(_) => return Output::NeedInput,
-                Phase::SkipLine => {
+                Phase::SkipLine { shown } => {
                     let rest = &self.input[self.input_pos..];
                     match memchr(b'\n', rest) {
                         Some(p) => {
                             self.input_pos += p + 1;
+                            let shown = std::mem::take(shown);
                             self.phase = Phase::Command;
+                            self.log.push(shown);
+                            self.error(Reply::new(500, (5, 5, 6), "Line too long"));
                         }
                         None => {
                             self.input_pos = self.input.len();

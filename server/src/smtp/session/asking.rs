@@ -77,7 +77,13 @@ impl Session {
             Verdict::Defer(r) => Some(refusal_reply(false, r)),
         };
         match (awaiting, refusal) {
-            (Awaiting::Mail { declared_size }, None) => {
+            (
+                Awaiting::Mail {
+                    declared_size,
+                    smtputf8,
+                },
+                None,
+            ) => {
                 let Stage::Mail { from, .. } = check.stage else {
                     return;
                 };
@@ -88,6 +94,8 @@ impl Session {
                     remote: BTreeSet::new(),
                     addresses: BTreeSet::new(),
                     declared_size,
+                    smtputf8,
+                    accepted: 0,
                 });
                 self.reply(Reply::new(250, (2, 1, 0), "Ok"));
             }

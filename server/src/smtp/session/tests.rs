@@ -18,6 +18,7 @@ mod addressing;
 mod asking;
 mod auth;
 mod properties;
+mod protocol;
 mod quota;
 mod relay;
 mod sender;
