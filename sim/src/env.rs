@@ -144,6 +144,9 @@ impl Listener for SimListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
     }
+    fn stream_local_addr(&self, stream: &Self::Stream) -> io::Result<SocketAddr> {
+        stream.local_addr()
+    }
 }
 
 impl Env for SimEnv {

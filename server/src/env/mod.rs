@@ -101,6 +101,14 @@ pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The address an accepted connection was made to. A listener bound to every interface
+    /// (`0.0.0.0:25`) only knows its port; the session needs the address the client chose,
+    /// e.g. to recognise `user@[our IP]` as local (RFC 1123 §5.2.17). The default is the
+    /// listener's own address, right for worlds that bind one address only.
+    fn stream_local_addr(&self, stream: &Self::Stream) -> io::Result<SocketAddr> {
+        let _ = stream;
+        self.local_addr()
+    }
 }
 
 /// Everything the server may do to the world. See the module docs.

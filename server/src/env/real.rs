@@ -147,6 +147,10 @@ impl Listener for RealListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+
+    fn stream_local_addr(&self, stream: &TcpStream) -> io::Result<SocketAddr> {
+        stream.local_addr()
+    }
 }
 
 /// SMTP is a lock-step dialogue of short lines: Nagle's algorithm would only add delay-ACK

@@ -217,10 +217,14 @@ impl<E: Env, P: Protocol<E>> AcceptLoop<E, P> {
             return;
         };
         let critical = Tracker::new();
+        let local = self
+            .listener
+            .stream_local_addr(&stream)
+            .unwrap_or(self.local);
         let conn = Connection {
             stream,
             remote,
-            local: self.local,
+            local,
             id,
             critical: critical.clone(),
             shutdown: self.shutdown.stop.clone(),

@@ -2,6 +2,7 @@
 //! as a mailbox name (no path traversal can come through an address).
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `local@domain`, with the domain lower-cased. The local part keeps its case for display but
 /// is matched case-insensitively, as every mainstream MTA does for its own users.
@@ -25,6 +26,10 @@ pub enum AddressError {
     DomainTooLong,
     #[error("forbidden character {0:?}")]
     BadChar(char),
+    #[error("unterminated quoted string")]
+    Unterminated,
+    #[error("bad address literal")]
+    BadLiteral,
 }
 
 impl Address {
@@ -66,17 +71,161 @@ impl Address {
 }
 
 impl Address {
+    /// An RFC 5321 §4.1.2 `Mailbox` as it appears inside a path, in the strict syntax of the
+    /// wire (RFC 6531 §3.3 adds UTF-8 to atext, qtext and domain labels):
+    ///
+    /// - the local part is a Dot-string or a Quoted-string; a Quoted-string is dequoted
+    ///   (`"john doe"` → `john doe`, `"a\"b"` → `a"b`) and may hold a space, since
+    ///   qtextSMTP includes SP. Control characters never pass, quoted or not. `/` and `\`
+    ///   are refused in the result as [`Address::parse`] does (a local part must stay a safe
+    ///   mailbox name).
+    /// - the domain is a host name (labels of letters, digits, `-`, `_` and UTF-8, no empty
+    ///   label, at most 255 octets) or an address literal `[192.0.2.7]` /
+    ///   `[IPv6:2001:db8::7]`, kept in canonical form (`[IPv6:` + the address as
+    ///   `Ipv6Addr` prints it + `]`) so two spellings of one literal compare equal. The
+    ///   general-address-literal of §4.1.3 (`[tag:content]`) is refused: IANA's Address
+    ///   Literal Tags registry holds only `IPv6`, so no other tag names anything we could
+    ///   deliver to.
+    ///
+    /// The lookup key of a quoted local part is its dequoted text: §4.1.2 makes `"alice"`
+    /// and `alice` the same mailbox, so `"alice"@example.org` reaches alice, while a local
+    /// part that needs its quotes (`"john doe"`, `"a@b"`) can never equal an account name
+    /// (accounts are Dot-strings, [`Address::parse`]) and reaches no account, only a
+    /// catch-all.
+    pub fn parse_smtp(s: &str) -> Result<Address, AddressError> {
+        let (local, domain) = match s.strip_prefix('"') {
+            Some(quoted) => {
+                let (local, after) = dequote(quoted)?;
+                let domain = after.strip_prefix('@').ok_or(AddressError::NoAt)?;
+                (local, domain)
+            }
+            None => {
+                let (local, domain) = s.split_once('@').ok_or(AddressError::NoAt)?;
+                if local.is_empty() {
+                    return Err(AddressError::EmptyLocal);
+                }
+                if !Address::is_dot_string(local) {
+                    let bad = local.chars().find(|&c| c != '.' && !is_atext(c));
+                    return Err(AddressError::BadChar(bad.unwrap_or('.')));
+                }
+                (local.to_string(), domain)
+            }
+        };
+        if local.is_empty() {
+            return Err(AddressError::EmptyLocal);
+        }
+        if local.len() > 64 {
+            return Err(AddressError::LocalTooLong);
+        }
+        if let Some(c) = local
+            .chars()
+            .find(|&c| c.is_control() || c == '/' || c == '\\')
+        {
+            return Err(AddressError::BadChar(c));
+        }
+        let domain = match domain.strip_prefix('[') {
+            Some(literal) => canonical_literal(literal)?,
+            None => host_name(domain)?,
+        };
+        Ok(Address { local, domain })
+    }
+
+    /// The IP address of an address-literal domain (`[192.0.2.7]`, `[IPv6:2001:db8::7]`).
+    pub fn literal_ip(&self) -> Option<IpAddr> {
+        let inner = self.domain.strip_prefix('[')?.strip_suffix(']')?;
+        match inner.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+                inner[5..].parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+            }
+            _ => inner.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+        }
+    }
+}
+
+/// RFC 5321 §4.1.2 atext, with RFC 6531's UTF-8 (any non-ASCII character).
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+}
+
+/// The content of a Quoted-string whose opening quote is gone, and what follows its closing
+/// quote. qtextSMTP is SP, `!`, `#`..`[`, `]`..`~` (and UTF-8, RFC 6531); quoted-pairSMTP is
+/// `\` and one of SP..`~`.
+fn dequote(s: &str) -> Result<(String, &str), AddressError> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((out, &s[i + 1..])),
+            '\\' => match chars.next() {
+                Some((_, q)) if (' '..='~').contains(&q) => out.push(q),
+                Some((_, q)) => return Err(AddressError::BadChar(q)),
+                None => return Err(AddressError::Unterminated),
+            },
+            ' '..='~' => out.push(c),
+            c if !c.is_ascii() => out.push(c),
+            c => return Err(AddressError::BadChar(c)),
+        }
+    }
+    Err(AddressError::Unterminated)
+}
+
+/// An IPv4 or IPv6 address literal (the text after `[`), canonical.
+fn canonical_literal(s: &str) -> Result<String, AddressError> {
+    let inner = s.strip_suffix(']').ok_or(AddressError::BadLiteral)?;
+    let ip = match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..]
+            .parse::<Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| AddressError::BadLiteral)?,
+        // Rust's parser wants exactly four decimal octets without leading zeros: the
+        // Snum grammar of §4.1.3, minus the octal-looking spellings some resolvers misread.
+        _ => inner
+            .parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .map_err(|_| AddressError::BadLiteral)?,
+    };
+    Ok(match ip {
+        IpAddr::V4(ip) => format!("[{ip}]"),
+        IpAddr::V6(ip) => format!("[IPv6:{ip}]"),
+    })
+}
+
+/// A host name domain, lower-cased, a trailing dot dropped (as [`Address::parse`] does).
+fn host_name(domain: &str) -> Result<String, AddressError> {
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    if domain.is_empty() {
+        return Err(AddressError::EmptyDomain);
+    }
+    if domain.len() > 255 {
+        return Err(AddressError::DomainTooLong);
+    }
+    let label_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii();
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err(AddressError::BadChar('.'));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|&c| !label_char(c) || c.is_whitespace() || c.is_control())
+        {
+            return Err(AddressError::BadChar(c));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(AddressError::BadChar('-'));
+        }
+    }
+    Ok(domain.to_ascii_lowercase())
+}
+
+impl Address {
     /// Whether the local part can go on the wire as it is: an RFC 5321 §4.1.2 Dot-string
     /// (atoms of atext joined by single dots; RFC 6531 adds any non-ASCII character).
     /// Anything else — `a@b`, `a b`, `.a`, `a..b` — must be a Quoted-string.
     pub fn is_dot_string(local: &str) -> bool {
-        let atext = |c: char| {
-            c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
-        };
         !local.is_empty()
             && local
                 .split('.')
-                .all(|atom| !atom.is_empty() && atom.chars().all(atext))
+                .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
     }
 }
 

@@ -89,6 +89,7 @@ mod data;
 mod dsn;
 mod envelope;
 mod extensions;
+mod path;
 mod quota;
 mod sender;
 mod spill;
@@ -202,9 +203,11 @@ pub enum Answer {
 enum Phase {
     /// Reading command lines.
     Command,
-    /// A command line was too long and has been answered; its rest, up to and including the
-    /// next LF, is discarded.
-    SkipLine,
+    /// A command line is too long: its rest, up to and including the next LF, is discarded
+    /// as it arrives (never buffered), and the `500 5.5.6` is given once the LF is in, so
+    /// the reply answers the whole line (as Postfix does) instead of interrupting it and
+    /// then racing with what the client still sends. `shown` is its trace line.
+    SkipLine { shown: String },
     /// Receiving a DATA body or a BDAT chunk.
     Data(Box<DataBody>),
     /// A BDAT chunk that is refused (no transaction, or one that failed): this many more
@@ -229,6 +232,8 @@ enum Awaiting {
         /// RET/ENVID and REQUIRETLS, already checked (`session/dsn.rs`).
         dsn: EnvelopeDsn,
         require_tls: bool,
+        /// The SMTPUTF8 parameter was given (RFC 6531).
+        smtputf8: bool,
     },
     /// What the recipient RCPT adds if the policy accepts (its address is in the check)
     /// resolves to.
@@ -276,6 +281,12 @@ struct Open {
     dsn: EnvelopeDsn,
     /// MAIL ... REQUIRETLS (RFC 8689).
     require_tls: bool,
+    /// MAIL had the SMTPUTF8 parameter: UTF-8 recipients are allowed (RFC 6531 §3.4) and
+    /// the `Received:` header says `UTF8SMTP`.
+    smtputf8: bool,
+    /// RCPTs accepted so far, repeats of one address included: what `limits.recipients`
+    /// counts.
+    accepted: usize,
 }
 
 /// The session itself.
@@ -478,7 +489,7 @@ impl Session {
             return;
         }
         self.draining = true;
-        let idle = matches!(self.phase, Phase::Command | Phase::SkipLine)
+        let idle = matches!(self.phase, Phase::Command | Phase::SkipLine { .. })
             && self.envelope.is_none()
             && self.queue.is_empty();
         if idle {
@@ -536,12 +547,15 @@ impl Session {
                 }
                 // Contract: the driver answers first. If it polls anyway, nothing is consumed.
                 Phase::Await(_) => return Output::NeedInput,
-                Phase::SkipLine => {
+                Phase::SkipLine { shown } => {
                     let rest = &self.input[self.input_pos..];
                     match memchr(b'\n', rest) {
                         Some(p) => {
                             self.input_pos += p + 1;
+                            let shown = std::mem::take(shown);
                             self.phase = Phase::Command;
+                            self.log.push(shown);
+                            self.error(Reply::new(500, (5, 5, 6), "Line too long"));
                         }
                         None => {
                             self.input_pos = self.input.len();

@@ -83,6 +83,7 @@ impl Session {
                     binary,
                     dsn,
                     require_tls,
+                    smtputf8,
                 },
                 None,
             ) => {
@@ -100,6 +101,8 @@ impl Session {
                     chunks: None,
                     dsn,
                     require_tls,
+                    smtputf8,
+                    accepted: 0,
                 });
                 self.reply(Reply::new(250, (2, 1, 0), "Ok"));
             }

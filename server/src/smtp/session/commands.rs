@@ -5,6 +5,7 @@
 use memchr::memchr;
 use smtp_proto::{Error as ParseError, Request};
 
+use super::path::{self, PathError};
 use super::{auth, Awaiting, Greeted, Phase, Reply, Session, NOT_IMPLEMENTED};
 use crate::mail::printable;
 
@@ -34,7 +35,8 @@ impl Session {
                 true
             }
             None if rest.len() >= limit => {
-                // Longer than the limit whatever comes next: answer now, skip to the LF.
+                // Longer than the limit whatever comes next: drop it up to its LF, and answer
+                // then (see `Phase::SkipLine`).
                 self.input_pos += limit;
                 let head = &rest[..rest.len().min(64)];
                 let shown = match self.phase {
@@ -42,9 +44,9 @@ impl Session {
                     _ if verb(head) == "AUTH" => auth::redacted(head) + "...",
                     _ => printable(head) + "...",
                 };
-                self.log.push(format!("{shown} [line too long]"));
-                self.phase = Phase::SkipLine;
-                self.error(Reply::new(500, (5, 5, 6), "Line too long"));
+                self.phase = Phase::SkipLine {
+                    shown: format!("{shown} [line too long]"),
+                };
                 true
             }
             None => false,
@@ -93,6 +95,8 @@ impl Session {
             // Parsed here: the arguments are ours to check (RFC 3207, RFC 4954).
             "STARTTLS" => return self.starttls(text),
             "AUTH" => return self.auth(text),
+            // The path is ours to parse (`session/path.rs`), the parameters smtp-proto's.
+            "MAIL" | "RCPT" => return self.path_command(&verb, line, text),
             _ => {}
         }
         match Request::parse(&mut line.iter()) {
@@ -113,6 +117,34 @@ impl Session {
                     return self.error(r);
                 }
                 self.error(argument_error(&e, &verb));
+            }
+        }
+    }
+
+    /// MAIL or RCPT: the sequence first (a 503 wins over bad arguments, as it would for
+    /// the well-formed command), then the path's syntax, then the command itself.
+    fn path_command(&mut self, verb: &str, line: &[u8], text: &[u8]) {
+        if let Some(r) = self.sequence_error(verb) {
+            return self.error(r);
+        }
+        let Ok(text) = std::str::from_utf8(text) else {
+            return self.error(Reply::new(501, (5, 5, 4), "Error: invalid UTF-8"));
+        };
+        let mail = verb == "MAIL";
+        let (keyword, syntax) = match mail {
+            true => ("FROM", "Syntax: MAIL FROM:<reverse-path> [parameters]"),
+            false => ("TO", "Syntax: RCPT TO:<forward-path> [parameters]"),
+        };
+        match path::parse(text, keyword) {
+            // `line[at..]` is the parameters with the line ending, as smtp-proto wants them.
+            Ok((path, at)) if mail => self.mail(path, &line[at..]),
+            Ok((path, at)) => self.rcpt(path, &line[at..]),
+            Err(PathError::Syntax) => self.error(Reply::new(501, (5, 5, 4), syntax)),
+            Err(PathError::Address) if mail => {
+                self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"))
+            }
+            Err(PathError::Address) => {
+                self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"))
             }
         }
     }
@@ -157,8 +189,16 @@ impl Session {
                 self.client_changed();
                 self.reply(Reply::plain(250, self.config.hostname.clone()));
             }
-            Request::Mail { from } => self.mail(from, text),
-            Request::Rcpt { to } => self.rcpt(to, text),
+            // RFC 5321 §4.1.1.4 and §4.1.1.5: `data = "DATA" CRLF`, `rset = "RSET" CRLF`.
+            // Taking `DATA x` as DATA would read the next commands as message content, so
+            // an argument is a syntax error (Postfix: 501 5.5.4 as well), and we stay in
+            // command mode with the transaction untouched.
+            Request::Data if has_argument(text) => {
+                self.error(Reply::new(501, (5, 5, 4), "Syntax: DATA"))
+            }
+            Request::Rset if has_argument(text) => {
+                self.error(Reply::new(501, (5, 5, 4), "Syntax: RSET"))
+            }
             Request::Data => self.data(),
             Request::Bdat {
                 chunk_size,
@@ -173,6 +213,9 @@ impl Session {
                 self.reply(Reply::new(250, (2, 0, 0), "Ok"));
             }
             Request::Noop { .. } => self.reply(Reply::new(250, (2, 0, 0), "Ok")),
+            // `QUIT x` is out of grammar too, but the client wants to leave: it gets its 221
+            // (Postfix does not check QUIT's syntax either), rather than a 501 that keeps a
+            // connection open nobody wants.
             Request::Quit => {
                 self.envelope = None;
                 self.reply(Reply::new(221, (2, 0, 0), "Bye"));
@@ -194,7 +237,9 @@ impl Session {
                 self.error(Reply::new(500, (5, 5, 2), "Error: command not recognized"))
             }
             // Caught from the verb already (NOT_IMPLEMENTED, or handled before parsing).
-            Request::Expn { .. }
+            Request::Mail { .. }
+            | Request::Rcpt { .. }
+            | Request::Expn { .. }
             | Request::Auth { .. }
             | Request::StartTls
             | Request::Burl { .. }
@@ -207,7 +252,7 @@ impl Session {
 }
 
 /// Maps a parse error of a known command to its reply.
-fn argument_error(e: &ParseError, verb: &str) -> Reply {
+pub(super) fn argument_error(e: &ParseError, verb: &str) -> Reply {
     match e {
         ParseError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "Bad sender address syntax"),
         ParseError::InvalidRecipientAddress => {
@@ -235,6 +280,12 @@ fn chunk_size_fits(text: &[u8]) -> bool {
         .nth(1)
         .unwrap_or_default();
     std::str::from_utf8(arg).is_ok_and(|a| a.parse::<usize>().is_ok())
+}
+
+/// Whether anything but spaces follows the command word.
+fn has_argument(text: &[u8]) -> bool {
+    let text = text.trim_ascii();
+    text.contains(&b' ')
 }
 
 /// The line without its LF or CRLF.

@@ -44,7 +44,7 @@ impl Session {
     pub(super) fn mail_dsn(
         &self,
         from: &MailFrom<String>,
-        text: &[u8],
+        params: &[u8],
     ) -> Result<(EnvelopeDsn, bool), Reply> {
         let mut dsn = EnvelopeDsn::default();
         let dsn_flags = from.flags & (MAIL_RET_FULL | MAIL_RET_HDRS);
@@ -60,7 +60,7 @@ impl Session {
             };
         }
         if from.env_id.is_some() {
-            let raw = single_param(text, "ENVID").ok_or_else(|| invalid("ENVID"))?;
+            let raw = single_param(params, "ENVID").ok_or_else(|| invalid("ENVID"))?;
             if raw.is_empty() || raw.len() > MAX_ENVID {
                 return Err(invalid("ENVID"));
             }
@@ -81,7 +81,7 @@ impl Session {
     pub(super) fn rcpt_dsn(
         &self,
         to: &RcptTo<String>,
-        text: &[u8],
+        params: &[u8],
     ) -> Result<(Notify, Option<String>), Reply> {
         if to.flags & RCPT_FLAGS == 0 && to.orcpt.is_none() {
             return Ok((Notify::default(), None));
@@ -91,14 +91,14 @@ impl Session {
         }
         let notify = match to.flags & RCPT_FLAGS {
             0 => Notify::default(),
-            _ => single_param(text, "NOTIFY")
+            _ => single_param(params, "NOTIFY")
                 .and_then(Notify::parse)
                 .ok_or_else(|| invalid("NOTIFY"))?,
         };
         let orcpt = match to.orcpt {
             None => None,
             Some(_) => {
-                let raw = single_param(text, "ORCPT").ok_or_else(|| invalid("ORCPT"))?;
+                let raw = single_param(params, "ORCPT").ok_or_else(|| invalid("ORCPT"))?;
                 let (kind, value) = raw.split_once(';').ok_or_else(|| invalid("ORCPT"))?;
                 if !kind.eq_ignore_ascii_case("rfc822") {
                     return Err(invalid("ORCPT"));
@@ -113,14 +113,12 @@ impl Session {
     }
 }
 
-/// The value of `KEY=value` among the parameters after the path (`<...>`), as sent; `None`
-/// if it is missing or given more than once.
-fn single_param<'t>(text: &'t [u8], key: &str) -> Option<&'t str> {
-    let text = std::str::from_utf8(text).ok()?;
-    let open = text.find('<')?;
-    let close = open + text[open..].find('>')?;
+/// The value of `KEY=value` among the parameters (the line's rest after the path, as
+/// `session/path.rs` split it), as sent; `None` if it is missing or given more than once.
+fn single_param<'t>(params: &'t [u8], key: &str) -> Option<&'t str> {
+    let params = std::str::from_utf8(params).ok()?;
     let mut found = None;
-    for word in text[close + 1..].split_ascii_whitespace() {
+    for word in params.split_ascii_whitespace() {
         let (k, v) = word.split_once('=').unwrap_or((word, ""));
         if k.eq_ignore_ascii_case(key) {
             if found.is_some() {
@@ -137,14 +135,11 @@ mod tests {
     use super::single_param;
 
     #[test]
-    fn params_are_found_after_the_path_once() {
-        let line = b"MAIL FROM:<a=b@x.example> RET=HDRS envid=QQ+2B1\r\n";
+    fn params_are_found_once() {
+        let line = b" RET=HDRS envid=QQ+2B1\r\n";
         assert_eq!(single_param(line, "ENVID"), Some("QQ+2B1"));
         assert_eq!(single_param(line, "RET"), Some("HDRS"));
         assert_eq!(single_param(line, "A"), None);
-        assert_eq!(
-            single_param(b"RCPT TO:<a@b> NOTIFY=NEVER NOTIFY=DELAY", "NOTIFY"),
-            None
-        );
+        assert_eq!(single_param(b" NOTIFY=NEVER NOTIFY=DELAY", "NOTIFY"), None);
     }
 }

@@ -4,13 +4,15 @@
 
 use std::net::IpAddr;
 
-use memchr::memchr;
+use smtp_proto::request::parser::Rfc5321Parser;
 use smtp_proto::{
     MailFrom, RcptTo, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8,
 };
 
+use super::commands::argument_error;
 use super::data::{BodyRules, DataBody, Rejection};
 use super::extensions::Extension;
+use super::path::Path;
 use super::{Awaiting, Greeted, Output, Phase, Reply, Session};
 use crate::directory::RcptVerdict;
 use crate::mail::{Address, DeliveryError, Envelope, Message, Recipient, Spooled, Timestamp};
@@ -18,30 +20,46 @@ use crate::policy::Stage;
 use crate::smtp::LongLines;
 
 impl Session {
-    pub(super) fn mail(&mut self, from: MailFrom<String>, text: &[u8]) {
+    /// MAIL with its path parsed (`session/path.rs`); `params` is the rest of the line,
+    /// from the space after `>` (or the line ending) on.
+    pub(super) fn mail(&mut self, path: Path, params: &[u8]) {
         if let Some(r) = self.auth_required() {
             return self.error(r);
         }
-        let mail_from = if from.address.is_empty() {
-            // smtp-proto also returns "" for `<postmaster>`, which is no reverse-path.
-            if !angle_content(text).is_some_and(|c| c.is_empty()) {
-                return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"));
-            }
-            None
-        } else {
-            match Address::parse(&from.address) {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"))
-                }
+        let mail_from = match path {
+            Path::Null => None,
+            Path::Mailbox(a) => Some(a),
+            // `<postmaster>` is a forward-path only (RFC 5321 §4.1.1.3).
+            Path::Postmaster => {
+                return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"))
             }
         };
-        let (dsn, require_tls) = match self.mail_dsn(&from, text) {
+        let declared = match self.size_param(params) {
+            Ok(size) => size,
+            Err(r) => return self.error(r),
+        };
+        let address = mail_from
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let mut from =
+            match Rfc5321Parser::new(&mut params.iter()).mail_from_parameters(address.into()) {
+                Ok(from) => from.into_owned(),
+                Err(e) => return self.error(argument_error(&e, "MAIL")),
+            };
+        if let Some(size) = declared {
+            from.size = size;
+        }
+        let (dsn, require_tls) = match self.mail_dsn(&from, params) {
             Ok(v) => v,
             Err(r) => return self.error(r),
         };
         if let Err(r) = self.mail_params(&from) {
             return self.error(r);
+        }
+        let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
+        if !smtputf8 && mail_from.as_ref().is_some_and(|a| !is_ascii(a)) {
+            return self.error(needs_smtputf8());
         }
         if let Some(r) = self.sender_refusal(mail_from.as_ref()) {
             return self.error(r);
@@ -57,9 +75,50 @@ impl Session {
                 binary: from.flags & MAIL_BODY_BINARYMIME != 0,
                 dsn,
                 require_tls,
+                smtputf8,
             },
             stage,
         );
+    }
+
+    /// RFC 1870 §6 `SIZE=size-value`, read from the parameter text ourselves: smtp-proto's
+    /// number parser saturates at 20 digits and then starts over (`SIZE=` with 23 digits
+    /// came out small and was accepted). A value of digits only is a size, however long:
+    /// over our limit it is 552 5.3.4 (saturated, so 21+ digits are simply too big); empty
+    /// or with anything but digits it is 501 5.5.4. `None` when there is no SIZE (or SIZE
+    /// is not offered, which `mail_params` answers with 555).
+    fn size_param(&self, params: &[u8]) -> Result<Option<usize>, Reply> {
+        if !self.offers(Extension::Size) {
+            return Ok(None);
+        }
+        let params = super::commands::strip_line_ending(params);
+        let mut size = None;
+        for param in params.split(|&b| b == b' ').filter(|p| !p.is_empty()) {
+            let Some((key, value)) = param.split_at_checked(4) else {
+                continue;
+            };
+            let Some(value) = value.strip_prefix(b"=") else {
+                continue;
+            };
+            if !key.eq_ignore_ascii_case(b"SIZE") {
+                continue;
+            }
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err(Reply::new(501, (5, 5, 4), "Invalid SIZE parameter"));
+            }
+            let n = value.iter().fold(0usize, |n, &d| {
+                n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+            });
+            if n > self.config.limits.message_size {
+                return Err(Reply::new(
+                    552,
+                    (5, 3, 4),
+                    "Message size exceeds fixed limit",
+                ));
+            }
+            size = Some(n);
+        }
+        Ok(size)
     }
 
     /// MAIL parameters: only those of extensions we offer (RFC 5321 §4.1.1.11: 555 for the
@@ -107,29 +166,27 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn rcpt(&mut self, to: RcptTo<String>, text: &[u8]) {
-        let resolved = if to.address.is_empty() {
+    /// RCPT with its path parsed (`session/path.rs`); `params` as for [`Session::mail`].
+    pub(super) fn rcpt(&mut self, path: Path, params: &[u8]) {
+        let resolved = match path {
             // `<>` is no forward-path; `<postmaster>` (no domain) must be accepted (RFC 5321
-            // §4.1.1.3), and smtp-proto gives "" for both.
-            match angle_content(text) {
-                Some(c) if c.eq_ignore_ascii_case(b"postmaster") => self.postmaster(),
-                _ => return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax")),
+            // §4.1.1.3).
+            Path::Null => {
+                return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"))
             }
-        } else {
-            match Address::parse(&to.address) {
-                Ok(a) => {
-                    let verdict = self.config.directory.resolve(&a);
-                    (a, verdict)
-                }
-                Err(_) => {
-                    return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"))
-                }
-            }
+            Path::Postmaster => self.postmaster(),
+            Path::Mailbox(a) => self.resolve_rcpt(a),
+        };
+        let to = match Rfc5321Parser::new(&mut params.iter())
+            .rcpt_to_parameters(resolved.0.to_string().into())
+        {
+            Ok(to) => to.into_owned(),
+            Err(e) => return self.error(argument_error(&e, "RCPT")),
         };
         if let Err(r) = self.rcpt_params(&to) {
             return self.error(r);
         }
-        let (notify, orcpt) = match self.rcpt_dsn(&to, text) {
+        let (notify, orcpt) = match self.rcpt_dsn(&to, params) {
             Ok(v) => v,
             Err(r) => return self.error(r),
         };
@@ -138,7 +195,11 @@ impl Session {
             // sequence_error has checked this already.
             return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
-        if env.recipients.len() >= max {
+        if !env.smtputf8 && !is_ascii(&resolved.0) {
+            // RFC 6531 §3.4: a UTF-8 forward-path needs SMTPUTF8 on this transaction's MAIL.
+            return self.error(needs_smtputf8());
+        }
+        if env.accepted >= max {
             // RFC 5321 §4.5.3.1.10: 452, and the client retries the rest later. Following the
             // protocol is no error of the client's, so this does not count towards the limit.
             return self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
@@ -204,6 +265,10 @@ impl Session {
         let Some(env) = self.envelope.as_mut() else {
             return self.error(Reply::new(503, (5, 5, 1), "Error: need MAIL command"));
         };
+        // Every accepted RCPT counts toward `limits.recipients`, a repeated address too
+        // (Postfix counts commands, not distinct addresses): otherwise a client could keep a
+        // transaction going with any number of RCPTs.
+        env.accepted += 1;
         if env.addresses.insert(address.key()) {
             let mailboxes = mailboxes
                 .into_iter()
@@ -249,16 +314,8 @@ impl Session {
     /// the first local domain (in the directory's stable order) that has one.
     fn postmaster(&self) -> (Address, RcptVerdict) {
         let dir = &self.config.directory;
-        let mut domains = vec![self.config.hostname.to_ascii_lowercase()];
-        for account in dir.accounts() {
-            if let Some((_, d)) = account.rsplit_once('@') {
-                if !domains.iter().any(|x| x == d) {
-                    domains.push(d.to_string());
-                }
-            }
-        }
         let mut first = None;
-        for d in domains {
+        for d in self.own_domains() {
             let Ok(a) = Address::parse(&format!("postmaster@{d}")) else {
                 continue;
             };
@@ -277,6 +334,50 @@ impl Session {
                 RcptVerdict::UnknownUser,
             )
         })
+    }
+
+    /// Our host name, then every domain with an account (in the directory's stable order):
+    /// where a local part without a domain of ours (`<postmaster>`, `user@[our IP]`) is
+    /// looked for.
+    fn own_domains(&self) -> Vec<String> {
+        let mut domains = vec![self.config.hostname.to_ascii_lowercase()];
+        for account in self.config.directory.accounts() {
+            if let Some((_, d)) = account.rsplit_once('@') {
+                if !domains.iter().any(|x| x == d) {
+                    domains.push(d.to_string());
+                }
+            }
+        }
+        domains
+    }
+
+    /// A recipient and what the directory says of it. An address literal of the address
+    /// the client connected to is us (RFC 1123 §5.2.17: the literal must be recognised as
+    /// the host's own): `user@[our IP]` is `user@` our host name, or else `user@` the first
+    /// domain with an account where the local part exists — as Postfix resolves
+    /// `user@[$inet_interfaces]` like `user@$myhostname`. The address recorded is that
+    /// local one. Any other literal is just a domain that is not ours: the relay rule
+    /// decides (554 5.7.1 for an MX client, relayed for one that may relay).
+    fn resolve_rcpt(&self, a: Address) -> (Address, RcptVerdict) {
+        let dir = &self.config.directory;
+        let ours = a
+            .literal_ip()
+            .is_some_and(|ip| ip.to_canonical() == self.peer.local.ip().to_canonical());
+        if !ours {
+            let verdict = dir.resolve(&a);
+            return (a, verdict);
+        }
+        for domain in self.own_domains() {
+            let local = Address {
+                local: a.local.clone(),
+                domain,
+            };
+            match dir.resolve(&local) {
+                RcptVerdict::UnknownUser | RcptVerdict::RelayDenied => {}
+                verdict => return (local, verdict),
+            }
+        }
+        (a, RcptVerdict::UnknownUser)
     }
 
     pub(super) fn data(&mut self) {
@@ -427,7 +528,7 @@ impl Session {
             }
             return self.error(r);
         }
-        let header = self.received_header(greeted, now);
+        let header = self.received_header(greeted, envelope.smtputf8, now);
         // Put the header in front of the content in place: no second body-sized buffer.
         let mut message = finished.content;
         let (h, len) = (header.len(), message.len());
@@ -482,11 +583,11 @@ impl Session {
     /// `Received: from {helo} ([ip]) by {hostname} with ESMTP; {date}`.
     ///
     /// The peer IP is written as an address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) as
-    /// the TCP-info grammar of §4.4 wants. "with" is ESMTP after EHLO and SMTP after HELO
-    /// (RFC 3848). The HELO name is client-chosen text: characters that could fake header
+    /// the TCP-info grammar of §4.4 wants. "with" is the protocol type of [`with_protocol`].
+    /// The HELO name is client-chosen text: characters that could fake header
     /// structure (`;`, `(`, ...) are replaced by `_` here; [`Transaction::helo`] keeps it as
     /// given.
-    fn received_header(&self, greeted: &Greeted, now: Timestamp) -> String {
+    fn received_header(&self, greeted: &Greeted, smtputf8: bool, now: Timestamp) -> String {
         let ip = match self.peer.remote.ip() {
             IpAddr::V4(ip) => format!("[{ip}]"),
             IpAddr::V6(ip) => format!("[IPv6:{ip}]"),
@@ -502,7 +603,12 @@ impl Session {
                 }
             })
             .collect();
-        let with = if greeted.esmtp { "ESMTP" } else { "SMTP" };
+        let with = with_protocol(
+            greeted.esmtp,
+            self.tls,
+            self.authenticated.is_some(),
+            smtputf8,
+        );
         let parts = [
             format!("from {helo} ({ip})"),
             format!("by {}", self.config.hostname),
@@ -527,10 +633,33 @@ impl Session {
     }
 }
 
-/// What is between the first `<` and the next `>`, trimmed.
-fn angle_content(text: &[u8]) -> Option<&[u8]> {
-    let open = memchr(b'<', text)?;
-    let rest = &text[open + 1..];
-    let close = memchr(b'>', rest)?;
-    Some(rest[..close].trim_ascii())
+/// Whether an address is all ASCII (else it needs SMTPUTF8, RFC 6531 §3.4).
+fn is_ascii(a: &Address) -> bool {
+    a.local.is_ascii() && a.domain.is_ascii()
+}
+
+/// RFC 6531 §3.4: a UTF-8 address in a transaction without the SMTPUTF8 parameter (the
+/// text is Postfix's).
+fn needs_smtputf8() -> Reply {
+    Reply::new(
+        553,
+        (5, 6, 7),
+        "Must declare SMTPUTF8 to send unicode address",
+    )
+}
+
+/// The `with` protocol type of our `Received:` header (the Mail Transmission Types
+/// registry): `SMTP` after HELO, `ESMTP` after EHLO, with `S` for TLS and `A` for a
+/// successful AUTH (RFC 3848: `ESMTPS`, `ESMTPA`, `ESMTPSA`), and `UTF8SMTP` instead of
+/// `ESMTP` when the transaction used SMTPUTF8 (RFC 6531 §3.7.3: `UTF8SMTPS`, `UTF8SMTPA`,
+/// `UTF8SMTPSA`). HELO has no parameters, hence no SMTPUTF8, and RFC 3848 registers no
+/// TLS/AUTH variant of plain `SMTP`.
+pub(super) fn with_protocol(esmtp: bool, tls: bool, auth: bool, smtputf8: bool) -> String {
+    if !esmtp {
+        return "SMTP".into();
+    }
+    let base = if smtputf8 { "UTF8SMTP" } else { "ESMTP" };
+    let s = if tls { "S" } else { "" };
+    let a = if auth { "A" } else { "" };
+    format!("{base}{s}{a}")
 }

@@ -21,6 +21,7 @@ mod auth;
 mod chunking;
 mod dsn;
 mod properties;
+mod protocol;
 mod quota;
 mod relay;
 mod sender;

@@ -131,9 +131,15 @@ fn relay_tricks_are_refused_or_local() {
             denied("victim@elsewhere.net"),
         ),
         ("bob@example.org.", ok.clone(), ok.clone()),
-        // IP literals, ours or not, and a bare numeric domain: never local.
-        ("victim@[192.0.2.99]", syntax.clone(), syntax.clone()),
-        ("bob@[198.51.100.1]", syntax.clone(), syntax.clone()),
+        // IP literals are valid syntax (RFC 5321 §4.1.3): a foreign one goes through the
+        // relay rule; one of the address the client connected to (198.51.100.1) is us
+        // (RFC 1123 §5.2.17) and reaches bob. A bare numeric domain is never local.
+        (
+            "victim@[192.0.2.99]",
+            denied("victim@[192.0.2.99]"),
+            denied("victim@[192.0.2.99]"),
+        ),
+        ("bob@[198.51.100.1]", ok.clone(), ok.clone()),
         (
             "victim@192.0.2.99",
             denied("victim@192.0.2.99"),
