@@ -1,8 +1,8 @@
 //! What the peer said it can do, from its EHLO (or HELO) reply.
 
 use smtp_proto::{
-    EhloResponse, EXT_8BIT_MIME, EXT_CHUNKING, EXT_DSN, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING,
-    EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse, EXT_8BIT_MIME, EXT_BINARY_MIME, EXT_CHUNKING, EXT_DSN, EXT_ENHANCED_STATUS_CODES,
+    EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
 };
 
 use crate::smtp::Reply;
@@ -28,8 +28,10 @@ pub struct Capabilities {
     pub enhanced_status_codes: bool,
     /// RFC 3461 (not used yet; reported for the trace and a later DSN-passing client).
     pub dsn: bool,
-    /// RFC 3030 (not used yet).
+    /// RFC 3030 CHUNKING: the message goes out with BDAT instead of DATA.
     pub chunking: bool,
+    /// RFC 3030 BINARYMIME: binary content goes out as is (with BDAT, `BODY=BINARYMIME`).
+    pub binarymime: bool,
 }
 
 impl Capabilities {
@@ -73,6 +75,7 @@ impl Capabilities {
         caps.enhanced_status_codes = flags & EXT_ENHANCED_STATUS_CODES != 0;
         caps.dsn = flags & EXT_DSN != 0;
         caps.chunking = flags & EXT_CHUNKING != 0;
+        caps.binarymime = flags & EXT_BINARY_MIME != 0;
         caps
     }
 }
@@ -125,8 +128,10 @@ mod tests {
                 enhanced_status_codes: true,
                 dsn: true,
                 chunking: true,
+                binarymime: false,
             }
         );
+        assert!(ehlo(&["mx", "CHUNKING", "BINARYMIME"]).binarymime);
         assert_eq!(caps.size_limit(), Some(10_240_000));
     }
 

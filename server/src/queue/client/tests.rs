@@ -325,13 +325,12 @@ async fn pipelined_delivery_sends_one_batch_and_stuffs_dots() {
         recipients: &rcpts,
         message: BODY,
         needs_smtputf8: false,
-        has_8bit: true,
     };
     let (r, seen) = session(fake(true), &cfg(), &msg, mx(FULL)).await;
     let report = ok(r);
     let expected = format!(
         "EHLO out.example\r\n\
-         MAIL FROM:<alice@out.example> SIZE={} BODY=8BITMIME\r\n\
+         MAIL FROM:<alice@out.example> SIZE={}\r\n\
          RCPT TO:<bob@mx.test>\r\n\
          RCPT TO:<carol@mx.test>\r\n\
          DATA\r\n\
@@ -377,7 +376,6 @@ async fn lockstep_delivery_without_pipelining() {
         recipients: &rcpts,
         message: BODY,
         needs_smtputf8: false,
-        has_8bit: false,
     };
     let (r, seen) = session(fake(false), &cfg(), &msg, mx(PLAIN)).await;
     let report = ok(r);
@@ -402,7 +400,6 @@ async fn ehlo_refused_falls_back_to_helo_without_extensions() {
         recipients: &rcpts,
         message: b"Subject: 8bit \xc3\xa9\r\n\r\nhi\r\n",
         needs_smtputf8: false,
-        has_8bit: true,
     };
     let mut base = mx(FULL);
     let script = move |ev: Event<'_>| match ev {
@@ -456,7 +453,6 @@ fn simple(rcpts: &[Address]) -> OutboundMessage<'_> {
         recipients: rcpts,
         message: b"Subject: hi\r\n\r\nhello\r\n",
         needs_smtputf8: false,
-        has_8bit: false,
     }
 }
 
