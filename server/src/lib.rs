@@ -13,6 +13,7 @@ pub mod durable;
 pub mod env;
 pub mod listener;
 pub mod mail;
+pub mod mime;
 pub mod policy;
 pub mod queue;
 pub mod server;

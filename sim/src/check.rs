@@ -202,6 +202,38 @@ fn check_one(
                 return fail(format!("{} connections", log.connections), line);
             }
         }
+        if let Some(want) = &e.contains {
+            if !log.accepted.iter().any(|m| contains(&m.message, want)) {
+                return fail(
+                    format!(
+                        "{} accepted message(s), none contains it",
+                        log.accepted.len()
+                    ),
+                    line,
+                );
+            }
+        }
+        if let Some(unwanted) = &e.lacks {
+            if let Some(i) = log
+                .accepted
+                .iter()
+                .position(|m| contains(&m.message, unwanted))
+            {
+                return fail(format!("accepted message {} contains it", i + 1), line);
+            }
+        }
+        if let Some(max) = e.longest_line {
+            let longest = log
+                .accepted
+                .iter()
+                .flat_map(|m| m.message.split(|&b| b == b'\n'))
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).len())
+                .max()
+                .unwrap_or(0);
+            if longest > max {
+                return fail(format!("a line of {longest} octets"), line);
+            }
+        }
         if let Some(want) = &e.dkim {
             if !log.accepted.iter().any(|m| &m.dkim == want) {
                 let seen: Vec<&str> = log.accepted.iter().map(|m| m.dkim.as_str()).collect();

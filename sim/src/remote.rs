@@ -14,6 +14,16 @@
 //! recorded with `tls: true`. `tls_handshake = "fail"` breaks the handshake instead: the
 //! remote closes the connection right after its 220.
 //!
+//! # CHUNKING
+//!
+//! A remote whose `extensions` include `"CHUNKING"` takes `BDAT n [LAST]` (RFC 3030): it
+//! reads exactly `n` octets whatever they contain, answers each chunk but the last with its
+//! `bdat` reply and the last with `end_of_data`, and records the chunks joined as the
+//! message. Without CHUNKING on offer, BDAT is an unknown command (`500`), as it is to an
+//! old MTA (whose reading of the chunk as commands we do not imitate: the client must never
+//! send it). `BDAT` before a valid MAIL and RCPT is answered `503` with the chunk consumed
+//! (RFC 3030 §3), and a `DATA` in a BDAT transaction is `503` as well.
+//!
 //! Only plaintext above TLS is traced. The certificate's key and the handshake's ephemeral
 //! values come from the OS RNG, but their sizes are fixed (Ed25519, X25519, a fixed serial
 //! number), so the simulated network sees the same writes in every run and the trace cannot
@@ -95,8 +105,11 @@ pub struct Behaviour {
     /// Reply per recipient address (lower-case).
     pub rcpt_for: BTreeMap<String, String>,
     pub data: String,
-    /// Reply after the final dot.
+    /// Reply after the final dot, and to the `BDAT ... LAST` chunk.
     pub end_of_data: String,
+    /// Reply to every BDAT chunk but the last, when CHUNKING is offered; a non-2xx fails the
+    /// transaction (its later chunks are answered `503`, RFC 3030 §3).
+    pub bdat: String,
     /// Greylisting: a new (client ip, sender, recipient) triplet gets `451 4.7.1` until this
     /// many seconds have passed since it was first seen. 0 = off.
     pub greylist_secs: f64,
@@ -145,6 +158,7 @@ impl Default for Behaviour {
             rcpt_for: BTreeMap::new(),
             data: "354 End data with <CR><LF>.<CR><LF>".into(),
             end_of_data: "250 2.0.0 Ok: queued".into(),
+            bdat: "250 2.0.0 Ok: chunk received".into(),
             greylist_secs: 0.0,
             reply_delay_secs: 0.0,
             starttls: "220 2.0.0 Ready to start TLS".into(),
@@ -164,6 +178,7 @@ impl RemoteSpec {
                 ("rcpt", &b.rcpt),
                 ("data", &b.data),
                 ("end_of_data", &b.end_of_data),
+                ("bdat", &b.bdat),
                 ("starttls", &b.starttls),
             ]
             .into_iter()
@@ -214,10 +229,30 @@ impl RemoteSpec {
 
 impl Behaviour {
     fn offers_starttls(&self) -> bool {
-        self.extensions
-            .iter()
-            .any(|e| e.trim().eq_ignore_ascii_case("STARTTLS"))
+        self.offers("STARTTLS")
     }
+
+    /// The EHLO keyword is among `extensions` (with or without parameters).
+    fn offers(&self, keyword: &str) -> bool {
+        self.extensions.iter().any(|e| {
+            e.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+}
+
+/// `BDAT chunk-size [LAST]` (RFC 3030 §2): the size and whether it is the last chunk;
+/// `None` for a malformed line.
+fn bdat_args(line: &str) -> Option<(usize, bool)> {
+    let mut words = line.split_ascii_whitespace().skip(1);
+    let size = words.next()?.parse().ok()?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return None,
+    };
+    words.next().is_none().then_some((size, last))
 }
 
 /// A remote's TLS server side: its certificate and rustls configuration, made once at world
@@ -452,6 +487,8 @@ impl RemoteSession {
         }
         self.reply(&b, &b.banner).await?;
         let (mut mail_from, mut rcpts): (Option<String>, Vec<String>) = (None, Vec::new());
+        // The chunks of a BDAT transaction so far; `Some` from its first BDAT on.
+        let mut chunks: Option<Vec<u8>> = None;
         loop {
             let line = self.read_line().await?;
             self.logs
@@ -507,12 +544,14 @@ impl RemoteSession {
                     // A new session: nothing said before TLS counts (RFC 3207 §4.2).
                     mail_from = None;
                     rcpts.clear();
+                    chunks = None;
                 }
                 "MAIL" => {
                     let r = b.mail.clone();
                     if r.starts_with('2') {
                         mail_from = Some(angle(&line));
                         rcpts.clear();
+                        chunks = None;
                     }
                     self.reply(&b, &r).await?;
                 }
@@ -540,6 +579,48 @@ impl RemoteSession {
                     }
                     self.reply(&b, &r).await?;
                 }
+                "BDAT" if b.offers("CHUNKING") => {
+                    let Some((size, last)) = bdat_args(&line) else {
+                        self.reply(&b, "501 5.5.4 Syntax: BDAT chunk-size [LAST]")
+                            .await?;
+                        continue;
+                    };
+                    let chunk = self.read_octets(size).await?;
+                    self.trace.record(
+                        self.name(),
+                        "remote",
+                        format_args!("C: [chunk {size} octets]"),
+                    );
+                    if mail_from.is_none() || rcpts.is_empty() {
+                        self.reply(&b, "503 5.5.1 No valid recipients").await?;
+                        continue;
+                    }
+                    let body = chunks.get_or_insert_with(Vec::new);
+                    body.extend_from_slice(&chunk);
+                    if !last {
+                        let r = b.bdat.clone();
+                        if !r.starts_with('2') {
+                            // The transaction is over; its recipients are no longer valid.
+                            (mail_from, chunks) = (None, None);
+                            rcpts.clear();
+                        }
+                        self.reply(&b, &r).await?;
+                        continue;
+                    }
+                    let message = chunks.take().unwrap_or_default();
+                    let r = b.end_of_data.clone();
+                    if r.starts_with('2') {
+                        self.accept(message, mail_from.take(), std::mem::take(&mut rcpts))
+                            .await;
+                    }
+                    self.reply(&b, &r).await?;
+                    mail_from = None;
+                    rcpts.clear();
+                }
+                "DATA" if chunks.is_some() => {
+                    self.reply(&b, "503 5.5.1 DATA in a BDAT transaction")
+                        .await?;
+                }
                 "DATA" => {
                     if mail_from.is_none() || rcpts.is_empty() {
                         self.reply(&b, "554 5.5.1 No valid recipients").await?;
@@ -558,28 +639,15 @@ impl RemoteSession {
                         format_args!("C: [message {} octets]", message.len()),
                     );
                     if r.starts_with('2') {
-                        let dkim = self.verify_dkim(&message).await;
-                        let rec = Received {
-                            mail_from: mail_from.take().unwrap_or_default(),
-                            recipients: std::mem::take(&mut rcpts),
-                            message,
-                            at: self.clock.elapsed(),
-                            tls: self.stream.is_tls(),
-                            dkim,
-                        };
-                        self.logs
-                            .lock()
-                            .unwrap()
-                            .get_mut(&self.spec.name)
-                            .unwrap()
-                            .accepted
-                            .push(rec);
+                        self.accept(message, mail_from.take(), std::mem::take(&mut rcpts))
+                            .await;
                     }
                     self.reply(&b, &r).await?;
                     mail_from = None;
                     rcpts.clear();
                 }
                 "RSET" => {
+                    chunks = None;
                     mail_from = None;
                     rcpts.clear();
                     self.reply(&b, "250 2.0.0 Ok").await?;
@@ -592,6 +660,26 @@ impl RemoteSession {
                 _ => self.reply(&b, "500 5.5.2 Command not recognized").await?,
             }
         }
+    }
+
+    /// Records a message the remote has accepted (before its 2xx goes out).
+    async fn accept(&mut self, message: Vec<u8>, from: Option<String>, recipients: Vec<String>) {
+        let dkim = self.verify_dkim(&message).await;
+        let rec = Received {
+            mail_from: from.unwrap_or_default(),
+            recipients,
+            message,
+            at: self.clock.elapsed(),
+            tls: self.stream.is_tls(),
+            dkim,
+        };
+        self.logs
+            .lock()
+            .unwrap()
+            .get_mut(&self.spec.name)
+            .unwrap()
+            .accepted
+            .push(rec);
     }
 
     /// Verifies an accepted message's DKIM signatures before answering its end of data, as
@@ -705,6 +793,14 @@ impl RemoteSession {
         }
     }
 
+    /// Reads exactly `n` octets (a BDAT chunk), whatever they are.
+    async fn read_octets(&mut self, n: usize) -> Result<Vec<u8>, Stop> {
+        while self.buf.len() < n {
+            self.fill().await?;
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
     /// Reads a DATA body up to `<CRLF>.<CRLF>`, undoing dot-stuffing.
     async fn read_data(&mut self) -> Result<Vec<u8>, Stop> {
         let mut message = Vec::new();
@@ -741,6 +837,16 @@ mod tests {
     use tokio::io::duplex;
 
     use super::*;
+
+    #[test]
+    fn bdat_lines_are_size_and_last_or_nothing() {
+        assert_eq!(bdat_args("BDAT 10"), Some((10, false)));
+        assert_eq!(bdat_args("bdat 0 last"), Some((0, true)));
+        assert_eq!(bdat_args("BDAT"), None);
+        assert_eq!(bdat_args("BDAT x"), None);
+        assert_eq!(bdat_args("BDAT 10 LAST x"), None);
+        assert_eq!(bdat_args("BDAT 10 FIRST"), None);
+    }
 
     #[test]
     fn certificates_differ_in_keys_but_never_in_size() {

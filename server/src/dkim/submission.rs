@@ -8,6 +8,7 @@ use crate::config::DkimAlgorithm;
 use crate::env::Env;
 use crate::mail::header::header_section;
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
+use crate::mime::{content_class, downgrade, ContentClass};
 
 /// A [`Deliver`] around the server's sink. For submitted mail (`envelope.authenticated`
 /// is some) it adds what RFC 6409 §8.3 and §8.4 let a submission server add when missing,
@@ -54,6 +55,7 @@ impl<E: Env, D: Deliver> Submission<E, D> {
             content.extend_from_slice(date.as_bytes());
         }
         content.extend_from_slice(own);
+        let content = self.seven_bit_for_signing(content);
         let mut out = Vec::with_capacity(content.len() + 1024);
         out.extend_from_slice(received);
         let signed = self.signer.sign(&content, now);
@@ -84,6 +86,39 @@ impl<E: Env, D: Deliver> Submission<E, D> {
         }
         out.extend_from_slice(&content);
         out
+    }
+}
+
+impl<E: Env, D: Deliver> Submission<E, D> {
+    /// RFC 6376 §5.3: a signer SHOULD convert a message to a 7-bit transfer encoding before
+    /// signing, because a relay to a peer without 8BITMIME converts it (RFC 6152 §3, our
+    /// own outbound client among them, `queue::client::prepare`) and the body hash then
+    /// fails. So a submitted 8-bit or binary message that is about to be signed has its
+    /// parts re-encoded (quoted-printable or base64, `mime::downgrade`) first; it then
+    /// goes everywhere, local mailboxes included, in the form that was signed. A message
+    /// we will not sign is left as it came.
+    fn seven_bit_for_signing(&self, content: Vec<u8>) -> Vec<u8> {
+        if content_class(&content) == ContentClass::SevenBit
+            || self.signer.signs_for(&content).is_none()
+        {
+            return content;
+        }
+        match downgrade(&content, false) {
+            Some(d) => {
+                self.env.trace(
+                    "dkim",
+                    format_args!(
+                        "converted to 7-bit before signing (RFC 6376 §5.3): {} part(s) quoted-printable, {} base64",
+                        d.quoted_printable, d.base64
+                    ),
+                );
+                for note in &d.notes {
+                    self.env.trace("dkim", format_args!("{note}"));
+                }
+                d.message
+            }
+            None => content,
+        }
     }
 }
 

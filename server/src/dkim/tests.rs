@@ -445,3 +445,51 @@ fn a_spooled_submission_is_signed_like_an_inline_one() {
     let out = sink.0.lock().unwrap().pop().unwrap();
     assert!(out == inline, "{}", String::from_utf8_lossy(&out));
 }
+
+/// RFC 6376 §5.3: an 8-bit submission is made 7-bit before it is signed, so a relay to a
+/// peer without 8BITMIME (which must convert it, RFC 6152 §3) no longer changes what the
+/// body hash covers: the signed message is already what such a peer gets.
+#[test]
+fn an_8bit_submission_is_made_7bit_before_signing_and_survives_a_7bit_peer() {
+    let own = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln\r\n"
+        .as_bytes();
+    let (out, traced) = submit(Some("alice@example.org"), own);
+    assert_eq!(
+        crate::mime::content_class(&out),
+        crate::mime::ContentClass::SevenBit,
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(
+        text.contains("Content-Transfer-Encoding: quoted-printable\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n"),
+        "{text}"
+    );
+    assert!(
+        traced
+            .iter()
+            .any(|t| t.contains("converted to 7-bit before signing")),
+        "{traced:?}"
+    );
+    let zone = published(&both_keys());
+    assert_eq!(
+        verify(&out, &zone),
+        vec![DkimResult::Pass, DkimResult::Pass]
+    );
+    // What a peer without 8BITMIME would be sent is the signed message itself.
+    assert_eq!(crate::mime::downgrade(&out, false), None);
+}
+
+/// Without a key for the From: domain nothing is signed, so nothing is converted either.
+#[test]
+fn an_8bit_submission_without_a_key_is_left_8bit() {
+    let own = "From: carol@example.com\r\nSubject: hi\r\n\r\nGrüße\r\n".as_bytes();
+    let (out, _) = submit(Some("carol@example.com"), own);
+    assert!(out.ends_with("\r\n\r\nGrüße\r\n".as_bytes()));
+}

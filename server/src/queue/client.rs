@@ -66,6 +66,7 @@
 mod body;
 mod capabilities;
 mod outcome;
+mod prepare;
 mod reader;
 mod starttls;
 #[cfg(test)]
@@ -81,7 +82,8 @@ use crate::env::{timeout_at, Env};
 use crate::mail::{Address, EnvelopeDsn, Notify};
 use crate::smtp::Reply;
 
-use self::body::DotStuffer;
+use self::body::BodyEncoder;
+use self::prepare::{prepare, Body, Prepared};
 use self::reader::ReplyReader;
 use self::transaction::{unexpected, Step, Transaction};
 
@@ -95,6 +97,8 @@ pub use self::starttls::StartTls;
 pub const PIPELINE_WINDOW: usize = 100;
 /// The body goes out in writes of this size.
 const BODY_CHUNK: usize = 64 * 1024;
+/// A BDAT chunk holds about this many octets (the last one fewer).
+pub const BDAT_CHUNK: usize = 1024 * 1024;
 /// One read from the stream.
 const READ_BUF: usize = 4096;
 
@@ -126,12 +130,12 @@ pub struct OutboundMessage<'a> {
     /// `None` is the null reverse-path `<>` (DSNs, RFC 5321 §4.5.5).
     pub mail_from: Option<&'a Address>,
     pub recipients: &'a [Address],
-    /// The message as stored (headers and body, CRLF lines); dot-stuffing is done here.
+    /// The message as stored (headers and body, CRLF lines). Whether it is 7-bit, 8-bit
+    /// or binary is read from these bytes (`mime::content_class`); the downgrade for a peer
+    /// without 8BITMIME, line wrapping and dot-stuffing are done here.
     pub message: &'a [u8],
     /// Non-ASCII addresses or headers (RFC 6531). Non-ASCII addresses turn it on anyway.
     pub needs_smtputf8: bool,
-    /// 8-bit octets in the body (RFC 6152).
-    pub has_8bit: bool,
     /// DSN parameters to pass on to a peer that offers DSN (RFC 3461 §5.2); `None`: none.
     pub dsn: Option<&'a OutboundDsn>,
     /// `REQUIRETLS` (RFC 8689 §4.2): passed on in MAIL. Whether the session may carry the
@@ -278,11 +282,12 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
             });
         }
         let mut notes = Vec::new();
-        let mut tx = Transaction::new(msg, &self.caps, self.state, &mut notes);
+        let prepared = prepare(msg.message, &self.caps);
+        let mut tx = Transaction::new(msg, &prepared, &self.caps, self.state, &mut notes);
         for text in notes {
             self.note(text);
         }
-        let result = self.transaction(msg, &mut tx).await;
+        let result = self.transaction(&prepared, &mut tx).await;
         self.state = match result {
             Ok(()) => tx.state(),
             Err(_) => State::Closed,
@@ -369,7 +374,7 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
     /// One transaction: the decisions are [`Transaction`]'s, the I/O is here.
     async fn transaction(
         &mut self,
-        msg: &OutboundMessage<'_>,
+        msg: &Prepared<'_>,
         tx: &mut Transaction,
     ) -> Result<(), SessionError> {
         if tx.commands().is_empty() {
@@ -391,8 +396,9 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
             self.lockstep(tx).await?
         };
         match step {
+            Step::SendBody if tx.bdat() => self.send_chunks(msg, tx).await?,
             Step::SendBody => {
-                self.send_body(msg.message).await?;
+                self.send_body(&msg.message).await?;
                 let end = self
                     .read_reply(Stage::EndOfData, self.cfg.data_timeout)
                     .await?;
@@ -458,7 +464,7 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
     async fn send_body(&mut self, message: &[u8]) -> Result<(), SessionError> {
         self.transcript
             .push(format!("C: [message {} octets]", message.len()));
-        let mut stuffer = DotStuffer::default();
+        let mut stuffer = BodyEncoder::data();
         let mut out = Vec::with_capacity(BODY_CHUNK.min(message.len()) + 64);
         let mut chunks = message.chunks(BODY_CHUNK).peekable();
         loop {
@@ -473,6 +479,62 @@ impl<E: Env, S: AsyncRead + AsyncWrite + Unpin> Client<E, S> {
             }
             self.write_raw(Stage::Message, &out).await?;
             if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The message in BDAT chunks (RFC 3030): each chunk's length on its command line, the
+    /// octets right after, no dot-stuffing and no terminator; one `BDAT n LAST` when the
+    /// message fits [`BDAT_CHUNK`]. Each chunk waits for its reply (chunks are not
+    /// pipelined), so a 4xx/5xx stops the rest being sent (RFC 3030 §4.2). A BINARYMIME
+    /// message goes exactly as stored; any other gets the line work of [`BodyEncoder::bdat`].
+    async fn send_chunks(
+        &mut self,
+        msg: &Prepared<'_>,
+        tx: &mut Transaction,
+    ) -> Result<(), SessionError> {
+        let binary = msg.body == Body::BinaryMime;
+        let message: &[u8] = &msg.message;
+        let mut encoder = BodyEncoder::bdat();
+        let mut at = 0;
+        let mut out = Vec::with_capacity(BDAT_CHUNK.min(message.len() + 1024) + 64);
+        loop {
+            out.clear();
+            if binary {
+                let end = (at + BDAT_CHUNK).min(message.len());
+                out.extend_from_slice(&message[at..end]);
+                at = end;
+            } else {
+                while out.len() < BDAT_CHUNK && at < message.len() {
+                    let end = (at + BODY_CHUNK).min(message.len());
+                    encoder.encode(&message[at..end], &mut out);
+                    at = end;
+                }
+            }
+            let last = at >= message.len();
+            if last && !binary {
+                encoder.finish(&mut out);
+            }
+            let line = match last {
+                true => format!("BDAT {} LAST", out.len()),
+                false => format!("BDAT {}", out.len()),
+            };
+            self.transcript.push(format!("C: {line}"));
+            self.transcript
+                .push(format!("C: [chunk {} octets]", out.len()));
+            let mut wire = Vec::with_capacity(line.len() + 2 + out.len());
+            wire.extend_from_slice(line.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+            wire.extend_from_slice(&out);
+            self.write_raw(Stage::Message, &wire).await?;
+            let stage = if last {
+                Stage::EndOfData
+            } else {
+                Stage::Message
+            };
+            let reply = self.read_reply(stage, self.cfg.data_timeout).await?;
+            if tx.on_chunk_reply(reply, last)? == Step::Done {
                 return Ok(());
             }
         }

@@ -339,8 +339,15 @@ pub struct Expect {
     pub body_contains: Option<String>,
     /// No message's body contains this text.
     pub body_lacks: Option<String>,
-    /// Some message, headers included, contains this text (e.g. a `Received:` line).
+    /// Some message, headers included, contains this text (e.g. a `Received:` line); with
+    /// `remote`, some message the remote accepted, as it came over the wire.
     pub contains: Option<String>,
+    /// With `remote`: no message the remote accepted contains this text (e.g. `"ü"` after
+    /// an 8BITMIME downgrade).
+    pub lacks: Option<String>,
+    /// With `remote`: no line of a message the remote accepted is longer than this many
+    /// octets, CRLF not counted (RFC 5321 §4.5.3.1.6 allows 998).
+    pub longest_line: Option<usize>,
     /// An actor: checks the replies it saw.
     pub actor: Option<Spanned<String>>,
     /// Some reply the actor saw starts with this.
@@ -406,6 +413,9 @@ impl Expect {
         {
             return Err("count/header/body_* need a mailbox".into());
         }
+        if self.remote.is_none() && (self.lacks.is_some() || self.longest_line.is_some()) {
+            return Err("lacks/longest_line need a remote".into());
+        }
         if self.actor.is_none()
             && (self.saw_reply.is_some()
                 || self.never_saw_reply.is_some()
@@ -467,6 +477,12 @@ impl Expect {
         }
         if let Some(d) = &self.dkim {
             parts.push(format!("some message with dkim = {d}"));
+        }
+        if let Some(l) = &self.lacks {
+            parts.push(format!("no message contains {l:?}"));
+        }
+        if let Some(n) = self.longest_line {
+            parts.push(format!("longest line <= {n} octets"));
         }
         if let Some(n) = self.accepted {
             parts.push(format!("accepted = {n}"));

@@ -1,8 +1,8 @@
 //! What the peer said it can do, from its EHLO (or HELO) reply.
 
 use smtp_proto::{
-    EhloResponse, EXT_8BIT_MIME, EXT_CHUNKING, EXT_DSN, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING,
-    EXT_REQUIRE_TLS, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse, EXT_8BIT_MIME, EXT_BINARY_MIME, EXT_CHUNKING, EXT_DSN, EXT_ENHANCED_STATUS_CODES,
+    EXT_PIPELINING, EXT_REQUIRE_TLS, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
 };
 
 use crate::smtp::Reply;
@@ -30,8 +30,10 @@ pub struct Capabilities {
     pub dsn: bool,
     /// RFC 8689: a REQUIRETLS message may be handed to this peer (over TLS).
     pub require_tls: bool,
-    /// RFC 3030 (not used yet).
+    /// RFC 3030 CHUNKING: the message goes out with BDAT instead of DATA.
     pub chunking: bool,
+    /// RFC 3030 BINARYMIME: binary content goes out as is (with BDAT, `BODY=BINARYMIME`).
+    pub binarymime: bool,
 }
 
 impl Capabilities {
@@ -76,6 +78,7 @@ impl Capabilities {
         caps.dsn = flags & EXT_DSN != 0;
         caps.require_tls = flags & EXT_REQUIRE_TLS != 0;
         caps.chunking = flags & EXT_CHUNKING != 0;
+        caps.binarymime = flags & EXT_BINARY_MIME != 0;
         caps
     }
 }
@@ -130,8 +133,10 @@ mod tests {
                 dsn: true,
                 require_tls: true,
                 chunking: true,
+                binarymime: false,
             }
         );
+        assert!(ehlo(&["mx", "CHUNKING", "BINARYMIME"]).binarymime);
         assert_eq!(caps.size_limit(), Some(10_240_000));
     }
 

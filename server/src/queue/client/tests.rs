@@ -325,14 +325,13 @@ async fn pipelined_delivery_sends_one_batch_and_stuffs_dots() {
         recipients: &rcpts,
         message: BODY,
         needs_smtputf8: false,
-        has_8bit: true,
         ..Default::default()
     };
     let (r, seen) = session(fake(true), &cfg(), &msg, mx(FULL)).await;
     let report = ok(r);
     let expected = format!(
         "EHLO out.example\r\n\
-         MAIL FROM:<alice@out.example> SIZE={} BODY=8BITMIME\r\n\
+         MAIL FROM:<alice@out.example> SIZE={}\r\n\
          RCPT TO:<bob@mx.test>\r\n\
          RCPT TO:<carol@mx.test>\r\n\
          DATA\r\n\
@@ -378,7 +377,6 @@ async fn lockstep_delivery_without_pipelining() {
         recipients: &rcpts,
         message: BODY,
         needs_smtputf8: false,
-        has_8bit: false,
         ..Default::default()
     };
     let (r, seen) = session(fake(false), &cfg(), &msg, mx(PLAIN)).await;
@@ -404,7 +402,6 @@ async fn ehlo_refused_falls_back_to_helo_without_extensions() {
         recipients: &rcpts,
         message: b"Subject: 8bit \xc3\xa9\r\n\r\nhi\r\n",
         needs_smtputf8: false,
-        has_8bit: true,
         ..Default::default()
     };
     let mut base = mx(FULL);
@@ -459,7 +456,6 @@ fn simple(rcpts: &[Address]) -> OutboundMessage<'_> {
         recipients: rcpts,
         message: b"Subject: hi\r\n\r\nhello\r\n",
         needs_smtputf8: false,
-        has_8bit: false,
         ..Default::default()
     }
 }

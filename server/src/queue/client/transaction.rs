@@ -5,11 +5,14 @@
 //! pipelined (RFC 2920); both modes share every rule here.
 //!
 //! Replies are indexed by command: `0` is MAIL, `1..=n` the RCPTs (of the sendable
-//! recipients, in order), `n + 1` DATA.
+//! recipients, in order), `n + 1` DATA. With BDAT (RFC 3030) there is no DATA command: after
+//! the last RCPT reply with some recipient accepted the client sends the chunks, and each
+//! chunk's reply goes to [`Transaction::on_chunk_reply`].
 
 use crate::mail::Address;
 use crate::smtp::Reply;
 
+use super::prepare::{Body, Prepared};
 use super::{Capabilities, OutboundDsn, OutboundMessage, RcptOutcome, SessionError, Stage, State};
 use crate::mail::dsn::xtext_encode;
 use crate::mail::Notify;
@@ -20,7 +23,8 @@ pub(super) enum Step {
     /// Send (lockstep) or read (pipelined) the next command's reply.
     Next,
     /// 354 with some recipient accepted: send the body, then feed the final reply to
-    /// [`Transaction::on_end_of_data`].
+    /// [`Transaction::on_end_of_data`]. With BDAT: the RCPTs are done and some recipient
+    /// was accepted; send the chunks, feeding each reply to [`Transaction::on_chunk_reply`].
     SendBody,
     /// 354 although nothing was accepted (pipelined, RFC 2920 §3.1): send a lone `.`, then
     /// feed the reply to [`Transaction::on_lone_dot_reply`].
@@ -33,8 +37,10 @@ pub(super) enum Step {
 #[derive(Debug)]
 pub(super) struct Transaction {
     pipelined: bool,
-    /// MAIL, the RCPTs, DATA; empty when nothing is sent at all.
+    /// MAIL, the RCPTs, DATA (not with BDAT); empty when nothing is sent at all.
     commands: Vec<String>,
+    /// The message goes with BDAT: no DATA command.
+    bdat: bool,
     /// Positions (in the message's recipients) of the recipients RCPT is sent for.
     targets: Vec<usize>,
     outcomes: Vec<Option<RcptOutcome>>,
@@ -50,6 +56,7 @@ impl Transaction {
     /// took on its own, for the transcript.
     pub fn new(
         msg: &OutboundMessage<'_>,
+        prepared: &Prepared<'_>,
         caps: &Capabilities,
         state: State,
         notes: &mut Vec<String>,
@@ -57,6 +64,7 @@ impl Transaction {
         let mut tx = Transaction {
             pipelined: caps.pipelining,
             commands: Vec::new(),
+            bdat: prepared.bdat,
             targets: Vec::new(),
             outcomes: vec![None; msg.recipients.len()],
             accepted: Vec::new(),
@@ -71,7 +79,8 @@ impl Transaction {
         } else {
             caps.hostname.as_str()
         };
-        if let Some(reply) = refuse_locally(msg, caps, peer) {
+        let size = prepared.message.len() as u64;
+        if let Some(reply) = refuse_locally(msg, size, caps, peer) {
             notes.push(format!("not sent: {reply}"));
             let outcome = RcptOutcome::Failed(reply);
             tx.outcomes
@@ -92,20 +101,18 @@ impl Transaction {
         if tx.targets.is_empty() {
             return tx;
         }
-        if msg.has_8bit && !caps.eight_bit_mime {
-            // What Postfix does without a converter: send it and hope (RFC 6152 would want a
-            // conversion to 7 bit, which would break DKIM signatures anyway).
-            notes.push("8-bit message, peer does not offer 8BITMIME: sent as is".into());
-        }
+        notes.extend(prepared.notes.iter().cloned());
         let mut mail = match msg.mail_from {
             Some(from) => format!("MAIL FROM:<{from}>"),
             None => "MAIL FROM:<>".to_string(),
         };
         if caps.size.is_some() {
-            mail.push_str(&format!(" SIZE={}", msg.message.len()));
+            mail.push_str(&format!(" SIZE={size}"));
         }
-        if msg.has_8bit && caps.eight_bit_mime {
-            mail.push_str(" BODY=8BITMIME");
+        match prepared.body {
+            Body::SevenBit => {}
+            Body::EightBitMime => mail.push_str(" BODY=8BITMIME"),
+            Body::BinaryMime => mail.push_str(" BODY=BINARYMIME"),
         }
         if needs_smtputf8(msg) {
             mail.push_str(" SMTPUTF8");
@@ -127,8 +134,22 @@ impl Transaction {
             }
             rcpt
         }));
-        tx.commands.push("DATA".to_string());
+        if !tx.bdat {
+            tx.commands.push("DATA".to_string());
+        }
         tx
+    }
+
+    /// The message goes in BDAT chunks (after the RCPTs), not after DATA.
+    pub fn bdat(&self) -> bool {
+        self.bdat
+    }
+
+    /// The index of the last RCPT command.
+    fn last_rcpt(&self) -> usize {
+        self.commands
+            .len()
+            .saturating_sub(1 + usize::from(!self.bdat))
     }
 
     /// The command lines to send, in order; empty if everything was decided locally.
@@ -150,7 +171,7 @@ impl Transaction {
     pub fn stage(&self, k: usize) -> Stage {
         match k {
             0 => Stage::MailFrom,
-            k if k + 1 == self.commands.len() => Stage::Data,
+            k if k > self.last_rcpt() => Stage::Data,
             _ => Stage::RcptTo,
         }
     }
@@ -163,10 +184,9 @@ impl Transaction {
 
     /// The reply to command `k`.
     pub fn on_reply(&mut self, k: usize, reply: Reply) -> Result<Step, SessionError> {
-        let last = self.commands.len().saturating_sub(1);
         if k == 0 {
             self.on_mail(reply)
-        } else if k < last {
+        } else if k <= self.last_rcpt() {
             self.on_rcpt(k, reply)
         } else if self.mail_ok && !self.accepted.is_empty() {
             self.on_data(reply)
@@ -227,7 +247,15 @@ impl Transaction {
             4 | 5 => self.outcomes[i] = Some(RcptOutcome::from_reply(&reply)),
             _ => return Err(unexpected(Stage::RcptTo, &reply)),
         }
-        let last_rcpt = k + 2 == self.commands.len();
+        let last_rcpt = k == self.last_rcpt();
+        if last_rcpt && self.bdat {
+            // No DATA to ask: the chunks follow if anyone is there to receive them; with
+            // nobody accepted the open transaction is reset before the next MAIL.
+            return Ok(match self.accepted.is_empty() {
+                true => Step::Done,
+                false => Step::SendBody,
+            });
+        }
         if last_rcpt && !self.pipelined && self.accepted.is_empty() {
             // Nothing to send: DATA is not sent; the open transaction is reset before the
             // next MAIL, or QUIT ends it.
@@ -257,6 +285,34 @@ impl Transaction {
         }
         self.conclude(&reply);
         Ok(Step::Done)
+    }
+
+    /// The reply to a BDAT chunk (RFC 3030 §4.2): a 2xx to a chunk before the last asks for
+    /// the next one; the reply to the LAST chunk, or any 4xx/5xx, is the transaction's
+    /// outcome for every accepted recipient, and no further chunk is sent.
+    pub fn on_chunk_reply(&mut self, reply: Reply, last: bool) -> Result<Step, SessionError> {
+        match reply.code / 100 {
+            2 if !last => Ok(Step::Next),
+            2 => {
+                self.state = State::Idle;
+                self.conclude(&reply);
+                Ok(Step::Done)
+            }
+            // The transaction failed; the server may or may not have reset it, so it stays
+            // open for us (RSET before the next MAIL).
+            4 | 5 => {
+                self.conclude(&reply);
+                Ok(Step::Done)
+            }
+            _ => Err(unexpected(
+                if last {
+                    Stage::EndOfData
+                } else {
+                    Stage::Message
+                },
+                &reply,
+            )),
+        }
     }
 
     fn conclude(&mut self, reply: &Reply) {
@@ -314,8 +370,12 @@ pub(super) fn unexpected(stage: Stage, reply: &Reply) -> SessionError {
 /// A reason to fail every recipient without sending anything: the message is over the
 /// peer's SIZE, needs SMTPUTF8 it does not offer (RFC 6531 §3.2: 5.6.7), or the sender
 /// cannot be written on the wire.
-fn refuse_locally(msg: &OutboundMessage<'_>, caps: &Capabilities, peer: &str) -> Option<Reply> {
-    let size = msg.message.len() as u64;
+fn refuse_locally(
+    msg: &OutboundMessage<'_>,
+    size: u64,
+    caps: &Capabilities,
+    peer: &str,
+) -> Option<Reply> {
     if let Some(limit) = caps.size_limit().filter(|&l| size > l) {
         return Some(Reply::new(
             552,

@@ -81,7 +81,6 @@ pub(super) async fn try_host<E: Env>(
         recipients: &rcpts,
         message: body,
         needs_smtputf8: header_section(body).iter().any(|b| *b >= 0x80),
-        has_8bit: body.iter().any(|b| *b >= 0x80),
         dsn: Some(&dsn),
         require_tls: attempt.msg.options.require_tls,
     };

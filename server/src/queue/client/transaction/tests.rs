@@ -24,9 +24,19 @@ fn msg<'a>(from: Option<&'a Address>, rcpts: &'a [Address]) -> OutboundMessage<'
         recipients: rcpts,
         message: b"Subject: hi\r\n\r\nhello\r\n",
         needs_smtputf8: false,
-        has_8bit: false,
         ..Default::default()
     }
+}
+
+/// A transaction for `m` as the client would prepare it for `caps`.
+fn new_tx(
+    m: &OutboundMessage<'_>,
+    caps: &Capabilities,
+    state: State,
+    notes: &mut Vec<String>,
+) -> Transaction {
+    let prepared = super::super::prepare::prepare(m.message, caps);
+    Transaction::new(m, &prepared, caps, state, notes)
 }
 
 fn r(code: u16) -> Reply {
@@ -64,15 +74,15 @@ fn commands_carry_the_extensions_the_peer_offers() {
     let from = addr("alice@out.test");
     let rcpts = [addr("bob@mx.test"), addr("carol@mx.test")];
     let m = OutboundMessage {
-        has_8bit: true,
+        message: "Subject: hi\r\n\r\nhellö\r\n".as_bytes(),
         ..msg(Some(&from), &rcpts)
     };
     let mut notes = Vec::new();
-    let tx = Transaction::new(&m, &caps(true), State::Idle, &mut notes);
+    let tx = new_tx(&m, &caps(true), State::Idle, &mut notes);
     assert_eq!(
         tx.commands(),
         [
-            "MAIL FROM:<alice@out.test> SIZE=22 BODY=8BITMIME",
+            "MAIL FROM:<alice@out.test> SIZE=23 BODY=8BITMIME",
             "RCPT TO:<bob@mx.test>",
             "RCPT TO:<carol@mx.test>",
             "DATA"
@@ -84,7 +94,7 @@ fn commands_carry_the_extensions_the_peer_offers() {
     );
     assert!(notes.is_empty() && !tx.needs_rset());
     // An open transaction from before: RSET first.
-    let tx = Transaction::new(&m, &caps(true), State::InTransaction, &mut notes);
+    let tx = new_tx(&m, &caps(true), State::InTransaction, &mut notes);
     assert!(tx.needs_rset());
 }
 
@@ -97,7 +107,7 @@ fn mixed_replies_give_one_outcome_each_in_both_modes() {
         addr("ok2@mx.test"),
     ];
     for pipelined in [true, false] {
-        let mut tx = Transaction::new(
+        let mut tx = new_tx(
             &msg(None, &rcpts),
             &caps(pipelined),
             State::Idle,
@@ -124,7 +134,7 @@ fn mixed_replies_give_one_outcome_each_in_both_modes() {
 fn a_rejected_mail_from_decides_everyone_and_pipelined_replies_are_still_read() {
     let rcpts = [addr("bob@mx.test"), addr("carol@mx.test")];
     // Lockstep: nothing more is sent.
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(false),
         State::Idle,
@@ -133,7 +143,7 @@ fn a_rejected_mail_from_decides_everyone_and_pipelined_replies_are_still_read() 
     assert_eq!(tx.on_reply(0, r(451)).unwrap(), Step::Done);
     assert_eq!(kinds(tx), [Some(('T', 451)), Some(('T', 451))]);
     // Pipelined: the 503s to RCPT and DATA are read and change nothing.
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(true),
         State::Idle,
@@ -156,7 +166,7 @@ fn a_421_among_the_rcpts_defers_the_rest_and_closes() {
         addr("c@mx.test"),
     ];
     for pipelined in [true, false] {
-        let mut tx = Transaction::new(
+        let mut tx = new_tx(
             &msg(None, &rcpts),
             &caps(pipelined),
             State::Idle,
@@ -182,7 +192,7 @@ fn a_421_among_the_rcpts_defers_the_rest_and_closes() {
 #[test]
 fn nobody_accepted_no_data_in_lockstep_a_lone_dot_after_a_needless_354() {
     let rcpts = [addr("x@mx.test"), addr("y@mx.test")];
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(false),
         State::Idle,
@@ -198,7 +208,7 @@ fn nobody_accepted_no_data_in_lockstep_a_lone_dot_after_a_needless_354() {
         "RSET before the next MAIL"
     );
 
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(true),
         State::Idle,
@@ -216,7 +226,7 @@ fn nobody_accepted_no_data_in_lockstep_a_lone_dot_after_a_needless_354() {
 #[test]
 fn data_refused_or_final_reply_apply_to_the_accepted_only() {
     let rcpts = [addr("ok@mx.test"), addr("gone@mx.test")];
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(false),
         State::Idle,
@@ -228,7 +238,7 @@ fn data_refused_or_final_reply_apply_to_the_accepted_only() {
     );
     assert_eq!(kinds(tx), [Some(('T', 451)), Some(('F', 550))]);
 
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(true),
         State::Idle,
@@ -249,7 +259,7 @@ fn local_refusals_send_nothing() {
         ..msg(None, &rcpts)
     };
     let mut notes = Vec::new();
-    let tx = Transaction::new(&m, &caps(true), State::Idle, &mut notes);
+    let tx = new_tx(&m, &caps(true), State::Idle, &mut notes);
     assert!(tx.commands().is_empty());
     assert_eq!(notes.len(), 1);
     assert!(notes[0].starts_with("not sent: 552 5.3.4"), "{notes:?}");
@@ -259,7 +269,7 @@ fn local_refusals_send_nothing() {
         needs_smtputf8: true,
         ..msg(None, &rcpts)
     };
-    let tx = Transaction::new(&m, &caps(true), State::Idle, &mut Vec::new());
+    let tx = new_tx(&m, &caps(true), State::Idle, &mut Vec::new());
     assert!(tx.commands().is_empty());
     assert_eq!(kinds(tx), [Some(('F', 550))]);
 
@@ -268,7 +278,7 @@ fn local_refusals_send_nothing() {
     evil.local = "x>\r\nRCPT TO:<victim".into();
     let rcpts = [evil, addr("bob@mx.test")];
     let mut notes = Vec::new();
-    let tx = Transaction::new(&msg(None, &rcpts), &caps(true), State::Idle, &mut notes);
+    let tx = new_tx(&msg(None, &rcpts), &caps(true), State::Idle, &mut notes);
     assert_eq!(tx.commands()[1], "RCPT TO:<bob@mx.test>");
     assert_eq!(tx.commands().len(), 3);
     assert!(notes[0].ends_with("not sent: 553 5.1.3 Recipient address cannot be sent over SMTP"));
@@ -283,7 +293,7 @@ fn replies_of_the_wrong_kind_are_protocol_errors() {
         (&[250, 354][..], Stage::RcptTo),
         (&[250, 250, 250][..], Stage::Data),
     ] {
-        let mut tx = Transaction::new(
+        let mut tx = new_tx(
             &msg(None, &rcpts),
             &caps(true),
             State::Idle,
@@ -295,7 +305,7 @@ fn replies_of_the_wrong_kind_are_protocol_errors() {
         assert_eq!(e.stage(), Some(stage), "{replies:?}");
         assert!(matches!(e, SessionError::Protocol { .. }));
     }
-    let mut tx = Transaction::new(
+    let mut tx = new_tx(
         &msg(None, &rcpts),
         &caps(true),
         State::Idle,
@@ -335,7 +345,7 @@ fn dsn_and_requiretls_are_passed_on_only_to_peers_that_offer_them() {
         require_tls: true,
         ..msg(Some(&from), &rcpts)
     };
-    let plain = Transaction::new(&m, &caps(true), State::Idle, &mut Vec::new());
+    let plain = new_tx(&m, &caps(true), State::Idle, &mut Vec::new());
     assert_eq!(
         plain.commands(),
         [
@@ -350,7 +360,7 @@ fn dsn_and_requiretls_are_passed_on_only_to_peers_that_offer_them() {
         require_tls: true,
         ..caps(true)
     };
-    let tx = Transaction::new(&m, &peer, State::Idle, &mut Vec::new());
+    let tx = new_tx(&m, &peer, State::Idle, &mut Vec::new());
     assert_eq!(
         tx.commands(),
         [
@@ -360,4 +370,53 @@ fn dsn_and_requiretls_are_passed_on_only_to_peers_that_offer_them() {
             "DATA"
         ]
     );
+}
+
+#[test]
+fn bdat_has_no_data_command_and_chunk_replies_decide() {
+    let rcpts = [addr("bob@mx.test"), addr("carol@mx.test")];
+    let chunking = Capabilities {
+        chunking: true,
+        ..caps(true)
+    };
+    for pipelined in [true, false] {
+        let c = Capabilities {
+            pipelining: pipelined,
+            ..chunking.clone()
+        };
+        let mut tx = new_tx(&msg(None, &rcpts), &c, State::Idle, &mut Vec::new());
+        assert!(tx.bdat());
+        assert_eq!(
+            tx.commands(),
+            [
+                "MAIL FROM:<> SIZE=22",
+                "RCPT TO:<bob@mx.test>",
+                "RCPT TO:<carol@mx.test>"
+            ]
+        );
+        assert_eq!(tx.stage(2), Stage::RcptTo);
+        assert_eq!(
+            feed(&mut tx, &[250, 550, 250]),
+            [Step::Next, Step::Next, Step::SendBody]
+        );
+        assert_eq!(tx.on_chunk_reply(r(250), false).unwrap(), Step::Next);
+        assert_eq!(tx.on_chunk_reply(r(250), true).unwrap(), Step::Done);
+        assert_eq!(tx.state(), State::Idle);
+        assert_eq!(kinds(tx), [Some(('F', 550)), Some(('D', 250))]);
+    }
+    // Nobody accepted: no chunk is sent, the transaction stays open for RSET.
+    let mut tx = new_tx(&msg(None, &rcpts), &chunking, State::Idle, &mut Vec::new());
+    assert_eq!(feed(&mut tx, &[250, 550, 450]).last(), Some(&Step::Done));
+    assert_eq!(tx.state(), State::InTransaction);
+    // A 5xx to a middle chunk fails every accepted recipient and ends the chunks.
+    let mut tx = new_tx(&msg(None, &rcpts), &chunking, State::Idle, &mut Vec::new());
+    feed(&mut tx, &[250, 250, 250]);
+    assert_eq!(tx.on_chunk_reply(r(552), false).unwrap(), Step::Done);
+    assert_eq!(tx.state(), State::InTransaction);
+    assert_eq!(kinds(tx), [Some(('F', 552)), Some(('F', 552))]);
+    // A 354 to BDAT is nonsense.
+    let mut tx = new_tx(&msg(None, &rcpts), &chunking, State::Idle, &mut Vec::new());
+    feed(&mut tx, &[250, 250, 250]);
+    let e = tx.on_chunk_reply(r(354), true).unwrap_err();
+    assert_eq!(e.stage(), Some(Stage::EndOfData));
 }
