@@ -41,6 +41,10 @@ enum Setup {
     Binary,
     /// As [`Setup::InRcpt`], then a first chunk `BDAT 4` (not LAST).
     InBdat,
+    /// As [`Setup::InRcpt`], then `BDAT 5 LAST`: the message is stored, no transaction.
+    AfterLast,
+    /// After EHLO, MAIL and 100 accepted RCPTs (RFC 5321 §4.5.3.1.8's minimum, our limit).
+    FullRcpts,
 }
 
 /// What the session must be like after the row's reply.
@@ -127,12 +131,19 @@ const ROWS: &[Row] = &[
     ("5321 4.1.1.3 <postmaster> is a forward-path only: 501", Greeted, "MAIL FROM:<postmaster>", "501 5.1.7", Command),
     ("5321 4.1.2 mailbox without a domain: 501 5.1.7", Greeted, "MAIL FROM:<foo>", "501 5.1.7", Command),
     ("5321 4.1.2 unquoted SP in a local part: 501 5.1.7", Greeted, "MAIL FROM:<a b@c.test>", "501 5.1.7", Command),
+    ("5321 4.1.2 local part with a leading dot: 501 5.1.7", Greeted, "MAIL FROM:<.a@b.test>", "501 5.1.7", Command),
+    ("5321 4.1.2 local part with two dots in a row: 501 5.1.7", Greeted, "MAIL FROM:<a..b@b.test>", "501 5.1.7", Command),
+    ("5321 4.1.2 domain with an empty label: 501 5.1.7", Greeted, "MAIL FROM:<a@b..test>", "501 5.1.7", Command),
+    ("5321 4.1.2 domain label starting with a hyphen: 501 5.1.7", Greeted, "MAIL FROM:<a@-b.test>", "501 5.1.7", Command),
+    ("5321 4.1.2 mailbox with an empty domain: 501 5.1.7", Greeted, "MAIL FROM:<a@>", "501 5.1.7", Command),
     ("5321 4.1.2 quoted local part with SP (qtextSMTP)", Greeted, "MAIL FROM:<\"john doe\"@c.test>", "250 2.1.0", Command),
     ("5321 4.1.2 quoted-pairSMTP in a local part", Greeted, "MAIL FROM:<\"a\\\"b\"@c.test>", "250 2.1.0", Command),
     ("5321 4.1.2 quoted local part with > inside", Greeted, "MAIL FROM:<\"a>b\"@c.test>", "250 2.1.0", Command),
     ("5321 4.1.2 unterminated quoted string: 501", Greeted, "MAIL FROM:<\"ab@c.test>", "501 5.5.4", Command),
     ("5321 4.1.3 IPv4 address literal", Greeted, "MAIL FROM:<a@[192.0.2.7]>", "250 2.1.0", Command),
     ("5321 4.1.3 IPv6 address literal", Greeted, "MAIL FROM:<a@[IPv6:2001:db8::7]>", "250 2.1.0", Command),
+    ("5321 4.1.3 IPv6v4-comp address literal", Greeted, "MAIL FROM:<a@[IPv6:2001:db8::192.0.2.1]>", "250 2.1.0", Command),
+    ("5321 4.1.3 IPv4-mapped IPv6 literal", Greeted, "MAIL FROM:<a@[IPv6:::ffff:192.0.2.1]>", "250 2.1.0", Command),
     ("5321 4.1.3 IPv4 literal with an octet over 255: 501 5.1.7", Greeted, "MAIL FROM:<a@[192.0.2.300]>", "501 5.1.7", Command),
     ("5321 4.1.3 IPv4 literal of three octets: 501 5.1.7", Greeted, "MAIL FROM:<a@[192.0.2]>", "501 5.1.7", Command),
     ("5321 4.1.3 IPv6 literal without its tag: 501 5.1.7", Greeted, "MAIL FROM:<a@[2001:db8::7]>", "501 5.1.7", Command),
@@ -226,6 +237,8 @@ const ROWS: &[Row] = &[
     ("5321 4.2.2 unknown local user: 550 5.1.1", InMail, "RCPT TO:<carol@example.org>", "550 5.1.1", Command),
     ("5321 3.6.2 relaying refused: Postfix 3.7 reject_unauth_destination, 554 5.7.1", InMail, "RCPT TO:<x@elsewhere.test>", "554 5.7.1", Command),
     ("5321 4.1.2 quoted local part with SP: valid, unknown here", InMail, "RCPT TO:<\"john doe\"@example.org>", "550 5.1.1 <\"john doe\"@example.org>", Command),
+    ("5321 2.4 domains are case-insensitive", InMail, "RCPT TO:<bob@EXAMPLE.ORG>", "250 2.1.5", Open),
+    ("5321 2.4 local part of an account in another case: Postfix 3.7 matches it", InMail, "RCPT TO:<BOB@example.org>", "250 2.1.5", Open),
     ("5321 4.1.2 quoted local part naming an account", InMail, "RCPT TO:<\"bob\"@example.org>", "250 2.1.5", Open),
     ("1123 5.2.17 literal of our own address is local", InMail, "RCPT TO:<alice@[198.51.100.1]>", "250 2.1.5", Open),
     ("5321 4.1.3 literal of another host: the relay rule, 554 5.7.1", InMail, "RCPT TO:<carol@[192.0.2.7]>", "554 5.7.1", Command),
@@ -281,11 +294,14 @@ const ROWS: &[Row] = &[
     ("3030 2 bdat in lower case, last too", InRcpt, "bdat 5 last\r\nabc", "250 2.0.0 Ok: queued as Q1", Command),
     ("3030 2 BDAT n: a chunk, the transaction goes on", InRcpt, "BDAT 5\r\nabc", "250 2.0.0 Ok: 5 octets received", Open),
     ("3030 2 BDAT with command-like octets: they are data", InRcpt, "BDAT 6\r\nQUIT", "250 2.0.0 Ok: 6 octets received", Open),
+    ("3030 2 BDAT 0 (not LAST): a valid empty chunk (Postfix 3.7 refuses it 551 as abuse)", InRcpt, "BDAT 0", "250 2.0.0 Ok: 0 octets received", Open),
+    ("3030 2 BDAT n LAST with one word too many: 501, its chunk is read", InRcpt, "BDAT 5 LAST x\r\nabc", "501 5.5.4", Open),
+    ("3030 2 BDAT with a signed size: 501", InRcpt, "BDAT +5", "501 5.5.4", Open),
     ("3030 2 BDAT without a size: 501", InRcpt, "BDAT", "501 5.5.4", Open),
     ("3030 2 BDAT with a size that is no number: 501", InRcpt, "BDAT x LAST", "501 5.5.4", Open),
     ("3030 2 BDAT with a negative size: 501", InRcpt, "BDAT -1", "501 5.5.4", Open),
     ("3030 2 BDAT with a size past any integer: 501", InRcpt, "BDAT {23*9} LAST", "501 5.5.4", Open),
-    ("3030 2 BDAT with a word other than LAST: 501", InRcpt, "BDAT 3 FIRST", "501 5.5.4", Open),
+    ("3030 2 BDAT with a word other than LAST: 501, its chunk is read", InRcpt, "BDAT 3 FIRST\r\nx", "501 5.5.4", Open),
     ("3030 2 BDAT without MAIL: 503, the chunk is read", Greeted, "BDAT 6\r\nQUIT", "503 5.5.1", Command),
     ("3030 2 BDAT without RCPT: 554 as for DATA, the chunk is read", InMail, "BDAT 6 LAST\r\nQUIT", "554 5.5.1", Command),
     ("3030 3 DATA after BDAT: 503, the transaction stays", InBdat, "DATA", "503 5.5.1", Open),
@@ -293,6 +309,11 @@ const ROWS: &[Row] = &[
     ("3030 2 BDAT n LAST after a chunk", InBdat, "BDAT 3 LAST\r\nz", "250 2.0.0 Ok: queued as Q1", Command),
     ("3030 2 octets are counted across chunks", InBdat, "BDAT 5\r\nabc", "250 2.0.0 Ok: 9 octets received", Open),
     ("3030 2 MAIL during BDAT: 503", InBdat, "MAIL FROM:<b@c.test>", "503 5.5.1", Open),
+    ("3030 2 RCPT after BDAT: RFC 3030 is silent; Postfix 3.7 says 503", InBdat, "RCPT TO:<bob@example.org>", "503 5.5.1", Open),
+    ("3030 2 BDAT after BDAT LAST: 503, its chunk is read", AfterLast, "BDAT 6\r\nQUIT", "503 5.5.1", Command),
+    ("3030 2 DATA after BDAT LAST: no transaction, 503", AfterLast, "DATA", "503 5.5.1", Command),
+    ("3030 2 MAIL after BDAT LAST: the next transaction", AfterLast, "MAIL FROM:<b@c.test>", "250 2.1.0", Command),
+    ("5321 4.5.3.1.8 the 101st recipient: 452 4.5.3 (Postfix 3.7)", FullRcpts, "RCPT TO:<bob@example.org>", "452 4.5.3", Open),
     ("3030 2 RSET during BDAT ends the transaction", InBdat, "RSET", "250 2.0.0 Ok", NoTransaction),
     ("3030 2 NOOP during BDAT", InBdat, "NOOP", "250 2.0.0 Ok", Open),
     ("3030 3 BODY=BINARYMIME with DATA: 503", Binary, "DATA", "503 5.5.1", Open),
@@ -347,6 +368,13 @@ fn set_up(setup: Setup) -> Result<Client, String> {
             rcpt,
             ("BDAT 4\r\nA: b", "250 2.0.0 Ok: 4 octets received"),
         ],
+        AfterLast => vec![
+            ehlo,
+            mail,
+            rcpt,
+            ("BDAT 5 LAST\r\nabc\r\n", "250 2.0.0 Ok: queued as Q1"),
+        ],
+        FullRcpts => [ehlo, mail].into_iter().chain([rcpt; 100]).collect(),
     };
     let mut c = Client::new();
     for (line, want) in steps {
