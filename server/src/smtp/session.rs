@@ -89,6 +89,7 @@ mod data;
 mod dsn;
 mod envelope;
 mod extensions;
+mod params;
 mod path;
 mod quota;
 mod sender;

@@ -97,6 +97,8 @@ impl Session {
             "AUTH" => return self.auth(text),
             // The path is ours to parse (`session/path.rs`), the parameters smtp-proto's.
             "MAIL" | "RCPT" => return self.path_command(&verb, line, text),
+            // The chunk size is the framing of what follows: read here (`bdat_line`).
+            "BDAT" => return self.bdat_command(text),
             _ => {}
         }
         match Request::parse(&mut line.iter()) {
@@ -149,6 +151,25 @@ impl Session {
         }
     }
 
+    /// `BDAT chunk-size [LAST]` (RFC 3030 §2). A line that is not exactly that is 501; when
+    /// its size can still be read (`BDAT 5 LAST x`, `BDAT 3 FIRST`), the client has sent, or
+    /// is pipelining, that many octets after it, and they are read and dropped like any
+    /// refused chunk's (`Phase::SkipOctets`): they are data, never commands. A size that
+    /// cannot be read (`BDAT x`, more digits than we can count) leaves nothing to skip by,
+    /// and the next line is read as a command. (Postfix 3.7 answers every malformed BDAT
+    /// `521 5.5.4` and hangs up; we keep the session and its sync.)
+    fn bdat_command(&mut self, text: &[u8]) {
+        let syntax = || Reply::new(501, (5, 5, 4), "Syntax: BDAT chunk-size [LAST]");
+        match bdat_line(text) {
+            Ok((size, last)) => self.bdat(size, last),
+            Err(Some(size)) => {
+                self.phase = Phase::SkipOctets(size);
+                self.error(syntax());
+            }
+            Err(None) => self.error(syntax()),
+        }
+    }
+
     /// 503 for a command given at the wrong point of the dialogue.
     fn sequence_error(&self, verb: &str) -> Option<Reply> {
         match verb {
@@ -160,6 +181,12 @@ impl Session {
             }
             "RCPT" | "DATA" if self.envelope.is_none() => {
                 Some(Reply::new(503, (5, 5, 1), "Error: need MAIL command"))
+            }
+            // RFC 3030 does not say whether recipients may follow the first chunk; Postfix
+            // 3.7 refuses them (503 5.5.1), and so do we: the message is under way, and a
+            // recipient added now would have been refused by a DATA transaction.
+            "RCPT" if self.envelope.as_ref().is_some_and(|e| e.chunks.is_some()) => {
+                Some(Reply::new(503, (5, 5, 1), "Error: RCPT after BDAT"))
             }
             _ => None,
         }
@@ -200,14 +227,6 @@ impl Session {
                 self.error(Reply::new(501, (5, 5, 4), "Syntax: RSET"))
             }
             Request::Data => self.data(),
-            Request::Bdat {
-                chunk_size,
-                is_last,
-            } => match chunk_size_fits(text) {
-                true => self.bdat(chunk_size, is_last),
-                // smtp-proto wraps a size past u64; we cannot know how much to read.
-                false => self.error(Reply::new(501, (5, 5, 4), "Syntax: BDAT chunk-size [LAST]")),
-            },
             Request::Rset => {
                 self.envelope = None;
                 self.reply(Reply::new(250, (2, 0, 0), "Ok"));
@@ -239,6 +258,7 @@ impl Session {
             // Caught from the verb already (NOT_IMPLEMENTED, or handled before parsing).
             Request::Mail { .. }
             | Request::Rcpt { .. }
+            | Request::Bdat { .. }
             | Request::Expn { .. }
             | Request::Auth { .. }
             | Request::StartTls
@@ -271,15 +291,23 @@ pub(super) fn argument_error(e: &ParseError, verb: &str) -> Reply {
     }
 }
 
-/// The BDAT line's chunk size is a number we can hold (20 digits or fewer, no overflow).
-fn chunk_size_fits(text: &[u8]) -> bool {
-    let arg = text
-        .trim_ascii()
-        .split(|&b| b == b' ')
-        .filter(|w| !w.is_empty())
-        .nth(1)
-        .unwrap_or_default();
-    std::str::from_utf8(arg).is_ok_and(|a| a.parse::<usize>().is_ok())
+/// `BDAT chunk-size [LAST]` (RFC 3030 §2: `chunk-size ::= 1*DIGIT`, `end-marker ::=
+/// "LAST"`, any case; words separated by spaces, as every command here): the size and
+/// whether it is the last chunk. `Err(Some(size))`: malformed, but with a size we can hold;
+/// `Err(None)`: no such size (missing, not digits, or past `usize`: smtp-proto would wrap
+/// it, and we could not know how much to read).
+fn bdat_line(text: &[u8]) -> Result<(usize, bool), Option<usize>> {
+    let mut words = text.split(|&b| b == b' ').filter(|w| !w.is_empty()).skip(1);
+    let size = words
+        .next()
+        .filter(|w| w.iter().all(u8::is_ascii_digit))
+        .and_then(|w| std::str::from_utf8(w).ok()?.parse::<usize>().ok())
+        .ok_or(None)?;
+    match (words.next(), words.next()) {
+        (None, _) => Ok((size, false)),
+        (Some(w), None) if w.eq_ignore_ascii_case(b"LAST") => Ok((size, true)),
+        _ => Err(Some(size)),
+    }
 }
 
 /// Whether anything but spaces follows the command word.

@@ -34,6 +34,9 @@ impl Session {
                 return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"))
             }
         };
+        if let Err(r) = self.parameter_shapes(params, super::params::MAIL) {
+            return self.error(r);
+        }
         let declared = match self.size_param(params) {
             Ok(size) => size,
             Err(r) => return self.error(r),
@@ -177,6 +180,9 @@ impl Session {
             Path::Postmaster => self.postmaster(),
             Path::Mailbox(a) => self.resolve_rcpt(a),
         };
+        if let Err(r) = self.parameter_shapes(params, super::params::RCPT) {
+            return self.error(r);
+        }
         let to = match Rfc5321Parser::new(&mut params.iter())
             .rcpt_to_parameters(resolved.0.to_string().into())
         {

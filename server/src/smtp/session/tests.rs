@@ -19,6 +19,7 @@ mod addressing;
 mod asking;
 mod auth;
 mod chunking;
+mod conformance;
 mod dsn;
 mod properties;
 mod protocol;

@@ -184,7 +184,12 @@ fn bdat_is_not_known_after_helo_or_with_bad_syntax() {
          C: RCPT TO:<alice@example.org>\nS: 250 2.1.5 Ok
          C: BDAT\nS: 501 5.5.4 Syntax: BDAT chunk-size [LAST]
          C: BDAT x LAST\nS: 501 5.5.4 Syntax: BDAT chunk-size [LAST]
-         C: BDAT 3 FIRST\nS: 501 5.5.4 Syntax: BDAT chunk-size [LAST]
          C: BDAT 99999999999999999999999 LAST\nS: 501 5.5.4 Syntax: BDAT chunk-size [LAST]",
     );
+    // A malformed line whose size can be read: its octets are still the chunk's.
+    assert_eq!(
+        c.send("BDAT 6 FIRST\r\nQUIT\r\n"),
+        ["501 5.5.4 Syntax: BDAT chunk-size [LAST]"]
+    );
+    assert!(!c.closed);
 }
