@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::config::{ConfigFileError, ServerConfig};
 
 mod admin;
+mod heap;
 use crate::env::real::{RealEnv, RealOptions};
 use crate::server::{RunOptions, Server, DEFAULT_SHUTDOWN_GRACE};
 use crate::store::CommitMode;
@@ -90,6 +91,7 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    heap::start_trimming();
     rt.block_on(async move {
         let server = match Server::start(env, &cfg, opts).await {
             Ok(s) => s,

@@ -132,13 +132,19 @@ impl Address {
 
     /// The IP address of an address-literal domain (`[192.0.2.7]`, `[IPv6:2001:db8::7]`).
     pub fn literal_ip(&self) -> Option<IpAddr> {
-        let inner = self.domain.strip_prefix('[')?.strip_suffix(']')?;
-        match inner.get(..5) {
-            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
-                inner[5..].parse::<Ipv6Addr>().ok().map(IpAddr::V6)
-            }
-            _ => inner.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+        literal_ip(&self.domain)
+    }
+}
+
+/// The IP address of an address-literal domain (`[192.0.2.7]`, `[IPv6:2001:db8::7]`,
+/// RFC 5321 §4.1.3); `None` for a domain name.
+pub fn literal_ip(domain: &str) -> Option<IpAddr> {
+    let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+    match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            inner[5..].parse::<Ipv6Addr>().ok().map(IpAddr::V6)
         }
+        _ => inner.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
     }
 }
 

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use crate::env::{lookup_ips, DnsError, Env, Record, RecordKind};
+use crate::mail::address::literal_ip;
 
 /// One hop to try: an MX host and its addresses, in the order to try them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +110,21 @@ pub fn plan_mx(
     Ok(MxPlan::Mx(mxs))
 }
 
-/// Resolves the hops for `domain`, most preferred first.
+/// Resolves the hops for `domain`, most preferred first. An address literal
+/// (`user@[203.0.113.5]`, which only a client allowed to relay can have queued) is its own
+/// single hop: RFC 5321 §5.1 looks up MX records for domain names only, and a literal names
+/// the host outright. A literal of our own address is the loop it would be as an MX.
 pub async fn resolve<E: Env>(env: &E, domain: &str, me: &Myself) -> Result<Vec<Hop>, RouteError> {
+    if let Some(ip) = literal_ip(domain) {
+        if me.addrs.contains(&ip) {
+            return Err(loop_error(domain));
+        }
+        return Ok(vec![Hop {
+            host: domain.to_string(),
+            preference: 0,
+            addrs: vec![ip],
+        }]);
+    }
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let answer = env.lookup(&domain, RecordKind::Mx).await;
     let mxs = match plan_mx(&domain, answer, || env.random_u64())? {
@@ -276,6 +290,28 @@ mod tests {
             .map(|h| h.0)
             .collect();
         assert_eq!(first, second, "same RNG, same order");
+    }
+
+    /// No DNS answer is scripted: an MX lookup would end in an error, not in a hop.
+    #[tokio::test]
+    async fn an_address_literal_is_its_own_hop_without_dns() {
+        let env = FakeEnv::new();
+        assert_eq!(
+            route(&env, "[203.0.113.5]").await.unwrap(),
+            [(
+                "[203.0.113.5]".to_string(),
+                vec![IpAddr::from([203, 0, 113, 5])]
+            )]
+        );
+        let v6 = route(&env, "[IPv6:2001:db8::7]").await.unwrap();
+        assert_eq!(v6[0].1, ["2001:db8::7".parse::<IpAddr>().unwrap()]);
+        assert!(matches!(
+            route(&env, "[192.0.2.1]").await,
+            Err(RouteError::Permanent {
+                status: (5, 4, 6),
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
