@@ -633,6 +633,20 @@ impl Session {
         ));
     }
 
+    /// Ends the transaction in a session that goes on (RSET, EHLO/HELO, STARTTLS): the
+    /// chunks a BDAT transaction had spooled are given up at once (`Output::Unspool`)
+    /// rather than lying on disk until the next message or the connection's end.
+    fn reset_transaction(&mut self) {
+        let spooled = self
+            .envelope
+            .take()
+            .and_then(|e| e.chunks)
+            .is_some_and(|c| c.spooled());
+        if spooled {
+            self.queue.push_back(Output::Unspool);
+        }
+    }
+
     /// Drops the transaction; logs a body cut short.
     fn abandon(&mut self, why: &str) {
         if self.receiving() {

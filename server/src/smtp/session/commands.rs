@@ -198,7 +198,7 @@ impl Session {
         }
         match request {
             Request::Ehlo { host } => {
-                self.envelope = None;
+                self.reset_transaction();
                 self.greeted = Some(Greeted {
                     name: host,
                     esmtp: true,
@@ -208,7 +208,7 @@ impl Session {
                 self.reply(reply);
             }
             Request::Helo { host } => {
-                self.envelope = None;
+                self.reset_transaction();
                 self.greeted = Some(Greeted {
                     name: host,
                     esmtp: false,
@@ -228,7 +228,7 @@ impl Session {
             }
             Request::Data => self.data(),
             Request::Rset => {
-                self.envelope = None;
+                self.reset_transaction();
                 self.reply(Reply::new(250, (2, 0, 0), "Ok"));
             }
             Request::Noop { .. } => self.reply(Reply::new(250, (2, 0, 0), "Ok")),

@@ -31,7 +31,7 @@ impl Session {
         self.discard_input("after STARTTLS");
         self.tls = true;
         self.greeted = None;
-        self.envelope = None;
+        self.reset_transaction();
         self.authenticated = None;
         self.client_changed();
         self.phase = Phase::Command;

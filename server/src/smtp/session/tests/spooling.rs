@@ -161,3 +161,26 @@ fn bdat_chunks_are_spooled_too() {
     assert_eq!(content_of(&c.delivered[0]), body);
     assert!(c.requests.iter().filter(|r| r.starts_with("spool")).count() > 10);
 }
+
+/// A BDAT transaction given up between its chunks (RSET, a new EHLO) gives up its spool at
+/// once; the next transaction starts a fresh file.
+#[test]
+fn a_bdat_transaction_reset_between_chunks_unspools() {
+    for reset in ["RSET", "EHLO again.test"] {
+        let mut c = spooling();
+        let body = big_body(3000);
+        let mut wire = format!("BDAT {}\r\n", body.len()).into_bytes();
+        wire.extend_from_slice(body.as_bytes());
+        let replies = c.send(&wire);
+        assert!(replies.last().unwrap().starts_with("250"), "{replies:?}");
+        assert_ne!(c.requests.last().unwrap(), "unspool");
+        c.send(format!("{reset}\r\n"));
+        assert_eq!(c.requests.last().unwrap(), "unspool", "{reset}");
+    }
+    // A small (unspooled) transaction reset asks for nothing.
+    let mut c = spooling();
+    c.send("BDAT 5\r\nhello");
+    let before = c.requests.len();
+    c.send("RSET\r\n");
+    assert_eq!(c.requests.len(), before);
+}
