@@ -23,9 +23,60 @@ pub fn count_received(message: &[u8]) -> usize {
         .count()
 }
 
+/// Whether the header section has `TLS-Required: No` (RFC 8689 §5): the sender asks that
+/// the TLS policy of the hops (a mandatory-TLS setting, MTA-STS, DANE) be set aside for this
+/// message. The field name is case-insensitive, the value is compared after unfolding and
+/// trimming, case-insensitively (§5: "No" is the only value defined; anything else is
+/// ignored). Reads only `head`, the part of a message held in memory (our `Received:` and
+/// the header block), so a spooled body is never touched.
+pub fn tls_required_no(head: &[u8]) -> bool {
+    const NAME: &[u8] = b"tls-required:";
+    let section = header_section(head);
+    let mut lines = section.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.len() < NAME.len() || !line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+            continue;
+        }
+        let mut value = line[NAME.len()..].to_vec();
+        // Continuation lines (RFC 5322 §2.2.3) belong to the value.
+        while let Some(next) =
+            lines.next_if(|l| l.first().is_some_and(|b| *b == b' ' || *b == b'\t'))
+        {
+            value.extend_from_slice(next);
+        }
+        if value.trim_ascii().eq_ignore_ascii_case(b"no") {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_required_no_is_found_in_the_header_section_only() {
+        assert!(tls_required_no(
+            b"Subject: x\r\nTLS-Required: No\r\n\r\nbody\r\n"
+        ));
+        assert!(tls_required_no(b"tls-required:no\r\n\r\n"));
+        assert!(tls_required_no(b"TLS-REQUIRED:  NO \r\n"));
+        // Folded.
+        assert!(tls_required_no(b"TLS-Required:\r\n No\r\nX: y\r\n\r\n"));
+        for no in [
+            &b"Subject: x\r\n\r\nTLS-Required: No\r\n"[..],
+            b"TLS-Required: Yes\r\n\r\n",
+            b"TLS-Required: No thanks\r\n\r\n",
+            b"TLS-Required: \r\n\r\n",
+            b"X-TLS-Required: No\r\n\r\n",
+            b"TLS-Required-Not: No\r\n\r\n",
+            b"\r\nTLS-Required: No\r\n",
+            b"",
+        ] {
+            assert!(!tls_required_no(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
 
     #[test]
     fn header_section_edges() {

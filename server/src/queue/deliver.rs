@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::directory::Directory;
 use crate::env::Env;
+use crate::mail::header::tls_required_no;
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::store::MailStore;
 
@@ -48,6 +49,8 @@ impl<E: Env> Sink<E> {
         let options = MessageOptions {
             dsn: envelope.dsn.clone(),
             require_tls: envelope.require_tls,
+            // RFC 8689 §5: ignored for a message received with REQUIRETLS.
+            tls_required_no: !envelope.require_tls && tls_required_no(message.head()),
         };
         let (local, remote, lists) = tokio::join!(
             async {

@@ -241,6 +241,11 @@ pub struct MessageOptions {
     pub dsn: EnvelopeDsn,
     /// `REQUIRETLS` (RFC 8689): only over TLS, only to peers that offer REQUIRETLS.
     pub require_tls: bool,
+    /// The message has `TLS-Required: No` (RFC 8689 §5) and was not received with
+    /// REQUIRETLS (both cannot hold: the header is then ignored): a mandatory-TLS policy
+    /// (`tls = "encrypt"`) is relaxed to opportunistic TLS for it. Decided at enqueue from
+    /// the message's head.
+    pub tls_required_no: bool,
 }
 
 /// A queued message as recovered by [`QueueStore::open`]: envelope and state, not the body

@@ -61,6 +61,32 @@ pub enum TlsPolicy {
     May,
     /// Never send STARTTLS (Postfix `none`).
     None,
+    /// Mandatory TLS without certificate checks (Postfix `encrypt`): a peer that does not
+    /// offer STARTTLS, refuses it or fails the handshake gets nothing; the recipients are
+    /// deferred (4.7.4 / 4.7.5) and the next MX is tried, never plaintext. A message with
+    /// `TLS-Required: No` is sent under `may` instead ([`TlsPolicy::for_message`]).
+    Encrypt,
+}
+
+impl TlsPolicy {
+    /// The policy one message is sent under. `TLS-Required: No` (RFC 8689 §5) asks that
+    /// the hops' TLS policy be set aside: a mandatory policy becomes opportunistic — TLS is
+    /// still attempted when offered ("SHOULD attempt TLS but proceed if it fails"), but its
+    /// absence or failure no longer stops the delivery. The flag is only ever set for a
+    /// message not received with REQUIRETLS (see `MessageOptions::tls_required_no`), and
+    /// `require_tls` overrides it here as well, so the two never hold together; a REQUIRETLS
+    /// message has its own, stricter rule (5.7.30 at once, `runner/session.rs`).
+    pub fn for_message(self, require_tls: bool, tls_required_no: bool) -> TlsPolicy {
+        match self {
+            TlsPolicy::Encrypt if tls_required_no && !require_tls => TlsPolicy::May,
+            p => p,
+        }
+    }
+
+    /// Whether plaintext delivery is refused.
+    pub fn is_mandatory(self) -> bool {
+        self == TlsPolicy::Encrypt
+    }
 }
 
 // Shared with the listeners' TLS (`crate::tls`), where they now live; re-exported so the
@@ -413,6 +439,21 @@ mod tests {
         assert_eq!(c.tls, TlsPolicy::None);
         let c: QueueConfig = toml::from_str("tls = \"may\"\n").unwrap();
         assert_eq!(c.tls, TlsPolicy::May);
-        assert!(toml::from_str::<QueueConfig>("tls = \"encrypt\"\n").is_err());
+        let c: QueueConfig = toml::from_str("tls = \"encrypt\"\n").unwrap();
+        assert_eq!(c.tls, TlsPolicy::Encrypt);
+        assert!(toml::from_str::<QueueConfig>("tls = \"dane\"\n").is_err());
+    }
+
+    /// RFC 8689 §5: `TLS-Required: No` relaxes a mandatory policy to opportunistic TLS,
+    /// never turns TLS off, and is ignored for a REQUIRETLS message.
+    #[test]
+    fn tls_required_no_relaxes_only_a_mandatory_policy() {
+        use TlsPolicy::*;
+        assert_eq!(Encrypt.for_message(false, true), May);
+        assert_eq!(Encrypt.for_message(false, false), Encrypt);
+        assert_eq!(Encrypt.for_message(true, true), Encrypt);
+        assert_eq!(May.for_message(false, true), May);
+        assert_eq!(None.for_message(false, true), None);
+        assert!(Encrypt.is_mandatory() && !May.is_mandatory() && !None.is_mandatory());
     }
 }

@@ -141,7 +141,7 @@ impl<E: Env> Outbound<E> {
             data_timeout: config.command_timeout().max(Duration::from_secs(600)),
         };
         let tls = match config.tls {
-            TlsPolicy::May => Some(StartTlsConnector::new(&env)),
+            TlsPolicy::May | TlsPolicy::Encrypt => Some(StartTlsConnector::new(&env)),
             TlsPolicy::None => None,
         };
         let outbound = Outbound {

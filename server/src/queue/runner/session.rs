@@ -14,6 +14,13 @@
 //! - A 421 to STARTTLS, the connection lost before STARTTLS's reply, or EHLO failing over
 //!   TLS is an ordinary session failure (next address or MX, then a retry later).
 //!
+//! With `tls = "encrypt"` (Postfix `encrypt`) plaintext is not an option: a peer that does
+//! not offer STARTTLS or refuses it is sent QUIT, and a failed handshake is not retried
+//! without TLS; the recipients stay open with `451 4.7.4` / `4.7.5`, so the next MX is tried
+//! and the message retried later. A message with `TLS-Required: No` (RFC 8689 §5) is sent
+//! under `may` rules instead ([`crate::queue::tls::TlsPolicy::for_message`]), and a REQUIRETLS message keeps its
+//! own rule (a 5.7.30 failure at once, [`HostSession::send`]).
+//!
 //! The queue trace says which way it went: `<id> TLS established with <peer>`, `<id>
 //! STARTTLS refused by <peer> ...: continuing in plaintext`, or `<id> STARTTLS with <peer>
 //! failed (...): reconnecting without STARTTLS`. Nothing about the TLS session itself
@@ -59,11 +66,27 @@ pub(super) async fn try_host<E: Env>(
     open: &[usize],
     body: &[u8],
 ) -> Result<(Vec<RcptOutcome>, bool), Unfinished> {
+    let options = &attempt.msg.options;
+    let policy = attempt
+        .inner
+        .config
+        .tls
+        .for_message(options.require_tls, options.tls_required_no);
     let session = HostSession {
         attempt,
         target,
         slots: open.iter().map(|&k| attempt.slots[k]).collect(),
+        tls_mandatory: policy.is_mandatory() && !options.require_tls,
     };
+    if policy != attempt.inner.config.tls {
+        attempt.inner.env.trace(
+            "queue",
+            format_args!(
+                "{} has TLS-Required: No: TLS is opportunistic for it (RFC 8689 §5)",
+                attempt.id
+            ),
+        );
+    }
     let rcpts: Vec<Address> = open
         .iter()
         .map(|&k| attempt.recipients[k].clone())
@@ -99,6 +122,13 @@ enum TlsAttempt {
     /// The server said 220 to STARTTLS and the handshake failed or timed out: the
     /// connection is gone, no recipient was decided.
     HandshakeFailed(SessionFailure),
+    /// TLS is mandatory and the peer did not offer STARTTLS or refused it: QUIT was sent,
+    /// nothing else; every recipient stays open with `reply`.
+    PlaintextRefused {
+        reply: Reply,
+        transcript: Vec<String>,
+        traced: usize,
+    },
 }
 
 /// One session of an attempt with one host.
@@ -107,6 +137,9 @@ struct HostSession<'a, E: Env> {
     target: &'a Target<'a>,
     /// The queue slots of the recipients this session carries, in order.
     slots: Vec<usize>,
+    /// No plaintext delivery (`tls = "encrypt"`, and the message has no `TLS-Required: No`
+    /// and no REQUIRETLS).
+    tls_mandatory: bool,
 }
 
 impl<E: Env> HostSession<'_, E> {
@@ -122,6 +155,34 @@ impl<E: Env> HostSession<'_, E> {
             None => (self.deliver(stream, out).await, 0),
             Some(tls) => match self.deliver_with_starttls(tls, stream, out).await {
                 TlsAttempt::Done { result, traced } => (result, traced),
+                TlsAttempt::PlaintextRefused {
+                    reply,
+                    transcript,
+                    traced,
+                } => {
+                    self.trace_transcript(transcript.get(traced..).unwrap_or(&[]));
+                    env.trace(
+                        "queue",
+                        format_args!("{id} not sent to {peer} in plaintext: {reply}"),
+                    );
+                    return Err((reply, vec![None; n]));
+                }
+                TlsAttempt::HandshakeFailed(failure) if self.tls_mandatory => {
+                    self.trace_transcript(&failure.transcript);
+                    let reply = Reply::new(
+                        451,
+                        (4, 7, 5),
+                        format!(
+                            "TLS is required, but the TLS handshake with {peer} failed: {}",
+                            failure.error
+                        ),
+                    );
+                    env.trace(
+                        "queue",
+                        format_args!("{id} not sent to {peer} in plaintext: {reply}"),
+                    );
+                    return Err((reply, vec![None; n]));
+                }
                 TlsAttempt::HandshakeFailed(failure) => {
                     self.trace_transcript(&failure.transcript);
                     env.trace(
@@ -289,6 +350,11 @@ impl<E: Env> HostSession<'_, E> {
             }
         };
         if !client.capabilities().starttls {
+            if self.tls_mandatory {
+                return self
+                    .refuse_plaintext(client, format!("was not offered by host {peer}"), 0)
+                    .await;
+            }
             return TlsAttempt::Done {
                 result: self.send(client, out, false).await,
                 traced: 0,
@@ -306,6 +372,12 @@ impl<E: Env> HostSession<'_, E> {
                     result: self.send(client, out, true).await,
                     traced,
                 }
+            }
+            Ok(StartTls::Refused { client, reply }) if self.tls_mandatory => {
+                let traced = client.transcript().len();
+                self.trace_transcript(client.transcript());
+                let why = format!("host {peer} refused STARTTLS ({reply})");
+                self.refuse_plaintext(client, why, traced).await
             }
             Ok(StartTls::Refused { client, reply }) => {
                 let traced = client.transcript().len();
@@ -336,6 +408,23 @@ impl<E: Env> HostSession<'_, E> {
                 result: Err(failure),
                 traced: 0,
             },
+        }
+    }
+
+    /// Mandatory TLS and no TLS to be had: QUIT, and `451 4.7.4` ("security features not
+    /// supported", RFC 3463) with Postfix's wording, for every recipient.
+    async fn refuse_plaintext<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: Client<E, S>,
+        why: String,
+        traced: usize,
+    ) -> TlsAttempt {
+        let reply = Reply::new(451, (4, 7, 4), format!("TLS is required, but {why}"));
+        let (_, transcript) = client.quit().await;
+        TlsAttempt::PlaintextRefused {
+            reply,
+            transcript,
+            traced,
         }
     }
 

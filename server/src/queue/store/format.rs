@@ -60,7 +60,8 @@ pub(super) enum Change {
 
 /// Serializes a new queue file: header line, envelope, body; no state records yet.
 ///
-/// The DSN and REQUIRETLS parts (a `dsn` and a `requiretls` line after `from`, `notify=`
+/// The DSN and REQUIRETLS parts (a `dsn`, a `requiretls` and a `tlsrequired-no` line after
+/// `from` (the last for `TLS-Required: No`, RFC 8689 §5), `notify=`
 /// and `orcpt=` on a `rcpt` line) are written only when present, so a message without them
 /// is byte for byte what version 1 always wrote, and a version 1 file reads as a message
 /// without them: no version change was needed for these optional parts.
@@ -110,6 +111,9 @@ pub(super) fn encode_spliced(
     }
     if options.require_tls {
         env.push_str("requiretls\n");
+    }
+    if options.tls_required_no {
+        env.push_str("tlsrequired-no\n");
     }
     for r in recipients {
         env.push_str("rcpt");
@@ -211,6 +215,7 @@ fn parse_envelope(env: &[u8]) -> Result<Envelope, &'static str> {
         options.dsn = parse_dsn_line(dsn).ok_or("bad dsn line")?;
     }
     options.require_tls = lines.next_if_eq(&"requiretls").is_some();
+    options.tls_required_no = lines.next_if_eq(&"tlsrequired-no").is_some();
     let mut recipients = Vec::new();
     for line in lines {
         let r = line
@@ -526,6 +531,7 @@ mod tests {
                 envid: Some("QQ 31=4,%".into()),
             },
             require_tls: true,
+            tls_required_no: false,
         }
     }
 
@@ -577,11 +583,14 @@ mod tests {
                 envid: Some("e".into()),
             },
         ] {
+            // With `TLS-Required: No` (RFC 8689 §5) recorded, too.
             let options = MessageOptions {
                 dsn,
                 require_tls: false,
+                tls_required_no: true,
             };
             let data = encode_message(t, None, &options, &rcpts[2..], b"");
+            assert!(String::from_utf8_lossy(&data).contains("\ntlsrequired-no\nrcpt c y.example\n"));
             assert_eq!(parse_message(&data).unwrap().envelope.options, options);
         }
     }

@@ -828,6 +828,7 @@ fn sample_file(variant: u8) -> Vec<u8> {
             envid: dsn.then(|| "env 1=%".into()),
         },
         require_tls: dsn,
+        tls_required_no: variant % 4 == 1,
     };
     let rcpts: Vec<NewRecipient> = rcpts[..n]
         .iter()
