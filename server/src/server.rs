@@ -27,7 +27,7 @@ use crate::dkim::{Signer, Submission};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
-use crate::policy::AcceptAll;
+use crate::policy::dnsbl::DnsLists;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
@@ -158,6 +158,15 @@ impl<E: Env> Server<E> {
             starttls: config.tls.mx_starttls,
             ..Offers::default()
         };
+        // Block lists apply to the MX only: submission clients authenticate, and a block
+        // list of dial-up ranges (Spamhaus PBL) lists exactly where our users send from.
+        let mx_lists = Arc::new(DnsLists::new(
+            env.clone(),
+            config.dnsbl.clone(),
+            config.dnswl.clone(),
+            config.relay_networks.clone(),
+        ));
+        let no_lists = Arc::new(DnsLists::new(env.clone(), vec![], vec![], vec![]));
         let plans = [
             ("smtp", Some(config.listen.smtp), mx, false),
             (
@@ -192,6 +201,10 @@ impl<E: Env> Server<E> {
                 auth: accounts.clone(),
                 tls,
                 implicit,
+                lists: match name {
+                    "smtp" => mx_lists.clone(),
+                    _ => no_lists.clone(),
+                },
             };
             let bound = listeners
                 .add(listener, config.limits.connections, protocol)
@@ -270,6 +283,8 @@ struct Smtp<E: Env, A> {
     tls: Option<ServerTls>,
     /// Implicit TLS: the handshake comes before the greeting.
     implicit: bool,
+    /// The session's policy: DNS block and allow lists (`policy/dnsbl.rs`).
+    lists: Arc<DnsLists<E>>,
 }
 
 impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
@@ -286,7 +301,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
             remote: conn.remote,
             local: conn.local,
         };
-        let (env, config, id, shutdown, auth, tls, implicit) = (
+        let (env, config, id, shutdown, auth, tls, implicit, lists) = (
             self.env.clone(),
             self.session.clone(),
             conn.id,
@@ -294,6 +309,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
             self.auth.clone(),
             self.tls.clone(),
             self.implicit,
+            self.lists.clone(),
         );
         async move {
             let mode = match &tls {
@@ -308,7 +324,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
                 config,
                 sink,
                 id,
-                &AcceptAll,
+                &*lists,
                 &auth,
                 mode,
                 &shutdown,

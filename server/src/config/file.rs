@@ -134,7 +134,7 @@ fn named_key(e: &ConfigError) -> Option<String> {
     match e {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
-        ConfigError::Directory(_) | ConfigError::Dkim(_) => None,
+        ConfigError::Directory(_) | ConfigError::Dkim(_) | ConfigError::DnsList { .. } => None,
         ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
         ConfigError::Password(super::PasswordError::BadPassword(..)) => None,
     }
@@ -185,6 +185,7 @@ impl Keys {
         match e {
             ConfigError::LimitTooLow(..) | ConfigError::Queue(_) => by_path(named_key(e)?),
             ConfigError::Dkim(_) => None,
+            ConfigError::DnsList { zone, .. } => by_string(zone, false),
             ConfigError::Directory(DirectoryError::BadAddress(a, _)) => by_string(a, false)
                 .or_else(|| {
                     self.0
@@ -404,6 +405,29 @@ mod tests {
         let e = err("hostname = \"h\"\ndomains = [\"example.org\"]\naccounts = [\n  { address = \"b@example.org\", send_as = [\"b*@x.test\"] },\n]\n");
         assert!(e.message.contains("send_as"), "{e}");
         assert_eq!(e.line(), Some(4), "{e}");
+    }
+
+    #[test]
+    fn dns_list_errors_name_the_zone_and_its_line() {
+        let base = "hostname = \"h\"\ndomains = [\"example.org\"]\n";
+        let e = err(&format!(
+            "{base}[[dnsbl]]\nzone = \"zen.example\"\n[[dnsbl]]\nzone = \"bad zone\"\n"
+        ));
+        assert_eq!(e.line(), Some(6), "{e}");
+        assert!(
+            e.message
+                .contains("dnsbl: zone \"bad zone\" is not a domain name"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[[dnswl]]\nzone = \"wl.example\"\ncodes = [\"10.0.0.1\"]\n"
+        ));
+        assert!(e.message.contains("10.0.0.1 is not in 127.0.0.0/8"), "{e}");
+        assert_eq!(e.line(), Some(4), "{e}");
+        let e = err(&format!(
+            "{base}[[dnsbl]]\nzone = \"bl.example\"\nstage = \"data\"\n"
+        ));
+        assert_eq!(e.line(), Some(5), "{e}");
     }
 
     #[test]

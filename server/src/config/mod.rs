@@ -6,6 +6,7 @@ mod file;
 pub(crate) mod password;
 mod submission;
 
+pub use crate::policy::dnsbl::DnsListConfig;
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
@@ -71,6 +72,14 @@ pub struct ServerConfig {
     /// `mynetworks`. Everyone else may only send to our own domains: no open relay.
     #[serde(default)]
     pub relay_networks: Vec<IpNet>,
+    /// DNS block lists (RFC 5782) the MX listener consults, e.g.
+    /// `[[dnsbl]] zone = "zen.spamhaus.org"`, `codes = ["127.0.0.2"]`, `stage = "rcpt"`
+    /// (see `policy/dnsbl.rs`).
+    #[serde(default)]
+    pub dnsbl: Vec<DnsListConfig>,
+    /// DNS allow lists: a client listed in one is never checked against `dnsbl`.
+    #[serde(default)]
+    pub dnswl: Vec<DnsListConfig>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -173,6 +182,10 @@ pub enum ConfigError {
     /// cannot call it without a module cycle.
     #[error("{0}")]
     Dkim(String),
+    /// A `[[dnsbl]]`/`[[dnswl]]` entry that cannot be queried; `zone` as written, so the
+    /// file loader can point at it.
+    #[error("{message}")]
+    DnsList { zone: String, message: String },
 }
 
 impl ServerConfig {
@@ -214,6 +227,14 @@ impl ServerConfig {
             return Err(ConfigError::LimitTooLow("recipients", 1));
         }
         self.queue.validate()?;
+        for (key, lists) in [("dnsbl", &self.dnsbl), ("dnswl", &self.dnswl)] {
+            for l in lists {
+                l.validate().map_err(|e| ConfigError::DnsList {
+                    zone: l.zone.clone(),
+                    message: format!("{key}: {e}"),
+                })?;
+            }
+        }
         password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {
             AccountConfig::Address(address) => AccountEntry::from(address.as_str()),

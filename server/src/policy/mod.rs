@@ -11,6 +11,7 @@
 //! the directory, the relay rule): a policy can refuse more, never accept what the protocol
 //! refused.
 
+pub mod dnsbl;
 mod network;
 
 use std::future::Future;
