@@ -608,14 +608,8 @@ impl RemoteSession {
                         continue;
                     }
                     let message = chunks.take().unwrap_or_default();
-                    let r = b.end_of_data.clone();
-                    if r.starts_with('2') {
-                        self.accept(message, mail_from.take(), std::mem::take(&mut rcpts))
-                            .await;
-                    }
-                    self.reply(&b, &r).await?;
-                    mail_from = None;
-                    rcpts.clear();
+                    self.end_of_data(&b, message, &mut mail_from, &mut rcpts)
+                        .await?;
                 }
                 "DATA" if chunks.is_some() => {
                     self.reply(&b, "503 5.5.1 DATA in a BDAT transaction")
@@ -632,19 +626,13 @@ impl RemoteSession {
                         continue;
                     }
                     let message = self.read_data().await?;
-                    let r = b.end_of_data.clone();
                     self.trace.record(
                         self.name(),
                         "remote",
                         format_args!("C: [message {} octets]", message.len()),
                     );
-                    if r.starts_with('2') {
-                        self.accept(message, mail_from.take(), std::mem::take(&mut rcpts))
-                            .await;
-                    }
-                    self.reply(&b, &r).await?;
-                    mail_from = None;
-                    rcpts.clear();
+                    self.end_of_data(&b, message, &mut mail_from, &mut rcpts)
+                        .await?;
                 }
                 "RSET" => {
                     chunks = None;
@@ -660,6 +648,25 @@ impl RemoteSession {
                 _ => self.reply(&b, "500 5.5.2 Command not recognized").await?,
             }
         }
+    }
+
+    /// The end of a message (the final dot, or `BDAT ... LAST`): answered with
+    /// `end_of_data`, recorded if that is a 2xx; the transaction is over either way.
+    async fn end_of_data(
+        &mut self,
+        b: &Behaviour,
+        message: Vec<u8>,
+        mail_from: &mut Option<String>,
+        rcpts: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        let r = b.end_of_data.clone();
+        if r.starts_with('2') {
+            self.accept(message, mail_from.take(), std::mem::take(rcpts))
+                .await;
+        }
+        *mail_from = None;
+        rcpts.clear();
+        self.reply(b, &r).await
     }
 
     /// Records a message the remote has accepted (before its 2xx goes out).
