@@ -113,11 +113,6 @@ impl<E: Env> DnsLists<E> {
         }
     }
 
-    /// True when no list is configured: the server needs no policy at all.
-    pub fn is_empty(&self) -> bool {
-        self.block.is_empty()
-    }
-
     /// The verdict for `check` (see the module docs).
     pub async fn verdict(&self, check: &Check) -> Verdict {
         let stage = match check.stage {

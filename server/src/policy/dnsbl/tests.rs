@@ -42,11 +42,21 @@ fn a(code: [u8; 4]) -> Record {
     Record::A(Ipv4Addr::from(code))
 }
 
+/// The verdict of `lists` for a client at `ip` (not authenticated) at `stage`.
+fn verdict(lists: &DnsLists<FakeEnv>, ip: &str, stage: Stage) -> Verdict {
+    run(lists.verdict(&check(ip, stage, false)))
+}
+
 fn run(f: impl std::future::Future<Output = Verdict>) -> Verdict {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// Only the block list `ZONE`, acting on `codes`, at `stage`.
+fn blocking(env: &FakeEnv, codes: &[&str], stage: ListStage) -> DnsLists<FakeEnv> {
+    DnsLists::new(env.clone(), vec![list(ZONE, codes, stage)], vec![], vec![])
 }
 
 /// 203.0.113.99 listed (127.0.0.2, with a reason); 203.0.113.98 listed with a code the
@@ -104,13 +114,8 @@ fn query_names_reverse_octets_and_nibbles() {
 #[test]
 fn a_listed_client_is_refused_with_the_lists_reason_at_its_stage() {
     let env = env();
-    let lists = DnsLists::new(
-        env.clone(),
-        vec![list(ZONE, &["127.0.0.2"], ListStage::Rcpt)],
-        vec![],
-        vec![],
-    );
-    let v = run(lists.verdict(&check("203.0.113.99", rcpt(), false)));
+    let lists = blocking(&env, &["127.0.0.2"], ListStage::Rcpt);
+    let v = verdict(&lists, "203.0.113.99", rcpt());
     assert_eq!(
         v,
         Verdict::Reject(Refusal::new(
@@ -128,21 +133,16 @@ fn a_listed_client_is_refused_with_the_lists_reason_at_its_stage() {
     );
     // Not at the other stage.
     assert_eq!(
-        run(lists.verdict(&check("203.0.113.99", Stage::Connect, false))),
+        verdict(&lists, "203.0.113.99", Stage::Connect),
         Verdict::Accept
     );
-    let at_connect = DnsLists::new(
-        env,
-        vec![list(ZONE, &[], ListStage::Connect)],
-        vec![],
-        vec![],
-    );
+    let at_connect = blocking(&env, &[], ListStage::Connect);
     assert!(matches!(
-        run(at_connect.verdict(&check("203.0.113.99", Stage::Connect, false))),
+        verdict(&at_connect, "203.0.113.99", Stage::Connect),
         Verdict::Reject(_)
     ));
     assert_eq!(
-        run(at_connect.verdict(&check("203.0.113.99", rcpt(), false))),
+        verdict(&at_connect, "203.0.113.99", rcpt()),
         Verdict::Accept
     );
 }
@@ -150,38 +150,26 @@ fn a_listed_client_is_refused_with_the_lists_reason_at_its_stage() {
 #[test]
 fn other_codes_bogus_answers_and_failed_lookups_are_not_listings() {
     let env = env();
-    let lists = DnsLists::new(
-        env.clone(),
-        vec![list(ZONE, &["127.0.0.2"], ListStage::Rcpt)],
-        vec![],
-        vec![],
-    );
+    let lists = blocking(&env, &["127.0.0.2"], ListStage::Rcpt);
     for ip in [
         "203.0.113.98",
         "203.0.113.97",
         "203.0.113.96",
         "203.0.113.95",
     ] {
-        assert_eq!(
-            run(lists.verdict(&check(ip, rcpt(), false))),
-            Verdict::Accept,
-            "{ip}"
-        );
+        assert_eq!(verdict(&lists, ip, rcpt()), Verdict::Accept, "{ip}");
     }
     assert!(env
         .traced()
         .iter()
         .any(|t| t.contains("SERVFAIL; counted as not listed")));
     // Without a code filter any 127/8 answer counts, but a non-loopback one still does not.
-    let any = DnsLists::new(env, vec![list(ZONE, &[], ListStage::Rcpt)], vec![], vec![]);
+    let any = blocking(&env, &[], ListStage::Rcpt);
     assert!(matches!(
-        run(any.verdict(&check("203.0.113.98", rcpt(), false))),
+        verdict(&any, "203.0.113.98", rcpt()),
         Verdict::Reject(_)
     ));
-    assert_eq!(
-        run(any.verdict(&check("203.0.113.97", rcpt(), false))),
-        Verdict::Accept
-    );
+    assert_eq!(verdict(&any, "203.0.113.97", rcpt()), Verdict::Accept);
 }
 
 #[test]
@@ -199,10 +187,7 @@ fn allow_lists_trusted_networks_and_authenticated_clients_skip_the_block_lists()
         vec![list("wl.example", &[], ListStage::Rcpt)],
         vec![],
     );
-    assert_eq!(
-        run(allowed.verdict(&check("203.0.113.99", rcpt(), false))),
-        Verdict::Accept
-    );
+    assert_eq!(verdict(&allowed, "203.0.113.99", rcpt()), Verdict::Accept);
     assert!(env
         .traced()
         .iter()
@@ -213,17 +198,14 @@ fn allow_lists_trusted_networks_and_authenticated_clients_skip_the_block_lists()
         vec![],
         vec!["203.0.113.0/24".parse().unwrap()],
     );
-    assert_eq!(
-        run(trusted.verdict(&check("203.0.113.99", rcpt(), false))),
-        Verdict::Accept
-    );
+    assert_eq!(verdict(&trusted, "203.0.113.99", rcpt()), Verdict::Accept);
     let plain = DnsLists::new(env, block, vec![], vec![]);
     assert_eq!(
         run(plain.verdict(&check("203.0.113.99", rcpt(), true))),
         Verdict::Accept
     );
     assert!(matches!(
-        run(plain.verdict(&check("203.0.113.99", rcpt(), false))),
+        verdict(&plain, "203.0.113.99", rcpt()),
         Verdict::Reject(_)
     ));
 }
