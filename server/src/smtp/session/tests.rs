@@ -12,8 +12,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::ServerConfig;
+use crate::mail::{DeliveryError, Message};
 use crate::policy::{Check, Verdict};
-use crate::smtp::LongLines;
+use crate::smtp::{Limits, LongLines};
 
 mod addressing;
 mod asking;
