@@ -27,6 +27,7 @@ use crate::dkim::{Signer, Submission};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
+use crate::policy::defence::Defence;
 use crate::policy::dnsbl::DnsLists;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
@@ -160,13 +161,15 @@ impl<E: Env> Server<E> {
         };
         // Block lists apply to the MX only: submission clients authenticate, and a block
         // list of dial-up ranges (Spamhaus PBL) lists exactly where our users send from.
-        let mx_lists = Arc::new(DnsLists::new(
-            env.clone(),
-            config.dnsbl.clone(),
-            config.dnswl.clone(),
-            config.relay_networks.clone(),
-        ));
-        let no_lists = Arc::new(DnsLists::new(env.clone(), vec![], vec![], vec![]));
+        let mx_defence = Arc::new(Defence {
+            lists: DnsLists::new(
+                env.clone(),
+                config.dnsbl.clone(),
+                config.dnswl.clone(),
+                config.relay_networks.clone(),
+            ),
+        });
+        let no_defence = Arc::new(Defence::none(env.clone()));
         let plans = [
             ("smtp", Some(config.listen.smtp), mx, false),
             (
@@ -201,9 +204,9 @@ impl<E: Env> Server<E> {
                 auth: accounts.clone(),
                 tls,
                 implicit,
-                lists: match name {
-                    "smtp" => mx_lists.clone(),
-                    _ => no_lists.clone(),
+                defence: match name {
+                    "smtp" => mx_defence.clone(),
+                    _ => no_defence.clone(),
                 },
             };
             let bound = listeners
@@ -283,8 +286,8 @@ struct Smtp<E: Env, A> {
     tls: Option<ServerTls>,
     /// Implicit TLS: the handshake comes before the greeting.
     implicit: bool,
-    /// The session's policy: DNS block and allow lists (`policy/dnsbl.rs`).
-    lists: Arc<DnsLists<E>>,
+    /// The policies the session asks (`policy/defence.rs`).
+    defence: Arc<Defence<E>>,
 }
 
 impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
@@ -301,7 +304,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
             remote: conn.remote,
             local: conn.local,
         };
-        let (env, config, id, shutdown, auth, tls, implicit, lists) = (
+        let (env, config, id, shutdown, auth, tls, implicit, defence) = (
             self.env.clone(),
             self.session.clone(),
             conn.id,
@@ -309,7 +312,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
             self.auth.clone(),
             self.tls.clone(),
             self.implicit,
-            self.lists.clone(),
+            self.defence.clone(),
         );
         async move {
             let mode = match &tls {
@@ -324,7 +327,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Smtp<E, A> {
                 config,
                 sink,
                 id,
-                &*lists,
+                &*defence,
                 &auth,
                 mode,
                 &shutdown,

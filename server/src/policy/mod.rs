@@ -11,6 +11,7 @@
 //! the directory, the relay rule): a policy can refuse more, never accept what the protocol
 //! refused.
 
+pub mod defence;
 pub mod dnsbl;
 mod network;
 
@@ -109,6 +110,12 @@ pub enum Verdict {
 /// What the driver asks for every [`Check`] a session emits.
 pub trait Policy: Send + Sync + 'static {
     fn check(&self, check: &Check) -> impl Future<Output = Verdict> + Send;
+
+    /// The session of `client` ended (counters of concurrent connections per client go
+    /// down here). Called once per session that asked at least one check.
+    fn closed(&self, client: &Client) {
+        let _ = client;
+    }
 }
 
 /// The policy of a server with no policy configured: every check passes.
