@@ -27,6 +27,7 @@ use crate::dkim::{Signer, Submission};
 use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
+use crate::policy::auth::SenderAuth;
 use crate::policy::defence::Defence;
 use crate::policy::dnsbl::DnsLists;
 use crate::queue::deliver::Sink;
@@ -47,6 +48,9 @@ pub enum StartError {
     Tls(#[from] TlsSetupError),
     #[error("listening on {addr}: {err}")]
     Listen { addr: SocketAddr, err: io::Error },
+    /// The sender authentication's verifier could not be built.
+    #[error("{0}")]
+    SenderAuth(String),
 }
 
 /// Options that are not part of the config file (how the process runs, not what it serves).
@@ -161,7 +165,21 @@ impl<E: Env> Server<E> {
         };
         // Block lists apply to the MX only: submission clients authenticate, and a block
         // list of dial-up ranges (Spamhaus PBL) lists exactly where our users send from.
+        let sender_auth = match config.sender_auth.clone().filter(|a| a.enabled) {
+            None => None,
+            Some(a) => Some(
+                SenderAuth::new(
+                    env.clone(),
+                    a,
+                    &config.hostname,
+                    config.relay_networks.clone(),
+                )
+                .map_err(StartError::SenderAuth)?,
+            ),
+        };
         let mx_defence = Arc::new(Defence {
+            env: env.clone(),
+            auth: sender_auth,
             lists: DnsLists::new(
                 env.clone(),
                 config.dnsbl.clone(),

@@ -245,7 +245,7 @@ impl Runner {
                 .flat_map(|l| format!("{l}\r\n").into_bytes())
                 .collect()
         } else if let Some(content) = &step.data {
-            encode_data(content)
+            self.signed_data(content, step.after_signing.as_deref())
         } else if let Some(raw) = &step.raw {
             raw.as_bytes().to_vec()
         } else if step.starttls == Some(true) {
@@ -341,6 +341,40 @@ impl Runner {
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
+    }
+}
+
+impl Runner {
+    /// A `data` step's content signed with each of the actor's DKIM keys (none: unchanged),
+    /// `after_signing` appended, encoded for the wire.
+    fn signed_data(&self, content: &str, after_signing: Option<&str>) -> Vec<u8> {
+        if self.actor.dkim.is_empty() {
+            let mut all = content.to_string();
+            all.push_str(after_signing.unwrap_or(""));
+            return encode_data(&all);
+        }
+        let crlf = content.replace("\r\n", "\n").replace('\n', "\r\n");
+        let mut message = String::new();
+        match mailsim_server::dkim::Signer::from_config(&self.actor.dkim) {
+            Ok(signer) => {
+                for signed in signer.sign_with_every_key(crlf.as_bytes(), self.ctx.clock.now()) {
+                    match signed.header {
+                        Ok(h) => {
+                            self.trace(format_args!(
+                                "signs d={} s={}",
+                                signed.key.domain, signed.key.selector
+                            ));
+                            message.push_str(&h);
+                        }
+                        Err(e) => self.fail(format!("DKIM signing failed: {e}")),
+                    }
+                }
+            }
+            Err(e) => self.fail(format!("DKIM key: {e}")),
+        }
+        message.push_str(&crlf);
+        message.push_str(after_signing.unwrap_or(""));
+        encode_data(&message)
     }
 }
 

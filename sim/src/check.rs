@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use mailsim_server::mail::Folder;
+
 use mail_parser::MessageParser;
 
 use crate::scenario::{Expect, LoadedScenario};
@@ -27,12 +29,21 @@ pub struct StoredMessage {
 
 /// Reads every message of a mailbox from the server host's simulated filesystem.
 pub fn read_mailbox(world: &WorldResult, mailbox: &str) -> Result<Vec<StoredMessage>, String> {
+    read_folder(world, mailbox, Folder::Inbox)
+}
+
+/// Reads every message of one folder of a mailbox.
+pub fn read_folder(
+    world: &WorldResult,
+    mailbox: &str,
+    folder: Folder,
+) -> Result<Vec<StoredMessage>, String> {
     use turmoil::fs::shim::std::fs as simfs;
     let Some(fs) = &world.server_fs else {
         return Err("the server never started, so it has no disk".into());
     };
     let key = mailbox.to_ascii_lowercase();
-    let dir = match mailsim_server::store::mailbox_dir(&key) {
+    let dir = match mailsim_server::store::folder_dir(&key, folder) {
         Ok(d) => Path::new("/data").join(d),
         Err(e) => return Err(e.to_string()),
     };
@@ -121,8 +132,17 @@ fn check_one(
         })
     };
     if let Some(mailbox) = &e.mailbox {
-        let store_line = find_last(trace, &format!("commit {}", mailbox.to_ascii_lowercase()));
-        let msgs = match read_mailbox(world, mailbox) {
+        let folder = e
+            .folder
+            .as_deref()
+            .and_then(Folder::from_name)
+            .unwrap_or_default();
+        let shown = match folder {
+            Folder::Inbox => mailbox.to_ascii_lowercase(),
+            f => format!("{}/{}", mailbox.to_ascii_lowercase(), f.name()),
+        };
+        let store_line = find_last(trace, &format!("commit {shown} "));
+        let msgs = match read_folder(world, mailbox, folder) {
             Ok(m) => m,
             Err(err) => return fail(err, store_line),
         };

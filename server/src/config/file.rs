@@ -135,6 +135,7 @@ fn named_key(e: &ConfigError) -> Option<String> {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
         ConfigError::Directory(_) | ConfigError::Dkim(_) | ConfigError::DnsList { .. } => None,
+        ConfigError::SenderAuth { key, .. } => Some(key.clone()),
         ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
         ConfigError::Password(super::PasswordError::BadPassword(..)) => None,
     }
@@ -183,7 +184,9 @@ impl Keys {
             hit.map(|e| (e.path.clone(), e.value.clone()))
         };
         match e {
-            ConfigError::LimitTooLow(..) | ConfigError::Queue(_) => by_path(named_key(e)?),
+            ConfigError::LimitTooLow(..)
+            | ConfigError::Queue(_)
+            | ConfigError::SenderAuth { .. } => by_path(named_key(e)?),
             ConfigError::Dkim(_) => None,
             ConfigError::DnsList { zone, .. } => by_string(zone, false),
             ConfigError::Directory(DirectoryError::BadAddress(a, _)) => by_string(a, false)

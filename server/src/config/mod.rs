@@ -6,6 +6,7 @@ mod file;
 pub(crate) mod password;
 mod submission;
 
+pub use crate::policy::auth::config::SenderAuthConfig;
 pub use crate::policy::dnsbl::DnsListConfig;
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
@@ -80,6 +81,10 @@ pub struct ServerConfig {
     /// DNS allow lists: a client listed in one is never checked against `dnsbl`.
     #[serde(default)]
     pub dnswl: Vec<DnsListConfig>,
+    /// SPF, DKIM, DMARC and iprev on the MX, and what their results do
+    /// (`policy/auth/config.rs`); absent: no checks.
+    #[serde(default)]
+    pub sender_auth: Option<SenderAuthConfig>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -186,6 +191,9 @@ pub enum ConfigError {
     /// file loader can point at it.
     #[error("{message}")]
     DnsList { zone: String, message: String },
+    /// A `[sender_auth]` setting that cannot apply; `key` is its path.
+    #[error("{message}")]
+    SenderAuth { key: String, message: String },
 }
 
 impl ServerConfig {
@@ -234,6 +242,10 @@ impl ServerConfig {
                     message: format!("{key}: {e}"),
                 })?;
             }
+        }
+        if let Some(auth) = &self.sender_auth {
+            auth.validate()
+                .map_err(|(key, message)| ConfigError::SenderAuth { key, message })?;
         }
         password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {

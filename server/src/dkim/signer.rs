@@ -84,6 +84,20 @@ impl Signer {
         .collect()
     }
 
+    /// Signs `message` with every key, whatever its `From:` says: what a remote sender in
+    /// the simulation does when its signing domain is the organisation of the author's
+    /// subdomain, or a third party (DMARC alignment cases).
+    pub fn sign_with_every_key(&self, message: &[u8], now: Timestamp) -> Vec<Signed<'_>> {
+        let headers = headers_to_sign(message);
+        self.keys
+            .iter()
+            .map(|key| Signed {
+                key,
+                header: sign_with(key, message, &headers, now.as_secs()),
+            })
+            .collect()
+    }
+
     /// The `From:` domain of `message`, lower-case, if it has one we have a key for.
     pub fn signs_for(&self, message: &[u8]) -> Option<String> {
         from_domain(message).filter(|d| self.keys.iter().any(|k| &k.domain == d))

@@ -43,6 +43,40 @@ pub struct Envelope {
     pub dsn: EnvelopeDsn,
     /// `REQUIRETLS` (RFC 8689): every hop must be over TLS to a peer that offers REQUIRETLS.
     pub require_tls: bool,
+    /// Where the local mailboxes file it: the inbox, or Junk when a check said so (DMARC
+    /// `p=quarantine`, a spam score over the junk threshold). Remote copies ignore it.
+    pub folder: Folder,
+}
+
+/// A folder of a local mailbox. The store keeps them Maildir++-style: the inbox is the
+/// mailbox's own `new/`, every other folder a dot-directory beside it (`.Junk/new/`), so
+/// no folder name can collide with the inbox's own directories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Folder {
+    #[default]
+    Inbox,
+    /// RFC 6154's `\Junk` special-use folder.
+    Junk,
+}
+
+impl Folder {
+    /// Every folder the store creates for a mailbox.
+    pub const ALL: [Folder; 2] = [Folder::Inbox, Folder::Junk];
+
+    /// The folder's IMAP name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Folder::Inbox => "INBOX",
+            Folder::Junk => "Junk",
+        }
+    }
+
+    /// A folder by its IMAP name (INBOX in any case, RFC 3501 §5.1).
+    pub fn from_name(name: &str) -> Option<Folder> {
+        Folder::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
 }
 
 impl Envelope {

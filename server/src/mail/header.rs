@@ -51,9 +51,101 @@ pub fn tls_required_no(head: &[u8]) -> bool {
     false
 }
 
+/// `head` without the `Authentication-Results` fields whose authserv-id is `authserv_id`
+/// (RFC 8601 §5: a receiver removes results that claim to be its own before adding its
+/// own, so a sender cannot forge our verdict). The id is compared case-insensitively, after
+/// unfolding, leading comments and quotes removed (§2.2: `authserv-id` is a `value`, a token
+/// or a quoted string); fields of other hosts and the body are kept byte for byte.
+pub fn strip_results_of<'a>(head: &'a [u8], authserv_id: &str) -> std::borrow::Cow<'a, [u8]> {
+    const NAME: &[u8] = b"authentication-results:";
+    let section_len = header_section(head).len();
+    let mut kept: Option<Vec<u8>> = None;
+    let mut at = 0;
+    while at < section_len {
+        // One field: its first line and every continuation line.
+        let mut end = at;
+        loop {
+            end = match memchr::memchr(b'\n', &head[end..section_len]) {
+                Some(i) => end + i + 1,
+                None => section_len,
+            };
+            if end >= section_len || !matches!(head[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        let field = &head[at..end];
+        let ours = field.len() > NAME.len()
+            && field[..NAME.len()].eq_ignore_ascii_case(NAME)
+            && authserv_id_of(&field[NAME.len()..]).eq_ignore_ascii_case(authserv_id.as_bytes());
+        match (&mut kept, ours) {
+            (None, true) => kept = Some(head[..at].to_vec()),
+            (Some(k), false) => k.extend_from_slice(field),
+            _ => {}
+        }
+        at = end;
+    }
+    match kept {
+        None => std::borrow::Cow::Borrowed(head),
+        Some(mut k) => {
+            k.extend_from_slice(&head[section_len..]);
+            std::borrow::Cow::Owned(k)
+        }
+    }
+}
+
+/// The authserv-id at the start of an `Authentication-Results` value: comments and
+/// folding whitespace skipped, a quoted string unquoted, up to `;` or whitespace.
+fn authserv_id_of(value: &[u8]) -> Vec<u8> {
+    let mut i = 0;
+    let mut depth = 0usize;
+    while i < value.len() {
+        match value[i] {
+            b'(' => depth += 1,
+            b')' if depth > 0 => depth -= 1,
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ if depth > 0 => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    let rest = &value[i..];
+    if let Some(quoted) = rest.strip_prefix(b"\"") {
+        let end = memchr::memchr(b'"', quoted).unwrap_or(quoted.len());
+        return quoted[..end].to_vec();
+    }
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n' | b'('))
+        .unwrap_or(rest.len());
+    rest[..end].to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_authentication_results_are_stripped() {
+        let head = b"Received: from x\r\n\
+Authentication-Results: mx.example.org; spf=pass\r\n\
+Authentication-Results: other.example;\r\n dkim=pass\r\n\
+authentication-results:  (forged)  \"MX.Example.ORG\" 1;\r\n\tdmarc=pass\r\n\
+Authentication-Results: mx.example.org.evil; spf=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.example.org; body\r\n";
+        let out = strip_results_of(head, "mx.example.org");
+        assert_eq!(
+            &out[..],
+            &b"Received: from x\r\n\
+Authentication-Results: other.example;\r\n dkim=pass\r\n\
+Authentication-Results: mx.example.org.evil; spf=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.example.org; body\r\n"[..]
+        );
+        let clean = b"Subject: x\r\n\r\nbody";
+        assert!(matches!(
+            strip_results_of(clean, "mx.example.org"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn tls_required_no_is_found_in_the_header_section_only() {

@@ -19,7 +19,7 @@ mod time;
 
 pub use address::{Address, AddressError};
 pub use dsn::{EnvelopeDsn, Notify, Ret};
-pub use envelope::{Deliver, Envelope, Recipient};
+pub use envelope::{Deliver, Envelope, Folder, Recipient};
 pub use error::DeliveryError;
 pub use message::{Message, Spooled};
 pub use text::printable;

@@ -11,6 +11,7 @@
 //! the directory, the relay rule): a policy can refuse more, never accept what the protocol
 //! refused.
 
+pub mod auth;
 pub mod defence;
 pub mod dnsbl;
 mod network;
@@ -105,6 +106,47 @@ pub enum Verdict {
     /// Refuse for now (4xx): the client may try again later (greylisting, a DNS failure). At
     /// [`Stage::Connect`] this is a 421 and the connection closes.
     Defer(Refusal),
+    /// Accept, changed: at [`Stage::EndOfData`] the message gets the marks' header fields
+    /// and goes to their folder. At any other stage this is [`Verdict::Accept`].
+    Mark(Marks),
+}
+
+/// What the checks at the end of data add to an accepted message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// Header fields (each ending in CRLF, folded as needed) placed above our `Received:`,
+    /// in this order: `Authentication-Results`, `Received-SPF`, `X-Spam-*` (RFC 8601 §5,
+    /// RFC 7208 §9.1: trace fields of a hop go at the top).
+    pub fields: String,
+    /// `Authentication-Results` fields already in the message that carry this authserv-id
+    /// are removed (RFC 8601 §5: a forged result in our name must not survive).
+    pub strip_results_of: Option<String>,
+    /// Where the local mailboxes file the message.
+    pub folder: crate::mail::Folder,
+}
+
+impl Marks {
+    /// Combines the marks of two policies: fields in order, the more suspicious folder.
+    pub fn merge(mut self, other: Marks) -> Marks {
+        self.fields.push_str(&other.fields);
+        self.strip_results_of = self.strip_results_of.or(other.strip_results_of);
+        self.folder = self.folder.max(other.folder);
+        self
+    }
+
+    /// `message` with the marks applied: its head rewritten (stripped fields gone, new
+    /// fields on top), the spooled rest shared.
+    pub fn apply(&self, message: &Message) -> Message {
+        let head = message.head();
+        let kept = match &self.strip_results_of {
+            Some(id) => crate::mail::header::strip_results_of(head, id),
+            None => std::borrow::Cow::Borrowed(head),
+        };
+        let mut out = Vec::with_capacity(self.fields.len() + kept.len());
+        out.extend_from_slice(self.fields.as_bytes());
+        out.extend_from_slice(&kept);
+        message.with_head(out)
+    }
 }
 
 /// What the driver asks for every [`Check`] a session emits.

@@ -1,6 +1,7 @@
 //! The mailbox store: one Maildir-like folder per account on the Env filesystem.
 //!
-//! Layout: `mail/<account>/new/<id>` holds one delivered message per file. A delivery writes
+//! Layout: `mail/<account>/new/<id>` holds one delivered message per file; other folders
+//! (Junk) are Maildir++ dot-directories beside it, `mail/<account>/.Junk/new/<id>`. A delivery writes
 //! `new/.tmp-<id>`, fsyncs it, renames it to `new/<id>` and fsyncs the directory. Temp and
 //! final name share a directory on purpose: then one directory sync makes both the creation
 //! and the rename durable, and a reader never sees a half message (dot-files are not
@@ -30,7 +31,7 @@ use tokio::sync::oneshot;
 pub use crate::durable::CommitMode;
 use crate::durable::{self, Changes, Committer};
 use crate::env::Env;
-use crate::mail::{DeliveryError, Envelope, Message};
+use crate::mail::{DeliveryError, Envelope, Folder, Message};
 
 pub use self::quota::{Limit, Quotas, Reservation, Usage};
 
@@ -56,6 +57,7 @@ struct Job {
 /// file copied after it.
 struct File {
     mailbox: String,
+    folder: Folder,
     head: Vec<u8>,
     spool: Option<PathBuf>,
     /// Octets in all.
@@ -76,6 +78,18 @@ pub fn mailbox_dir(key: &str) -> io::Result<PathBuf> {
         ));
     }
     Ok(Path::new(MAIL_ROOT).join(key).join("new"))
+}
+
+/// The directory of one folder of a mailbox (see the module doc for the layout).
+pub fn folder_dir(key: &str, folder: Folder) -> io::Result<PathBuf> {
+    let inbox = mailbox_dir(key)?;
+    Ok(match folder {
+        Folder::Inbox => inbox,
+        other => Path::new(MAIL_ROOT)
+            .join(key)
+            .join(format!(".{}", other.name()))
+            .join("new"),
+    })
 }
 
 impl<E: Env> MailStore<E> {
@@ -101,23 +115,26 @@ impl<E: Env> MailStore<E> {
     ) -> io::Result<MailStore<E>> {
         crate::env::create_dir_durable(&env, Path::new(MAIL_ROOT)).await?;
         for key in mailboxes {
-            let dir = mailbox_dir(key)?;
-            crate::env::create_dir_durable(&env, &dir).await?;
-            let mut removed = false;
             let mut usage = Usage::default();
             let counted = quotas.limit(key) != Limit::default();
-            for name in env.list_dir(&dir).await? {
-                if durable::is_temp(&name) {
-                    env.remove_file(&dir.join(&name)).await?;
-                    env.trace("store", format_args!("recovery: removed {key}/{name}"));
-                    removed = true;
-                } else if counted && !name.starts_with('.') {
-                    usage.bytes += env.read(&dir.join(&name)).await?.len() as u64;
-                    usage.messages += 1;
+            for folder in Folder::ALL {
+                let dir = folder_dir(key, folder)?;
+                crate::env::create_dir_durable(&env, &dir).await?;
+                let mut removed = false;
+                for name in env.list_dir(&dir).await? {
+                    if durable::is_temp(&name) {
+                        env.remove_file(&dir.join(&name)).await?;
+                        let shown = shown_folder(key, folder);
+                        env.trace("store", format_args!("recovery: removed {shown}/{name}"));
+                        removed = true;
+                    } else if counted && !name.starts_with('.') {
+                        usage.bytes += env.read(&dir.join(&name)).await?.len() as u64;
+                        usage.messages += 1;
+                    }
                 }
-            }
-            if removed {
-                env.sync_dir(&dir).await?;
+                if removed {
+                    env.sync_dir(&dir).await?;
+                }
             }
             quotas.set_usage(key, usage);
         }
@@ -169,6 +186,7 @@ impl<E: Env> MailStore<E> {
                 File {
                     len: head.len() as u64 + spool.map_or(0, |s| s.len),
                     mailbox: mbox,
+                    folder: tx.folder,
                     head,
                     spool: spool.map(|s| s.path.clone()),
                 }
@@ -213,9 +231,27 @@ impl<E: Env> MailStore<E> {
     }
 }
 
-/// Message ids in a mailbox, oldest first (ids start with the delivery time).
+/// How a mailbox's folder is named in the trace: the mailbox alone for its inbox (as
+/// before folders existed), `mailbox/Junk` for another.
+fn shown_folder(key: &str, folder: Folder) -> String {
+    match folder {
+        Folder::Inbox => key.to_string(),
+        other => format!("{key}/{}", other.name()),
+    }
+}
+
+/// Message ids in a mailbox's inbox, oldest first (ids start with the delivery time).
 pub async fn list_messages<E: Env>(env: &E, mailbox: &str) -> io::Result<Vec<String>> {
-    let dir = mailbox_dir(mailbox)?;
+    list_folder(env, mailbox, Folder::Inbox).await
+}
+
+/// Message ids in one folder of a mailbox, oldest first.
+pub async fn list_folder<E: Env>(
+    env: &E,
+    mailbox: &str,
+    folder: Folder,
+) -> io::Result<Vec<String>> {
+    let dir = folder_dir(mailbox, folder)?;
     let mut names: Vec<String> = env
         .list_dir(&dir)
         .await?
@@ -229,24 +265,36 @@ pub async fn list_messages<E: Env>(env: &E, mailbox: &str) -> io::Result<Vec<Str
 /// What a mailbox holds, counted from its files (for `admin`'s quota report; the running
 /// store keeps the figure in [`Quotas`]).
 pub async fn count_usage<E: Env>(env: &E, mailbox: &str) -> io::Result<Usage> {
-    let dir = mailbox_dir(mailbox)?;
     let mut usage = Usage::default();
-    for id in list_messages(env, mailbox).await? {
-        usage.bytes += env.read(&dir.join(&id)).await?.len() as u64;
-        usage.messages += 1;
+    for folder in Folder::ALL {
+        let dir = folder_dir(mailbox, folder)?;
+        for id in list_folder(env, mailbox, folder).await? {
+            usage.bytes += env.read(&dir.join(&id)).await?.len() as u64;
+            usage.messages += 1;
+        }
     }
     Ok(usage)
 }
 
-/// One message's bytes.
+/// One message's bytes, from the inbox.
 pub async fn read_message<E: Env>(env: &E, mailbox: &str, id: &str) -> io::Result<Vec<u8>> {
+    read_in_folder(env, mailbox, Folder::Inbox, id).await
+}
+
+/// One message's bytes, from `folder`.
+pub async fn read_in_folder<E: Env>(
+    env: &E,
+    mailbox: &str,
+    folder: Folder,
+    id: &str,
+) -> io::Result<Vec<u8>> {
     if id.starts_with('.') || id.contains(['/', '\\']) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "bad message id",
         ));
     }
-    env.read(&mailbox_dir(mailbox)?.join(id)).await
+    env.read(&folder_dir(mailbox, folder)?.join(id)).await
 }
 
 /// The mailbox store's side of the committer: one new file per target mailbox.
@@ -271,11 +319,11 @@ impl<E: Env> durable::Store<E> for Planner {
             let files = job
                 .files
                 .iter()
-                .map(|f| (f.mailbox.clone(), f.len))
+                .map(|f| (shown_folder(&f.mailbox, f.folder), f.len))
                 .collect();
             let mut refused = None;
             for file in job.files {
-                let made = mailbox_dir(&file.mailbox).and_then(|dir| {
+                let made = folder_dir(&file.mailbox, file.folder).and_then(|dir| {
                     let path = dir.join(&job.id);
                     match file.spool {
                         None => changes.create(path, file.head)?,

@@ -48,6 +48,17 @@ pub fn load(path: &Path, name: String) -> Result<LoadedScenario, ScenarioError> 
             path: path.to_path_buf(),
             error,
         })?;
+    for actor in &mut loaded.scenario.actor {
+        for key in &mut actor.dkim {
+            if let (Some(p), None) = (&key.key, &key.key_pem) {
+                let file = base.join(p);
+                key.key_pem = Some(read(&file).map_err(|error| ScenarioError::Io {
+                    path: file.clone(),
+                    error: format!("{}: {error}", file.display()),
+                })?);
+            }
+        }
+    }
     let LoadedScenario {
         source, scenario, ..
     } = &mut loaded;
@@ -95,6 +106,24 @@ fn world_dkim(
             )
         })?;
         records.push((key.dns_name(), key.dns_record(), key.domain.clone()));
+    }
+    // The actors' keys: the selector records of the domains they send for.
+    for actor in &s.actor {
+        for (i, c) in actor.dkim.iter().enumerate() {
+            if c.key_pem.is_none() && !files_read {
+                continue;
+            }
+            let key = mailsim_server::dkim::SigningKey::load(i, c).map_err(|e| {
+                ScenarioError::at(
+                    path,
+                    source,
+                    actor.name.span(),
+                    &format!("actor.dkim[{i}]"),
+                    e.to_string(),
+                )
+            })?;
+            records.push((key.dns_name(), key.dns_record(), key.domain.clone()));
+        }
     }
     crate::dns::dkim::publish(&mut s.dns.zones, &records);
     let dns = std::net::SocketAddr::new(s.dns_ip(), crate::dns::server::DNS_PORT);

@@ -140,6 +140,15 @@ pub struct Actor {
     /// port 465), trusting the world's CA and checking the server's host name.
     #[serde(default)]
     pub tls: Option<ActorTls>,
+    /// DKIM keys the actor's `data` steps are signed with, in the shape of the server's
+    /// `[[dkim]]` (`domain`, `selector`, `algorithm`, `key` = a PEM file relative to the
+    /// scenario). Each key's selector record is published in the world's zones, as the
+    /// sender's domain would publish it. Every message is signed with every key, whatever
+    /// its `From:` (so alignment cases can be written); an actor at another address with the
+    /// same keys is a forwarder that passes a signed message on unchanged (SPF fails there,
+    /// DKIM still verifies).
+    #[serde(default)]
+    pub dkim: Vec<mailsim_server::config::DkimConfig>,
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,
 }
@@ -197,6 +206,9 @@ pub struct Step {
     /// Send message content after a 354: line ends become CRLF, dots are stuffed, and the
     /// terminating `<CRLF>.<CRLF>` is added. Reads one reply.
     pub data: Option<String>,
+    /// With `data`: text appended to the body after the actor's DKIM signing, as a mailing
+    /// list that adds a footer does (the body hash no longer matches, RFC 6376 §3.7).
+    pub after_signing: Option<String>,
     /// Send these bytes exactly (TOML escapes like `\r`, `\n`, `\u0000` work); reads
     /// `replies` replies (default: 1 if `expect` is given, else 0).
     pub raw: Option<String>,
@@ -246,6 +258,9 @@ impl Step {
                     e.len()
                 ));
             }
+        }
+        if self.after_signing.is_some() && self.data.is_none() {
+            return Err("after_signing goes with data".into());
         }
         if let Some(s) = &self.send {
             if s.contains(['\r', '\n']) {
@@ -331,6 +346,8 @@ impl ReplyPattern {
 pub struct Expect {
     /// An account address: checks its mailbox.
     pub mailbox: Option<String>,
+    /// With `mailbox`: the folder checked, `"INBOX"` (the default) or `"Junk"`.
+    pub folder: Option<String>,
     /// Exactly this many messages in the mailbox.
     pub count: Option<usize>,
     /// Some message has these header values (decoded, exact match).
@@ -413,6 +430,14 @@ impl Expect {
         {
             return Err("count/header/body_* need a mailbox".into());
         }
+        if let Some(f) = &self.folder {
+            if self.mailbox.is_none() {
+                return Err("folder needs a mailbox".into());
+            }
+            if mailsim_server::mail::Folder::from_name(f).is_none() {
+                return Err(format!("unknown folder {f:?}: INBOX or Junk"));
+            }
+        }
         if self.remote.is_none() && (self.lacks.is_some() || self.longest_line.is_some()) {
             return Err("lacks/longest_line need a remote".into());
         }
@@ -442,6 +467,9 @@ impl Expect {
         let mut parts = Vec::new();
         if let Some(m) = &self.mailbox {
             parts.push(format!("mailbox {m}"));
+            if let Some(f) = &self.folder {
+                parts.push(format!("folder {f}"));
+            }
         }
         if let Some(c) = self.count {
             parts.push(format!("count = {c}"));

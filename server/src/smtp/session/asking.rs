@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{Awaiting, Open, Output, Phase, Reply, Session, Transaction};
-use crate::mail::Recipient;
+use crate::mail::{Folder, Recipient};
 use crate::policy::{Check, Client, Refusal, Stage, Verdict};
 
 /// Whether `check` is the one the session is waiting for.
@@ -71,8 +71,13 @@ impl Session {
 
     /// Applies a verdict to what was waiting for it.
     pub(super) fn checked(&mut self, awaiting: Awaiting, check: Check, verdict: Verdict) {
+        let mut marks = None;
         let refusal = match verdict {
             Verdict::Accept => None,
+            Verdict::Mark(m) => {
+                marks = Some(m);
+                None
+            }
             Verdict::Reject(r) => Some(refusal_reply(true, r)),
             Verdict::Defer(r) => Some(refusal_reply(false, r)),
         };
@@ -143,9 +148,21 @@ impl Session {
                 self.close();
             }
             (Awaiting::EndOfData, None) => {
-                let Stage::EndOfData { envelope, message } = check.stage else {
+                let Stage::EndOfData {
+                    mut envelope,
+                    mut message,
+                } = check.stage
+                else {
                     return;
                 };
+                if let Some(marks) = marks {
+                    message = marks.apply(&message);
+                    envelope.folder = marks.folder;
+                    if marks.folder != Folder::Inbox {
+                        self.log
+                            .push(format!("[message filed in {}]", marks.folder.name()));
+                    }
+                }
                 self.phase = Phase::Await(Awaiting::Delivery);
                 self.queue
                     .push_back(Output::Deliver(Transaction { envelope, message }));

@@ -15,7 +15,9 @@ use super::extensions::Extension;
 use super::path::Path;
 use super::{Awaiting, Greeted, Output, Phase, Reply, Session};
 use crate::directory::RcptVerdict;
-use crate::mail::{Address, DeliveryError, Envelope, Message, Recipient, Spooled, Timestamp};
+use crate::mail::{
+    Address, DeliveryError, Envelope, Folder, Message, Recipient, Spooled, Timestamp,
+};
 use crate::policy::Stage;
 use crate::smtp::LongLines;
 
@@ -560,6 +562,7 @@ impl Session {
             authenticated: self.authenticated.clone(),
             dsn: envelope.dsn,
             require_tls: envelope.require_tls,
+            folder: Folder::Inbox,
         };
         self.ask_policy(Awaiting::EndOfData, Stage::EndOfData { envelope, message });
     }
