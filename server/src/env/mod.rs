@@ -11,7 +11,8 @@
 //! call for every record type.
 
 pub mod conformance;
-#[cfg(test)]
+/// An in-memory Env for tests and benchmarks (feature `testing` outside this crate's tests).
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod path;
 pub mod real;
