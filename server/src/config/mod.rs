@@ -7,6 +7,7 @@ pub(crate) mod password;
 mod submission;
 
 pub use crate::policy::dnsbl::DnsListConfig;
+pub use crate::policy::greylist::config::{GreylistConfig, GreylistConfigError};
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
@@ -80,6 +81,9 @@ pub struct ServerConfig {
     /// DNS allow lists: a client listed in one is never checked against `dnsbl`.
     #[serde(default)]
     pub dnswl: Vec<DnsListConfig>,
+    /// Greylisting on the MX listener (RFC 6647, `policy/greylist/`); off by default.
+    #[serde(default)]
+    pub greylist: GreylistConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -186,6 +190,9 @@ pub enum ConfigError {
     /// file loader can point at it.
     #[error("{message}")]
     DnsList { zone: String, message: String },
+    /// A `[greylist]` value that cannot work.
+    #[error("{0}")]
+    Greylist(GreylistConfigError),
 }
 
 impl ServerConfig {
@@ -235,6 +242,7 @@ impl ServerConfig {
                 })?;
             }
         }
+        self.greylist.validate().map_err(ConfigError::Greylist)?;
         password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {
             AccountConfig::Address(address) => AccountEntry::from(address.as_str()),

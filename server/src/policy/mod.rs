@@ -13,6 +13,7 @@
 
 pub mod defence;
 pub mod dnsbl;
+pub mod greylist;
 mod network;
 
 use std::future::Future;
