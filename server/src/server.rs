@@ -30,6 +30,7 @@ use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::policy::auth::SenderAuth;
 use crate::policy::defence::Defence;
 use crate::policy::dnsbl::DnsLists;
+use crate::policy::greylist::Greylist;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
@@ -186,6 +187,14 @@ impl<E: Env> Server<E> {
                 config.dnswl.clone(),
                 config.relay_networks.clone(),
             ),
+            greylist: match config.greylist.enabled {
+                true => Some(
+                    Greylist::open(env.clone(), &config.greylist, config.relay_networks.clone())
+                        .await
+                        .map_err(StartError::Store)?,
+                ),
+                false => None,
+            },
         });
         let no_defence = Arc::new(Defence::none(env.clone()));
         let plans = [

@@ -134,6 +134,7 @@ fn named_key(e: &ConfigError) -> Option<String> {
     match e {
         ConfigError::LimitTooLow(k, _) => Some(format!("limits.{k}")),
         ConfigError::Queue(q) => Some(format!("queue.{}", q.key)),
+        ConfigError::Greylist(g) => Some(format!("greylist.{}", g.key)),
         ConfigError::Directory(_) | ConfigError::Dkim(_) | ConfigError::DnsList { .. } => None,
         ConfigError::SenderAuth { key, .. } => Some(key.clone()),
         ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
@@ -189,6 +190,10 @@ impl Keys {
             | ConfigError::SenderAuth { .. } => by_path(named_key(e)?),
             ConfigError::Dkim(_) => None,
             ConfigError::DnsList { zone, .. } => by_string(zone, false),
+            ConfigError::Greylist(g) => match &g.value {
+                Some(v) => by_string(v, false),
+                None => by_path(named_key(e)?),
+            },
             ConfigError::Directory(DirectoryError::BadAddress(a, _)) => by_string(a, false)
                 .or_else(|| {
                     self.0

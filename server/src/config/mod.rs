@@ -8,6 +8,7 @@ mod submission;
 
 pub use crate::policy::auth::config::SenderAuthConfig;
 pub use crate::policy::dnsbl::DnsListConfig;
+pub use crate::policy::greylist::config::{GreylistConfig, GreylistConfigError};
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
@@ -85,6 +86,9 @@ pub struct ServerConfig {
     /// (`policy/auth/config.rs`); absent: no checks.
     #[serde(default)]
     pub sender_auth: Option<SenderAuthConfig>,
+    /// Greylisting on the MX listener (RFC 6647, `policy/greylist/`); off by default.
+    #[serde(default)]
+    pub greylist: GreylistConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -194,6 +198,9 @@ pub enum ConfigError {
     /// A `[sender_auth]` setting that cannot apply; `key` is its path.
     #[error("{message}")]
     SenderAuth { key: String, message: String },
+    /// A `[greylist]` value that cannot work.
+    #[error("{0}")]
+    Greylist(GreylistConfigError),
 }
 
 impl ServerConfig {
@@ -247,6 +254,7 @@ impl ServerConfig {
             auth.validate()
                 .map_err(|(key, message)| ConfigError::SenderAuth { key, message })?;
         }
+        self.greylist.validate().map_err(ConfigError::Greylist)?;
         password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {
             AccountConfig::Address(address) => AccountEntry::from(address.as_str()),

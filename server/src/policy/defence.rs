@@ -14,6 +14,7 @@
 
 use super::auth::SenderAuth;
 use super::dnsbl::DnsLists;
+use super::greylist::Greylist;
 use super::{Check, Policy, Stage, Verdict};
 use crate::env::Env;
 
@@ -22,6 +23,8 @@ pub struct Defence<E: Env> {
     pub env: E,
     /// DNS block and allow lists (`policy/dnsbl.rs`).
     pub lists: DnsLists<E>,
+    /// Greylisting (`policy/greylist/`), after the lists: a listed client makes no entry.
+    pub greylist: Option<Greylist<E>>,
     /// SPF, DKIM, DMARC and iprev at the end of data (`policy/auth/`).
     pub auth: Option<SenderAuth<E>>,
 }
@@ -32,6 +35,7 @@ impl<E: Env> Defence<E> {
         Defence {
             lists: DnsLists::new(env.clone(), vec![], vec![], vec![]),
             env,
+            greylist: None,
             auth: None,
         }
     }
@@ -72,6 +76,12 @@ impl<E: Env> Policy for Defence<E> {
         match self.lists.check(check).await {
             Verdict::Accept => {}
             refused => return refused,
+        }
+        if let Some(g) = &self.greylist {
+            match g.check(check).await {
+                Verdict::Accept => {}
+                refused => return refused,
+            }
         }
         if matches!(check.stage, Stage::EndOfData { .. }) {
             return self.end_of_data(check).await;

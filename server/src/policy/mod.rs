@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod defence;
 pub mod dnsbl;
+pub mod greylist;
 mod network;
 
 use std::future::Future;
