@@ -29,6 +29,7 @@ use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::policy::defence::Defence;
 use crate::policy::dnsbl::DnsLists;
+use crate::policy::limits::Limits;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
@@ -162,6 +163,12 @@ impl<E: Env> Server<E> {
         // Block lists apply to the MX only: submission clients authenticate, and a block
         // list of dial-up ranges (Spamhaus PBL) lists exactly where our users send from.
         let mx_defence = Arc::new(Defence {
+            limits: Limits::new(
+                env.clone(),
+                &config.hostname,
+                config.limits.per_client.clone(),
+                config.relay_networks.clone(),
+            ),
             lists: DnsLists::new(
                 env.clone(),
                 config.dnsbl.clone(),

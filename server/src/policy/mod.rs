@@ -13,6 +13,7 @@
 
 pub mod defence;
 pub mod dnsbl;
+pub mod limits;
 mod network;
 
 use std::future::Future;
