@@ -191,11 +191,17 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                     env.trace("smtp", format_args!("{tag} write failed; session dropped"));
                     return;
                 }
+                let (reading, deadline) = (session.reading(), session.poll_timeout());
                 let read = async {
                     let read = stream.read(&mut buf);
-                    match session.poll_timeout() {
-                        Some(deadline) => timeout_at(&env, deadline, read).await,
-                        None => Some(read.await),
+                    match (reading, deadline) {
+                        // The error tarpit: no reading until the held reply is out.
+                        (false, Some(deadline)) => {
+                            env.sleep_until(deadline).await;
+                            None
+                        }
+                        (_, Some(deadline)) => timeout_at(&env, deadline, read).await,
+                        (_, None) => Some(read.await),
                     }
                 };
                 let got = tokio::select! {
