@@ -46,11 +46,6 @@ pub struct Limits {
     /// ≤ 2.0 delayed by the error count in seconds; 2.1 and later by a fixed
     /// `smtpd_error_sleep_time`, default 1 s). 0 (the default here): no delay.
     pub error_sleep_ms: u64,
-    /// How long the MX waits before its greeting, in milliseconds; a client that talks in
-    /// that time is an early talker (postscreen's `pregreet` test) and gets `554 5.5.1
-    /// Protocol error` instead of the greeting. 0 (the default): greet at once. Only the
-    /// MX listener pauses: submission clients are ours.
-    pub greet_pause_ms: u64,
     /// Per-client connection and rate limits (`policy/limits.rs`).
     pub per_client: crate::policy::limits::ClientLimits,
 }
@@ -70,7 +65,6 @@ impl Default for Limits {
             errors: 20,
             soft_errors: 10,
             error_sleep_ms: 0,
-            greet_pause_ms: 0,
             per_client: Default::default(),
         }
     }
@@ -93,9 +87,6 @@ impl Limits {
     }
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs)
-    }
-    pub fn greet_pause(&self) -> Duration {
-        Duration::from_millis(self.greet_pause_ms)
     }
     /// How late the reply to the `errors`-th error of a session goes out: nothing up to
     /// `soft_errors`, then one `error_sleep_ms` step more per error.
