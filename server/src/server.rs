@@ -31,6 +31,7 @@ use crate::policy::auth::SenderAuth;
 use crate::policy::defence::Defence;
 use crate::policy::dnsbl::DnsLists;
 use crate::policy::greylist::Greylist;
+use crate::policy::limits::Limits;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
@@ -181,6 +182,12 @@ impl<E: Env> Server<E> {
         let mx_defence = Arc::new(Defence {
             env: env.clone(),
             auth: sender_auth,
+            limits: Limits::new(
+                env.clone(),
+                &config.hostname,
+                config.limits.per_client.clone(),
+                config.relay_networks.clone(),
+            ),
             lists: DnsLists::new(
                 env.clone(),
                 config.dnsbl.clone(),

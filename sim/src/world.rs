@@ -201,8 +201,32 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         },
         server_name: hostname,
     };
+    // One client host per address; actors sharing one run side by side on it, each with its
+    // own connection, started in scenario order (the host's runtime is single-threaded, so
+    // the order is deterministic).
+    let mut hosts: std::collections::BTreeMap<std::net::IpAddr, Vec<crate::scenario::Actor>> =
+        Default::default();
     for a in &s.actor {
-        sim.client(*a.address.get_ref(), actor::run(a.clone(), ctx.clone()));
+        hosts
+            .entry(*a.address.get_ref())
+            .or_default()
+            .push(a.clone());
+    }
+    for (ip, actors) in hosts {
+        let ctx = ctx.clone();
+        sim.client(ip, async move {
+            let tasks: Vec<_> = actors
+                .into_iter()
+                .map(|a| {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { actor::run(a, ctx).await.map_err(|e| e.to_string()) })
+                })
+                .collect();
+            for t in tasks {
+                t.await??;
+            }
+            Ok(())
+        });
     }
 
     // --- faults, in time order (stable for equal times) ---

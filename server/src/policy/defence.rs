@@ -15,12 +15,17 @@
 use super::auth::SenderAuth;
 use super::dnsbl::DnsLists;
 use super::greylist::Greylist;
-use super::{Check, Policy, Stage, Verdict};
+use super::limits::Limits;
+use super::{Check, Client, Policy, Stage, Verdict};
 use crate::env::Env;
 
 /// The policies of one listener.
 pub struct Defence<E: Env> {
     pub env: E,
+    /// Per-client connection and rate limits (`policy/limits.rs`): asked first, local
+    /// counters being cheaper than any DNS work (Postfix's anvil is asked before the
+    /// restriction lists).
+    pub limits: Limits<E>,
     /// DNS block and allow lists (`policy/dnsbl.rs`).
     pub lists: DnsLists<E>,
     /// Greylisting (`policy/greylist/`), after the lists: a listed client makes no entry.
@@ -33,6 +38,7 @@ impl<E: Env> Defence<E> {
     /// A defence that accepts everything without a lookup.
     pub fn none(env: E) -> Defence<E> {
         Defence {
+            limits: Limits::none(env.clone()),
             lists: DnsLists::new(env.clone(), vec![], vec![], vec![]),
             env,
             greylist: None,
@@ -73,6 +79,10 @@ impl<E: Env> Defence<E> {
 
 impl<E: Env> Policy for Defence<E> {
     async fn check(&self, check: &Check) -> Verdict {
+        match self.limits.check(check).await {
+            Verdict::Accept => {}
+            refused => return refused,
+        }
         match self.lists.check(check).await {
             Verdict::Accept => {}
             refused => return refused,
@@ -87,5 +97,9 @@ impl<E: Env> Policy for Defence<E> {
             return self.end_of_data(check).await;
         }
         Verdict::Accept
+    }
+
+    fn closed(&self, client: &Client) {
+        self.limits.closed(client);
     }
 }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod defence;
 pub mod dnsbl;
 pub mod greylist;
+pub mod limits;
 mod network;
 
 use std::future::Future;

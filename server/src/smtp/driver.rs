@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::env::{timeout_at, Env};
 use crate::listener::Latch;
 use crate::mail::Deliver;
-use crate::policy::{AcceptAll, Policy};
+use crate::policy::{AcceptAll, Client, Policy};
 use crate::tls::server::HANDSHAKE_TIMEOUT;
 use crate::tls::{MaybeTls, ServerTls};
 
@@ -88,6 +88,10 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
     shutdown: &Latch,
 ) {
     let mut told_shutdown = false;
+    let mut closing = Closing {
+        policy,
+        client: None,
+    };
     let tag = format!("#{conn}");
     env.trace("smtp", format_args!("{tag} connect from {}", peer.remote));
     let mut stream = MaybeTls::Plain(stream);
@@ -152,6 +156,7 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
             }
             Output::Unspool => remove_spool(&env, spool.as_deref(), &mut spool_exists).await,
             Output::Check(check) => {
+                closing.client = Some(check.client.clone());
                 let verdict = policy.check(&check).await;
                 session.answer(Answer::Checked(check, verdict));
             }
@@ -186,11 +191,17 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                     env.trace("smtp", format_args!("{tag} write failed; session dropped"));
                     return;
                 }
+                let (reading, deadline) = (session.reading(), session.poll_timeout());
                 let read = async {
                     let read = stream.read(&mut buf);
-                    match session.poll_timeout() {
-                        Some(deadline) => timeout_at(&env, deadline, read).await,
-                        None => Some(read.await),
+                    match (reading, deadline) {
+                        // The error tarpit: no reading until the held reply is out.
+                        (false, Some(deadline)) => {
+                            env.sleep_until(deadline).await;
+                            None
+                        }
+                        (_, Some(deadline)) => timeout_at(&env, deadline, read).await,
+                        (_, None) => Some(read.await),
                     }
                 };
                 let got = tokio::select! {
@@ -222,6 +233,25 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Tells the policy that a session which asked it something has ended
+/// ([`Policy::closed`]: per-client concurrency slots go back), exactly once, whichever way
+/// the session ends: QUIT, too many errors, a timeout, the peer gone, a failed write, or the
+/// session's future dropped when a shutdown's grace period runs out. A drop guard, so no
+/// exit path can forget it.
+struct Closing<'a, P: Policy> {
+    policy: &'a P,
+    /// What the last check said about the client; `None`: nothing was asked.
+    client: Option<Arc<Client>>,
+}
+
+impl<P: Policy> Drop for Closing<'_, P> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.policy.closed(&client);
         }
     }
 }
@@ -278,3 +308,6 @@ async fn flush<S: tokio::io::AsyncWrite + Unpin>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

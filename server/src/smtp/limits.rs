@@ -35,8 +35,19 @@ pub struct Limits {
     pub data_timeout_secs: u64,
     /// Concurrent SMTP sessions; further connections get 421.
     pub connections: usize,
-    /// Errors (5xx replies) a session may cause before we hang up.
+    /// Errors (4xx/5xx replies) a session may cause before we hang up with `421 4.7.0`
+    /// (Postfix's `smtpd_hard_error_limit`, default 20).
     pub errors: usize,
+    /// Errors a session may cause before each further error reply is delayed (Postfix's
+    /// `smtpd_soft_error_limit`, default 10): error tarpitting, see `error_sleep_ms`.
+    pub soft_errors: usize,
+    /// The tarpit's step, in milliseconds: the n-th error past `soft_errors` is answered
+    /// n × this late, so a client that keeps erring is slowed down more and more (Postfix
+    /// ≤ 2.0 delayed by the error count in seconds; 2.1 and later by a fixed
+    /// `smtpd_error_sleep_time`, default 1 s). 0 (the default here): no delay.
+    pub error_sleep_ms: u64,
+    /// Per-client connection and rate limits (`policy/limits.rs`).
+    pub per_client: crate::policy::limits::ClientLimits,
 }
 
 impl Default for Limits {
@@ -52,6 +63,9 @@ impl Default for Limits {
             data_timeout_secs: 600,
             connections: 2000,
             errors: 20,
+            soft_errors: 10,
+            error_sleep_ms: 0,
+            per_client: Default::default(),
         }
     }
 }
@@ -73,5 +87,11 @@ impl Limits {
     }
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs)
+    }
+    /// How late the reply to the `errors`-th error of a session goes out: nothing up to
+    /// `soft_errors`, then one `error_sleep_ms` step more per error.
+    pub fn error_delay(&self, errors: usize) -> Duration {
+        let over = errors.saturating_sub(self.soft_errors) as u64;
+        Duration::from_millis(self.error_sleep_ms.saturating_mul(over))
     }
 }

@@ -245,6 +245,12 @@ pub struct Session {
     refused: bool,
     /// Where big message bodies go (see [`Session::spool_to`]); `None`: kept in memory.
     spool: Option<PathBuf>,
+    /// The time of the last `poll` or `handle_timeout`: when an error happened, for the
+    /// tarpit's deadline.
+    clock: Timestamp,
+    /// An error reply held back until its deadline (the error tarpit, see
+    /// [`Session::error`]); no input is consumed meanwhile.
+    tarpit: Option<(Timestamp, Reply)>,
 }
 
 /// Commands we know but never offer: 502 whatever their arguments. STARTTLS and AUTH are
@@ -288,6 +294,8 @@ impl Session {
             draining: false,
             refused: false,
             spool: None,
+            clock: now,
+            tarpit: None,
         };
         let check = s.check(Stage::Connect);
         s.queue.push_back(Output::Check(check));
@@ -335,6 +343,7 @@ impl Session {
     /// outstanding. `now` is the time of the activity if input or an answer arrived since
     /// the last poll; polling without news does not move the deadline.
     pub fn poll(&mut self, now: Timestamp) -> Output {
+        self.clock = now;
         if self.touched {
             self.touched = false;
             self.last_activity = now;
@@ -381,10 +390,12 @@ impl Session {
     /// Fires every timer due at `now`: an idle timeout queues `421 4.4.2` and Close (the
     /// next polls return them). Early calls change nothing.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.clock = now;
         while let Some(timer) = self.timers.expired(now) {
             self.timers.stop(timer);
             match timer {
                 Timer::Command | Timer::Data => self.idle_timeout(),
+                Timer::Tarpit => self.release_tarpit(),
             }
             if self.is_closed() {
                 break;
@@ -443,6 +454,14 @@ impl Session {
         std::mem::take(&mut self.log)
     }
 
+    /// Whether the driver should read: not while an error reply is held in the tarpit
+    /// (like Postfix's sleep, the client's further input waits in the network until the
+    /// reply is out), so a client cannot fill our memory meanwhile. The driver then only
+    /// sleeps until [`Session::poll_timeout`].
+    pub fn reading(&self) -> bool {
+        self.tarpit.is_none()
+    }
+
     /// Whether the session is over (every poll returns [`Output::Close`]).
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
@@ -454,6 +473,10 @@ impl Session {
         loop {
             if let Some(out) = self.queue.pop_front() {
                 return out;
+            }
+            if self.tarpit.is_some() && !self.is_closed() {
+                // The replies before the held one go out; the rest waits for its deadline.
+                return Output::NeedInput;
             }
             match &mut self.phase {
                 Phase::Closed => {
@@ -524,7 +547,13 @@ impl Session {
         // Saturating: a far-future deadline is still a valid one.
         let after =
             |wait: std::time::Duration| Timestamp(self.last_activity.0.saturating_add(wait));
+        if self.is_closed() {
+            self.tarpit = None;
+        }
+        self.timers
+            .set(Timer::Tarpit, self.tarpit.as_ref().map(|(at, _)| *at));
         let (command, data) = match self.phase {
+            _ if self.tarpit.is_some() => (None, None),
             Phase::Closed | Phase::Await(_) => (None, None),
             Phase::Data(_) | Phase::SkipOctets(_) => (None, Some(after(limits.data_timeout()))),
             _ => (Some(after(limits.command_timeout())), None),
@@ -597,10 +626,33 @@ impl Session {
         self.queue.push_back(request);
     }
 
-    /// A 4xx/5xx the client caused: counts towards `limits.errors`, after which we hang up.
+    /// A 4xx/5xx the client caused: counts towards `limits.errors` (Postfix's
+    /// `smtpd_hard_error_limit`), after which we hang up. Past `limits.soft_errors`
+    /// (`smtpd_soft_error_limit`) the reply is held back, longer for each further error
+    /// (`limits.error_delay`): the error tarpit, which slows down a client that probes or
+    /// floods us with bad commands, on the session's timer table so the Env clock (and a
+    /// simulated warp) times it. The reply that reaches the hard limit goes out at once,
+    /// with the 421.
     fn error(&mut self, reply: Reply) {
-        self.reply(reply);
         self.errors += 1;
+        let delay = self.config.limits.error_delay(self.errors);
+        if self.errors < self.config.limits.errors.max(1) && !delay.is_zero() {
+            let at = match &self.tarpit {
+                // A second error while one is held (cannot happen: no input is consumed
+                // meanwhile) would queue behind it.
+                Some((held, _)) => held.plus(delay),
+                None => self.clock.plus(delay),
+            };
+            if let Some((_, earlier)) = self.tarpit.take() {
+                self.reply(earlier);
+            }
+            self.tarpit = Some((at, reply));
+            return;
+        }
+        if let Some((_, held)) = self.tarpit.take() {
+            self.reply(held);
+        }
+        self.reply(reply);
         if self.errors >= self.config.limits.errors.max(1) {
             self.envelope = None;
             self.reply(Reply::new(
@@ -609,6 +661,15 @@ impl Session {
                 format!("{} Error: too many errors", self.config.hostname),
             ));
             self.close();
+        }
+    }
+
+    /// The tarpit's deadline passed: the held reply goes out, input is read again, and
+    /// the client's idle time counts from now.
+    fn release_tarpit(&mut self) {
+        if let Some((_, reply)) = self.tarpit.take() {
+            self.reply(reply);
+            self.touched = true;
         }
     }
 

@@ -152,7 +152,9 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
             "the server and the DNS host need different addresses".into(),
         ));
     }
+    let mut actor_addrs: BTreeSet<IpAddr> = BTreeSet::new();
     for a in &s.actor {
+        actor_addrs.insert(*a.address.get_ref());
         if !names.insert(a.name.get_ref().clone()) {
             return Err(err(
                 a.name.span(),
@@ -160,7 +162,10 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
                 format!("duplicate actor name {:?}", a.name.get_ref()),
             ));
         }
-        if !addrs.insert(*a.address.get_ref()) {
+        // Actors may share an address (several connections from one client host: a burst,
+        // the concurrency limit); no other host may use an actor's.
+        let ip = *a.address.get_ref();
+        if !addrs.insert(ip) && !actor_addrs.contains(&ip) {
             return Err(err(
                 a.address.span(),
                 "actor.address",

@@ -1001,3 +1001,50 @@ fn timestamps_and_durations() {
     c.send("NOOP\r\n");
     assert_eq!(c.s.poll_timeout(), Some(Timestamp(Duration::MAX)));
 }
+
+#[test]
+fn error_tarpit_delays_growing_then_hard_limit() {
+    let mut c = Client::with(|l| {
+        l.errors = 5;
+        l.soft_errors = 2;
+        l.error_sleep_ms = 1000;
+    });
+    let t0 = c.now;
+    c.script(
+        "C: FOO\nS: 500 5.5.2 Error: command not recognized
+         C: FOO\nS: 500 5.5.2 Error: command not recognized",
+    );
+    assert_eq!(c.s.poll_timeout(), Some(t0.plus(Duration::from_secs(300))));
+    // The third error is held back one step, and what was pipelined after it waits too.
+    assert_eq!(c.send("FOO\r\nNOOP\r\n"), Vec::<String>::new());
+    assert!(!c.s.reading());
+    let due = t0.plus(Duration::from_secs(1));
+    assert_eq!(c.s.poll_timeout(), Some(due));
+    // Early: nothing.
+    c.s.handle_timeout(t0.plus(Duration::from_millis(999)));
+    assert_eq!(c.drain(), Vec::<String>::new());
+    c.now = due;
+    c.s.handle_timeout(due);
+    assert!(c.s.reading());
+    assert_eq!(
+        c.drain(),
+        ["500 5.5.2 Error: command not recognized", "250 2.0.0 Ok"]
+    );
+    // The idle timeout counts from the reply, not from the command.
+    assert_eq!(c.s.poll_timeout(), Some(due.plus(Duration::from_secs(300))));
+    // The fourth: two steps.
+    assert_eq!(c.send("BAR\r\n"), Vec::<String>::new());
+    assert_eq!(c.s.poll_timeout(), Some(due.plus(Duration::from_secs(2))));
+    c.now = due.plus(Duration::from_secs(2));
+    c.s.handle_timeout(c.now);
+    assert_eq!(c.drain(), ["500 5.5.2 Error: command not recognized"]);
+    // The fifth reaches the hard limit: answered at once, with the 421.
+    assert_eq!(
+        c.send("BAZ\r\n"),
+        [
+            "500 5.5.2 Error: command not recognized",
+            "421 4.7.0 mx.example.org Error: too many errors",
+            "[close]"
+        ]
+    );
+}

@@ -13,10 +13,12 @@ pub(super) enum Timer {
     Command,
     /// Idle while a DATA body is received (§4.5.3.2.5, §4.5.3.2.6).
     Data,
+    /// An error reply held back by the error tarpit (`limits.soft_errors`).
+    Tarpit,
 }
 
 impl Timer {
-    const ALL: [Timer; 2] = [Timer::Command, Timer::Data];
+    const ALL: [Timer; 3] = [Timer::Command, Timer::Data, Timer::Tarpit];
 
     fn index(self) -> usize {
         self as usize
