@@ -7,6 +7,7 @@ pub(crate) mod password;
 mod submission;
 
 pub use crate::policy::dnsbl::DnsListConfig;
+pub use crate::policy::score::{ScoreConfig, ScoreError};
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
@@ -80,6 +81,9 @@ pub struct ServerConfig {
     /// DNS allow lists: a client listed in one is never checked against `dnsbl`.
     #[serde(default)]
     pub dnswl: Vec<DnsListConfig>,
+    /// Content scoring (`policy/score/`): thresholds, score overrides, `[[scoring.rule]]`.
+    #[serde(default)]
+    pub scoring: ScoreConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -186,6 +190,9 @@ pub enum ConfigError {
     /// file loader can point at it.
     #[error("{message}")]
     DnsList { zone: String, message: String },
+    /// Something wrong in `[scoring]` (a bad regex, an unknown override, ...).
+    #[error("{0}")]
+    Scoring(ScoreError),
 }
 
 impl ServerConfig {
@@ -235,6 +242,7 @@ impl ServerConfig {
                 })?;
             }
         }
+        self.scoring.validate().map_err(ConfigError::Scoring)?;
         password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {
             AccountConfig::Address(address) => AccountEntry::from(address.as_str()),

@@ -14,6 +14,7 @@
 pub mod defence;
 pub mod dnsbl;
 mod network;
+pub mod score;
 
 use std::future::Future;
 use std::net::SocketAddr;
