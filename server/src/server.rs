@@ -28,10 +28,11 @@ use crate::env::Env;
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::policy::auth::SenderAuth;
-use crate::policy::defence::Defence;
+use crate::policy::defence::{Defence, Scoring};
 use crate::policy::dnsbl::DnsLists;
 use crate::policy::greylist::Greylist;
 use crate::policy::limits::Limits;
+use crate::policy::score::Scorer;
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
@@ -179,9 +180,19 @@ impl<E: Env> Server<E> {
                 .map_err(StartError::SenderAuth)?,
             ),
         };
+        let scoring = match config.scoring.enabled {
+            true => Some(Scoring {
+                scorer: Scorer::new(&config.scoring)
+                    .map_err(|e| StartError::Config(ConfigError::Scoring(e)))?,
+                config: config.scoring.clone(),
+            }),
+            false => None,
+        };
         let mx_defence = Arc::new(Defence {
             env: env.clone(),
             auth: sender_auth,
+            scoring,
+            trusted: config.relay_networks.clone(),
             limits: Limits::new(
                 env.clone(),
                 &config.hostname,

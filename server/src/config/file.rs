@@ -12,6 +12,7 @@ use toml_edit::{ImDocument, Item, Table, Value};
 
 use super::{ConfigError, ServerConfig};
 use crate::directory::DirectoryError;
+use crate::policy::score::ScoreErrorAt;
 
 /// A config file that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +140,10 @@ fn named_key(e: &ConfigError) -> Option<String> {
         ConfigError::SenderAuth { key, .. } => Some(key.clone()),
         ConfigError::Password(super::PasswordError::BadParams(_)) => Some("auth.argon2".into()),
         ConfigError::Password(super::PasswordError::BadPassword(..)) => None,
+        ConfigError::Scoring(s) => Some(match &s.at {
+            ScoreErrorAt::Key(k) => k.clone(),
+            ScoreErrorAt::Rule(_) => "scoring.rule".into(),
+        }),
     }
 }
 
@@ -218,6 +223,15 @@ impl Keys {
             ConfigError::Password(super::PasswordError::BadParams(_)) => by_path(named_key(e)?),
             // The account's address, which the error names.
             ConfigError::Password(super::PasswordError::BadPassword(a, _)) => by_string(a, false),
+            ConfigError::Scoring(s) => match &s.at {
+                ScoreErrorAt::Key(k) => by_path(k.clone()),
+                // The rule's `name = ` line.
+                ScoreErrorAt::Rule(name) => self
+                    .0
+                    .iter()
+                    .find(|e| e.path == "scoring.rule.name" && e.string.as_deref() == Some(name))
+                    .map(|e| ("scoring.rule.name".to_string(), e.value.clone())),
+            },
         }
     }
 }
@@ -436,6 +450,34 @@ mod tests {
             "{base}[[dnsbl]]\nzone = \"bl.example\"\nstage = \"data\"\n"
         ));
         assert_eq!(e.line(), Some(5), "{e}");
+    }
+
+    #[test]
+    fn scoring_parses_and_its_errors_point_at_their_line() {
+        let c = parse(
+            Path::new("x.toml"),
+            &format!("{GOOD}[scoring]\nenabled = true\njunk = 4.0\n[scoring.scores]\nMISSING_DATE = 2.0\n[[scoring.rule]]\nname = \"WON\"\nbody = true\npattern = \"(?i)you have won\"\nscore = 3.0\n"),
+        )
+        .unwrap();
+        assert!(c.scoring.enabled && c.scoring.junk == 4.0 && c.scoring.rule.len() == 1);
+        assert_eq!(c.scoring.reject, 10.0);
+        // A bad regex: the rule's name line.
+        let e = err(&format!("{GOOD}[[scoring.rule]]\nname = \"OK\"\nbody = true\npattern = \"x\"\nscore = 1\n[[scoring.rule]]\nname = \"BAD\"\nheader = \"Subject\"\npattern = \"(x\"\nscore = 1\n"));
+        assert_eq!(e.line(), Some(10), "{e}");
+        assert_eq!(e.key.as_deref(), Some("scoring.rule.name"), "{e}");
+        assert!(
+            e.message.contains("scoring rule \"BAD\": bad pattern"),
+            "{e}"
+        );
+        // An override of no rule: its key.
+        let e = err(&format!(
+            "{GOOD}[scoring]\nenabled = true\n[scoring.scores]\nMISING_DATE = 1\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("scoring.scores.MISING_DATE"), "{e}");
+        assert_eq!(e.line(), Some(7), "{e}");
+        // Unknown keys are serde's errors.
+        let e = err(&format!("{GOOD}[scoring]\nthreshold = 5\n"));
+        assert_eq!(e.key.as_deref(), Some("scoring.threshold"), "{e}");
     }
 
     #[test]

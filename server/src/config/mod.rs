@@ -9,6 +9,7 @@ mod submission;
 pub use crate::policy::auth::config::SenderAuthConfig;
 pub use crate::policy::dnsbl::DnsListConfig;
 pub use crate::policy::greylist::config::{GreylistConfig, GreylistConfigError};
+pub use crate::policy::score::{ScoreConfig, ScoreError};
 pub use crate::policy::IpNet;
 pub use crate::smtp::Limits;
 
@@ -89,6 +90,9 @@ pub struct ServerConfig {
     /// Greylisting on the MX listener (RFC 6647, `policy/greylist/`); off by default.
     #[serde(default)]
     pub greylist: GreylistConfig,
+    /// Content scoring (`policy/score/`): thresholds, score overrides, `[[scoring.rule]]`.
+    #[serde(default)]
+    pub scoring: ScoreConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -201,6 +205,9 @@ pub enum ConfigError {
     /// A `[greylist]` value that cannot work.
     #[error("{0}")]
     Greylist(GreylistConfigError),
+    /// Something wrong in `[scoring]` (a bad regex, an unknown override, ...).
+    #[error("{0}")]
+    Scoring(ScoreError),
 }
 
 impl ServerConfig {
@@ -255,6 +262,7 @@ impl ServerConfig {
                 .map_err(|(key, message)| ConfigError::SenderAuth { key, message })?;
         }
         self.greylist.validate().map_err(ConfigError::Greylist)?;
+        self.scoring.validate().map_err(ConfigError::Scoring)?;
         password::check(self)?;
         let accounts = self.accounts.iter().map(|a| match a {
             AccountConfig::Address(address) => AccountEntry::from(address.as_str()),

@@ -5,9 +5,10 @@
 //! client already refused at RCPT needs no greylisting entry). Each policy decides itself
 //! whether a stage concerns it, so a server with nothing configured asks nothing of the DNS.
 //!
-//! At the end of data the sender authentication ([`SenderAuth`]) reads the whole message
-//! once and answers with its marks (`Authentication-Results`, `Received-SPF`, a Junk
-//! folder) or a refusal.
+//! At the end of data the message is read whole once; the sender authentication
+//! ([`SenderAuth`]) answers with its marks (`Authentication-Results`, `Received-SPF`, a Junk
+//! folder) or a refusal, then the content score ([`Scoring`]) adds its rules' verdict (its
+//! inputs include the authentication results) and `X-Spam-Score`/`X-Spam-Status`.
 //!
 //! Submission listeners get a `Defence` with nothing in it: their clients authenticate
 //! (issue #10 item 3: authenticated submission skips inbound checks).
@@ -16,7 +17,8 @@ use super::auth::SenderAuth;
 use super::dnsbl::DnsLists;
 use super::greylist::Greylist;
 use super::limits::Limits;
-use super::{Check, Client, Policy, Stage, Verdict};
+use super::score::{Action, ScoreConfig, Scorer, Signals};
+use super::{Check, Client, IpNet, Marks, Policy, Refusal, Stage, Verdict};
 use crate::env::Env;
 
 /// The policies of one listener.
@@ -32,6 +34,16 @@ pub struct Defence<E: Env> {
     pub greylist: Option<Greylist<E>>,
     /// SPF, DKIM, DMARC and iprev at the end of data (`policy/auth/`).
     pub auth: Option<SenderAuth<E>>,
+    /// Content scoring at the end of data (`policy/score/`), after the authentication.
+    pub scoring: Option<Scoring>,
+    /// `relay_networks`: clients that are ours, never scored.
+    pub trusted: Vec<IpNet>,
+}
+
+/// A content scorer and the thresholds it is judged by.
+pub struct Scoring {
+    pub scorer: Scorer,
+    pub config: ScoreConfig,
 }
 
 impl<E: Env> Defence<E> {
@@ -43,6 +55,8 @@ impl<E: Env> Defence<E> {
             env,
             greylist: None,
             auth: None,
+            scoring: None,
+            trusted: Vec::new(),
         }
     }
 
@@ -50,10 +64,16 @@ impl<E: Env> Defence<E> {
         let Stage::EndOfData { envelope, message } = &check.stage else {
             return Verdict::Accept;
         };
-        let Some(auth) = self.auth.as_ref().filter(|a| a.applies_to(&check.client)) else {
+        let client = &check.client;
+        let auth = self.auth.as_ref().filter(|a| a.applies_to(client));
+        let ours = client.authenticated.is_some()
+            || self.trusted.iter().any(|n| n.contains(client.remote.ip()));
+        let scoring = self.scoring.as_ref().filter(|_| !ours);
+        if auth.is_none() && scoring.is_none() {
             return Verdict::Accept;
-        };
-        // DKIM hashes the whole body: a spooled message is read back whole, once.
+        }
+        // DKIM hashes the whole body and the rules read it: a spooled message is read
+        // back whole, once.
         let whole;
         let bytes = match message.as_bytes() {
             Some(b) => b,
@@ -66,14 +86,72 @@ impl<E: Env> Defence<E> {
                     // Not the client's fault, and nothing to judge: deliver unmarked
                     // rather than lose the message or bounce it.
                     self.env.warn(
-                        "auth",
+                        "defence",
                         format_args!("could not read the message back: {e}; not checked"),
                     );
                     return Verdict::Accept;
                 }
             },
         };
-        auth.check(&check.client, envelope, bytes).await.verdict
+        let (mut marks, findings) = match auth {
+            None => (Marks::default(), None),
+            Some(auth) => {
+                let checked = auth.check(client, envelope, bytes).await;
+                match checked.verdict {
+                    Verdict::Mark(m) => (m, Some(checked.findings)),
+                    Verdict::Accept => (Marks::default(), Some(checked.findings)),
+                    refused => return refused,
+                }
+            }
+        };
+        if let Some(s) = scoring {
+            let signals = Signals {
+                spf: findings.as_ref().map(|f| f.spf.clone()),
+                dkim: findings.as_ref().map(|f| f.dkim.clone()),
+                dmarc: findings.as_ref().map(|f| f.dmarc.clone()),
+                dnsbl: Vec::new(),
+                fcrdns: findings
+                    .as_ref()
+                    .filter(|f| !f.iprev.is_empty())
+                    .map(|f| f.iprev == "pass"),
+            };
+            let score = s.scorer.score(bytes, &signals);
+            let action = score.action(&s.config);
+            let rules: Vec<&str> = score.hits.iter().map(|h| h.rule.as_str()).collect();
+            self.env.trace(
+                "score",
+                format_args!(
+                    "[{}] score={:.1} tests={} -> {}",
+                    client.remote.ip(),
+                    score.total,
+                    match rules.is_empty() {
+                        true => "none".to_string(),
+                        false => rules.join(","),
+                    },
+                    match action {
+                        Action::Deliver => "deliver",
+                        Action::Junk => "Junk",
+                        Action::Reject => "reject",
+                    }
+                ),
+            );
+            match action {
+                Action::Reject => {
+                    return Verdict::Reject(Refusal::new(
+                        550,
+                        (5, 7, 1),
+                        format!(
+                            "Message content rejected as spam (score {:.1}, required {:.1})",
+                            score.total, s.config.reject
+                        ),
+                    ))
+                }
+                Action::Junk => marks.folder = crate::mail::Folder::Junk,
+                Action::Deliver => {}
+            }
+            marks.fields.push_str(&score.headers(&s.config));
+        }
+        Verdict::Mark(marks)
     }
 }
 

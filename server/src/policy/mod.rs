@@ -17,6 +17,7 @@ pub mod dnsbl;
 pub mod greylist;
 pub mod limits;
 mod network;
+pub mod score;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -55,7 +55,7 @@ fn rcpt() -> Stage {
 
 fn refused(v: &Verdict) -> Option<String> {
     match v {
-        Verdict::Accept => None,
+        Verdict::Accept | Verdict::Mark(_) => None,
         Verdict::Defer(r) | Verdict::Reject(r) => Some(format!(
             "{} {}.{}.{} {}",
             r.code, r.enhanced.0, r.enhanced.1, r.enhanced.2, r.text
