@@ -86,7 +86,7 @@ pub async fn verify(message: &[u8], dns: Option<SocketAddr>, clock: &SimClock) -
     let mut signatures = Vec::new();
     let mut results = Vec::new();
     for o in &outputs {
-        let name = result_name(o.result());
+        let name = mailsim_server::policy::auth::dkim_name(o.result());
         let detail = match o.result() {
             DkimResult::Pass | DkimResult::None => String::new(),
             DkimResult::Fail(e)
@@ -109,17 +109,6 @@ pub async fn verify(message: &[u8], dns: Option<SocketAddr>, clock: &SimClock) -
     Verdict {
         result: result.into(),
         signatures,
-    }
-}
-
-fn result_name(r: &DkimResult) -> &'static str {
-    match r {
-        DkimResult::Pass => "pass",
-        DkimResult::Fail(_) => "fail",
-        DkimResult::Neutral(_) => "neutral",
-        DkimResult::PermError(_) => "permerror",
-        DkimResult::TempError(_) => "temperror",
-        DkimResult::None => "none",
     }
 }
 

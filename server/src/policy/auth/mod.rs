@@ -399,15 +399,7 @@ fn dmarc_pct(answers: &TxtAnswers, from_domain: &str) -> u8 {
     let mut suffix = from.as_str();
     loop {
         if let Some(texts) = answers.raw(&format!("_dmarc.{suffix}")) {
-            let records: Vec<&String> = texts
-                .iter()
-                .filter(|t| {
-                    t.trim_start()
-                        .get(..8)
-                        .is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
-                })
-                .collect();
-            if let [record] = records.as_slice() {
+            if let Some(record) = txt::the_dmarc_record(&texts) {
                 return record
                     .split(';')
                     .filter_map(|tag| tag.split_once('='))
@@ -436,7 +428,8 @@ pub fn spf_name(r: SpfResult) -> &'static str {
     }
 }
 
-fn dkim_name(r: &DkimResult) -> &'static str {
+/// RFC 8601 §2.7.1's name of a DKIM result.
+pub fn dkim_name(r: &DkimResult) -> &'static str {
     match r {
         DkimResult::Pass => "pass",
         DkimResult::Fail(_) => "fail",

@@ -99,6 +99,20 @@ fn name_of<Q: Hash + ?Sized>(key: &Q) -> String {
         .to_ascii_lowercase()
 }
 
+/// The one DMARC record among a name's TXT strings: RFC 7489 §6.6.3 step 5, more than
+/// one is as good as none.
+pub(super) fn the_dmarc_record(texts: &[String]) -> Option<&String> {
+    let mut records = texts.iter().filter(|t| {
+        t.trim_start()
+            .get(..8)
+            .is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
+    });
+    match (records.next(), records.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
 /// An answer as mail-auth caches it: parsed for what the name is (a DMARC record at
 /// `_dmarc.`, a DKIM key under `_domainkey.`), or the error its own resolver would give.
 fn parsed(name: &str, answer: &Result<Vec<String>, DnsError>) -> Txt {
@@ -118,18 +132,9 @@ fn parsed(name: &str, answer: &Result<Vec<String>, DnsError>) -> Txt {
         }
     };
     if name.starts_with("_dmarc.") {
-        // RFC 7489 §6.6.3 step 5: more than one DMARC record is as good as none.
-        let records: Vec<&String> = texts
-            .iter()
-            .filter(|t| {
-                t.trim_start()
-                    .get(..8)
-                    .is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
-            })
-            .collect();
-        return match records.as_slice() {
-            [one] => Dmarc::parse(one.as_bytes()).into(),
-            _ => not_found(ResponseCode::NoError),
+        return match the_dmarc_record(texts) {
+            Some(one) => Dmarc::parse(one.as_bytes()).into(),
+            None => not_found(ResponseCode::NoError),
         };
     }
     if name.contains("._domainkey.") {
