@@ -139,10 +139,15 @@ impl<E: Env> Server<E> {
             config.tls.key_pem.as_deref(),
             &config.hostname,
         )?;
-        let session = |offers: Offers| {
+        // `mx`: the greet pause (`limits.greet_pause_ms`) applies to the MX only.
+        let session = |offers: Offers, mx: bool| {
+            let mut limits = config.limits.clone();
+            if !mx {
+                limits.greet_pause_ms = 0;
+            }
             Arc::new(SessionConfig {
                 hostname: config.hostname.clone(),
-                limits: config.limits.clone(),
+                limits,
                 directory: directory.clone(),
                 relay_networks: config.relay_networks.clone(),
                 offers,
@@ -243,7 +248,7 @@ impl<E: Env> Server<E> {
             let protocol = Smtp {
                 name,
                 env: env.clone(),
-                session: session(offers),
+                session: session(offers, name == "smtp"),
                 sink: sink.clone(),
                 // Only the submission listeners offer AUTH; the MX never asks.
                 auth: accounts.clone(),

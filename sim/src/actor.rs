@@ -154,6 +154,12 @@ impl Runner {
                 return self.fail(format!("implicit TLS: {e}"));
             }
         }
+        if let Some(early) = &self.actor.pregreet {
+            self.trace(format_args!("talks before the greeting: {early:?}"));
+            if let Err(e) = conn.stream.write_all(early.as_bytes()).await {
+                return self.fail(format!("pregreet: write: {e}"));
+            }
+        }
         let greeting = self.actor.greeting.clone();
         match self.read_reply(&mut conn).await {
             Ok(r) => {

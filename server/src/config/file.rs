@@ -450,6 +450,12 @@ mod tests {
             "{base}[[dnsbl]]\nzone = \"bl.example\"\nstage = \"data\"\n"
         ));
         assert_eq!(e.line(), Some(5), "{e}");
+        // A scoring-only list without scoring would be a list that does nothing.
+        let e = err(&format!(
+            "{base}[[dnsbl]]\nzone = \"zen.example\"\n[[dnsbl]]\nzone = \"pbl.example\"\nstage = \"score\"\n"
+        ));
+        assert!(e.message.contains("needs [scoring] enabled"), "{e}");
+        assert_eq!(e.line(), Some(6), "{e}");
     }
 
     #[test]

@@ -257,6 +257,16 @@ impl ServerConfig {
                 })?;
             }
         }
+        if let Some(l) = self
+            .dnsbl
+            .iter()
+            .find(|l| l.stage == crate::policy::dnsbl::ListStage::Score && !self.scoring.enabled)
+        {
+            return Err(ConfigError::DnsList {
+                zone: l.zone.clone(),
+                message: "dnsbl: stage = \"score\" needs [scoring] enabled = true".into(),
+            });
+        }
         if let Some(auth) = &self.sender_auth {
             auth.validate()
                 .map_err(|(key, message)| ConfigError::SenderAuth { key, message })?;

@@ -109,7 +109,7 @@ impl<E: Env> Defence<E> {
                 spf: findings.as_ref().map(|f| f.spf.clone()),
                 dkim: findings.as_ref().map(|f| f.dkim.clone()),
                 dmarc: findings.as_ref().map(|f| f.dmarc.clone()),
-                dnsbl: Vec::new(),
+                dnsbl: self.lists.scored(client).await,
                 fcrdns: findings
                     .as_ref()
                     .filter(|f| !f.iprev.is_empty())

@@ -18,7 +18,9 @@
 //! Where the refusal comes is configurable per zone, `stage = "connect"` (554 instead of
 //! the greeting, RFC 5321 §3.1) or `stage = "rcpt"` (the default, as Postfix's
 //! `smtpd_delay_reject = yes`: the client learns the sender and recipients were refused,
-//! and the log has them).
+//! and the log has them), or `stage = "score"`: never refused, a listing only adds the
+//! zone's `RCVD_IN_*` score to the content score at the end of data (SpamAssassin's use of
+//! a list: one list is not proof, a listing plus spammy content is; needs `[scoring]`).
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -37,6 +39,8 @@ pub enum ListStage {
     /// At each RCPT: `554 5.7.1` for the recipient.
     #[default]
     Rcpt,
+    /// Not refused: the listing is a content-scoring input (`RCVD_IN_<ZONE>`).
+    Score,
 }
 
 /// One `[[dnsbl]]` or `[[dnswl]]` entry.
@@ -140,6 +144,7 @@ impl<E: Env> DnsLists<E> {
             let Some(l) = self.listing(list, ip).await else {
                 continue;
             };
+            // `stage` is Connect or Rcpt here: a scoring list never refuses.
             let reason = l.reason.as_deref().map(printable_reason);
             self.env.trace(
                 "dnsbl",
@@ -161,6 +166,35 @@ impl<E: Env> DnsLists<E> {
             return Verdict::Reject(Refusal::new(554, (5, 7, 1), text));
         }
         Verdict::Accept
+    }
+
+    /// The scoring lists (`stage = "score"`) the client is on, in config order: the content
+    /// scorer's `RCVD_IN_*` inputs. Empty for clients that are never checked (ours, or on
+    /// an allow list) and when a lookup fails.
+    pub async fn scored(&self, client: &super::Client) -> Vec<String> {
+        let ip = client.remote.ip().to_canonical();
+        if client.authenticated.is_some()
+            || self.trusted.iter().any(|n| n.contains(ip))
+            || !self.block.iter().any(|l| l.stage == ListStage::Score)
+        {
+            return Vec::new();
+        }
+        for list in &self.allow {
+            if self.listing(list, ip).await.is_some() {
+                return Vec::new();
+            }
+        }
+        let mut zones = Vec::new();
+        for list in self.block.iter().filter(|l| l.stage == ListStage::Score) {
+            if let Some(l) = self.listing(list, ip).await {
+                self.env.trace(
+                    "dnsbl",
+                    format_args!("client [{ip}] listed in {} ({}): scored", list.zone, l.code),
+                );
+                zones.push(list.zone.clone());
+            }
+        }
+        zones
     }
 
     /// Whether `ip` is on `list`, with the code that counts and the TXT reason.

@@ -46,6 +46,13 @@ pub struct Limits {
     /// ≤ 2.0 delayed by the error count in seconds; 2.1 and later by a fixed
     /// `smtpd_error_sleep_time`, default 1 s). 0 (the default here): no delay.
     pub error_sleep_ms: u64,
+    /// The MX waits this long before its 220 greeting, and a client that sends anything
+    /// meanwhile is an early talker: `554 5.5.1` and the connection is closed. RFC 5321
+    /// §3.1 and §4.3.1 have the client wait for the greeting; ratware that fires its
+    /// commands at once does not (sendmail's `greet_pause`, Postfix postscreen's PREGREET
+    /// test with `postscreen_greet_action = drop`). 0 (the default): greet at once. Only
+    /// the MX listener pauses: submission clients are our own users.
+    pub greet_pause_ms: u64,
     /// Per-client connection and rate limits (`policy/limits.rs`).
     pub per_client: crate::policy::limits::ClientLimits,
 }
@@ -65,6 +72,7 @@ impl Default for Limits {
             errors: 20,
             soft_errors: 10,
             error_sleep_ms: 0,
+            greet_pause_ms: 0,
             per_client: Default::default(),
         }
     }
@@ -87,6 +95,9 @@ impl Limits {
     }
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs)
+    }
+    pub fn greet_pause(&self) -> Duration {
+        Duration::from_millis(self.greet_pause_ms)
     }
     /// How late the reply to the `errors`-th error of a session goes out: nothing up to
     /// `soft_errors`, then one `error_sleep_ms` step more per error.

@@ -118,6 +118,9 @@ use super::reply::Reply;
 
 /// What the session is doing with its input.
 enum Phase {
+    /// The connect check accepted and the greeting waits for `limits.greet_pause_ms`
+    /// (until the [`Timer::Greet`] deadline): input arriving now is an early talker's.
+    GreetPause(Timestamp),
     /// Reading command lines.
     Command,
     /// A command line is too long: its rest, up to and including the next LF, is discarded
@@ -251,6 +254,8 @@ pub struct Session {
     /// An error reply held back until its deadline (the error tarpit, see
     /// [`Session::error`]); no input is consumed meanwhile.
     tarpit: Option<(Timestamp, Reply)>,
+    /// When the connection was accepted: the greet pause counts from it.
+    accepted_at: Timestamp,
 }
 
 /// Commands we know but never offer: 502 whatever their arguments. STARTTLS and AUTH are
@@ -296,6 +301,7 @@ impl Session {
             spool: None,
             clock: now,
             tarpit: None,
+            accepted_at: now,
         };
         let check = s.check(Stage::Connect);
         s.queue.push_back(Output::Check(check));
@@ -396,6 +402,7 @@ impl Session {
             match timer {
                 Timer::Command | Timer::Data => self.idle_timeout(),
                 Timer::Tarpit => self.release_tarpit(),
+                Timer::Greet => self.greet(),
             }
             if self.is_closed() {
                 break;
@@ -417,8 +424,10 @@ impl Session {
             return;
         }
         self.draining = true;
-        let idle = matches!(self.phase, Phase::Command | Phase::SkipLine { .. })
-            && self.envelope.is_none()
+        let idle = matches!(
+            self.phase,
+            Phase::Command | Phase::SkipLine { .. } | Phase::GreetPause(_)
+        ) && self.envelope.is_none()
             && self.queue.is_empty();
         if idle {
             self.shutting_down_reply();
@@ -487,6 +496,12 @@ impl Session {
                 }
                 // Contract: the driver answers first. If it polls anyway, nothing is consumed.
                 Phase::Await(_) => return Output::NeedInput,
+                Phase::GreetPause(_) => {
+                    if self.input_pos == self.input.len() {
+                        return Output::NeedInput;
+                    }
+                    self.early_talker();
+                }
                 Phase::SkipLine { shown } => {
                     let rest = &self.input[self.input_pos..];
                     match memchr(b'\n', rest) {
@@ -552,14 +567,57 @@ impl Session {
         }
         self.timers
             .set(Timer::Tarpit, self.tarpit.as_ref().map(|(at, _)| *at));
+        let greet = match self.phase {
+            Phase::GreetPause(at) => Some(at),
+            _ => None,
+        };
+        self.timers.set(Timer::Greet, greet);
         let (command, data) = match self.phase {
             _ if self.tarpit.is_some() => (None, None),
-            Phase::Closed | Phase::Await(_) => (None, None),
+            Phase::Closed | Phase::Await(_) | Phase::GreetPause(_) => (None, None),
             Phase::Data(_) | Phase::SkipOctets(_) => (None, Some(after(limits.data_timeout()))),
             _ => (Some(after(limits.command_timeout())), None),
         };
         self.timers.set(Timer::Command, command);
         self.timers.set(Timer::Data, data);
+    }
+
+    /// The greeting (after the connect check accepted and any greet pause passed).
+    fn greet(&mut self) {
+        if matches!(self.phase, Phase::GreetPause(_)) {
+            self.phase = Phase::Command;
+            // The client's idle time counts from the greeting, not from the connect.
+            self.touched = true;
+        }
+        self.reply(Reply::plain(
+            220,
+            format!("{} ESMTP mailsim", self.config.hostname),
+        ));
+    }
+
+    /// Input arrived during the greet pause: the client did not wait for our 220 (see
+    /// `limits.greet_pause_ms`). Its bytes are never executed: the trace shows them as
+    /// received, and the connection gets `554 5.5.1` and is closed, as postscreen drops a
+    /// PREGREET client (a client that talks before the greeting cannot be talking SMTP).
+    fn early_talker(&mut self) {
+        let rest = &self.input[self.input_pos..];
+        let end = memchr(b'\n', rest).unwrap_or(rest.len()).min(512);
+        let shown = commands::shown(commands::strip_line_ending(&rest[..end]));
+        self.log.push(format!(
+            "{shown} [{} octets before the greeting]",
+            rest.len()
+        ));
+        self.input_pos = self.input.len();
+        self.envelope = None;
+        self.reply(Reply::new(
+            554,
+            (5, 5, 1),
+            format!(
+                "{} Error: protocol error: talked before the greeting",
+                self.config.hostname
+            ),
+        ));
+        self.close();
     }
 
     /// The client was idle too long: 421 and Close. A body cut short is logged with the

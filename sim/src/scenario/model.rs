@@ -136,6 +136,11 @@ pub struct Actor {
     /// The reply expected on connect (default 220).
     #[serde(default = "default_greeting")]
     pub greeting: ReplyPattern,
+    /// Bytes sent right after connecting, before the greeting is read: an early talker
+    /// (ratware that fires its commands without waiting for the 220, which a server with
+    /// `limits.greet_pause_ms` refuses). Sent as written: end lines with `\r\n`.
+    #[serde(default)]
+    pub pregreet: Option<String>,
     /// `"implicit"`: a TLS handshake right after connecting, before the greeting (RFC 8314,
     /// port 465), trusting the world's CA and checking the server's host name.
     #[serde(default)]

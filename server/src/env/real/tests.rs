@@ -140,7 +140,11 @@ async fn conformance() {
 
 #[tokio::test]
 async fn paths_that_leave_the_root_are_refused() {
-    let root = TempRoot::new("escape");
+    // The env's root is one level down in a fresh directory, so "next to the root" is a
+    // place only this test could have written to (not the shared temp dir, where another
+    // program's `/tmp/x` would fail the test).
+    let outer = TempRoot::new("escape");
+    let root = TempRoot(outer.0.join("root"));
     let env = env_in(&root);
     let bad = ["../x", "/etc/passwd", "a/../../x", "a/..", ".."];
     for b in bad {
@@ -175,7 +179,7 @@ async fn paths_that_leave_the_root_are_refused() {
         );
     }
     // Nothing was created next to the root.
-    assert!(!root.0.parent().unwrap().join("x").exists());
+    assert!(!outer.0.join("x").exists());
 }
 
 #[tokio::test]

@@ -209,3 +209,49 @@ fn allow_lists_trusted_networks_and_authenticated_clients_skip_the_block_lists()
         Verdict::Reject(_)
     ));
 }
+
+/// The zones `lists` scores the client at `ip` for.
+fn scored(lists: &DnsLists<FakeEnv>, ip: &str, authenticated: bool) -> Vec<String> {
+    let c = check(ip, rcpt(), authenticated);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(lists.scored(&c.client))
+}
+
+#[test]
+fn a_scoring_list_never_refuses_and_names_its_zone_for_the_scorer() {
+    let env = env();
+    let lists = blocking(&env, &["127.0.0.2"], ListStage::Score);
+    for stage in [Stage::Connect, rcpt()] {
+        assert_eq!(verdict(&lists, "203.0.113.99", stage), Verdict::Accept);
+    }
+    assert_eq!(scored(&lists, "203.0.113.99", false), ["bl.example"]);
+    // The code filter, a hijacked answer, NXDOMAIN and SERVFAIL: not listed.
+    for ip in [
+        "203.0.113.98",
+        "203.0.113.97",
+        "203.0.113.96",
+        "203.0.113.95",
+    ] {
+        assert_eq!(scored(&lists, ip, false), Vec::<String>::new(), "{ip}");
+    }
+    // Our own clients are never scored by a list.
+    assert_eq!(scored(&lists, "203.0.113.99", true), Vec::<String>::new());
+    let trusted = DnsLists::new(
+        env.clone(),
+        vec![list(ZONE, &[], ListStage::Score)],
+        vec![],
+        vec!["203.0.113.0/24".parse().unwrap()],
+    );
+    assert_eq!(
+        scored(&trusted, "203.0.113.99", false),
+        Vec::<String>::new()
+    );
+    // A refusing list is not a scoring input.
+    let refusing = blocking(&env, &[], ListStage::Rcpt);
+    assert_eq!(
+        scored(&refusing, "203.0.113.99", false),
+        Vec::<String>::new()
+    );
+}

@@ -131,10 +131,10 @@ impl Session {
                     orcpt,
                 });
             }
-            (Awaiting::Connect, None) => self.reply(Reply::plain(
-                220,
-                format!("{} ESMTP mailsim", self.config.hostname),
-            )),
+            (Awaiting::Connect, None) => match self.config.limits.greet_pause() {
+                pause if pause.is_zero() => self.greet(),
+                pause => self.phase = Phase::GreetPause(self.accepted_at.plus(pause)),
+            },
             (Awaiting::Connect, Some(reply)) if reply.code >= 500 => {
                 // RFC 5321 §3.1: 554 instead of the greeting, and then the server waits
                 // for QUIT, answering 503 to anything else (see `command_line`), rather

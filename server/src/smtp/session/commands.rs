@@ -67,10 +67,7 @@ impl Session {
     fn command_line(&mut self, line: &[u8]) {
         let text = strip_line_ending(line);
         let verb = verb(text);
-        self.log.push(match verb.as_str() {
-            "AUTH" => auth::redacted(text),
-            _ => printable(text),
-        });
+        self.log.push(shown(text));
         if text.iter().any(|&b| b < 0x20 || b == 0x7f) {
             // NUL, bare CR, TAB, ESC...: never part of a valid command, and a classic way to
             // confuse a parser further down the line.
@@ -317,6 +314,14 @@ fn has_argument(text: &[u8]) -> bool {
 }
 
 /// The line without its LF or CRLF.
+/// A command line as the trace shows it: printable, an AUTH line's credentials redacted.
+pub(super) fn shown(text: &[u8]) -> String {
+    match verb(text).as_str() {
+        "AUTH" => auth::redacted(text),
+        _ => printable(text),
+    }
+}
+
 pub(super) fn strip_line_ending(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)

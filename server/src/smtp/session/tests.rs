@@ -1048,3 +1048,91 @@ fn error_tarpit_delays_growing_then_hard_limit() {
         ]
     );
 }
+
+/// `limits.greet_pause_ms`: the 220 waits for the pause; a client that talks meanwhile is
+/// refused and its commands are never executed.
+mod greet_pause {
+    use super::*;
+    use crate::policy::Refusal;
+
+    fn paused() -> Client {
+        let mut c = Client::unconnected(config_from(server_config(), |l| l.greet_pause_ms = 6000));
+        assert_eq!(
+            c.drain(),
+            Vec::<String>::new(),
+            "no greeting during the pause"
+        );
+        c
+    }
+
+    #[test]
+    fn greeting_after_the_pause_then_smtp_as_usual() {
+        let mut c = paused();
+        let t0 = c.now;
+        let due = t0.plus(Duration::from_secs(6));
+        assert_eq!(c.s.poll_timeout(), Some(due));
+        assert!(c.s.reading(), "the pause reads, to catch an early talker");
+        c.s.handle_timeout(t0.plus(Duration::from_millis(5999)));
+        assert_eq!(c.drain(), Vec::<String>::new());
+        c.now = due;
+        c.s.handle_timeout(due);
+        assert_eq!(c.drain(), ["220 mx.example.org ESMTP mailsim"]);
+        // The command timeout counts from the greeting.
+        assert_eq!(c.s.poll_timeout(), Some(due.plus(Duration::from_secs(300))));
+        c.script("C: HELO client.example\nS: 250 mx.example.org");
+        assert_eq!(c.requests, ["check:connect"]);
+    }
+
+    #[test]
+    fn early_talker_is_refused_and_nothing_runs() {
+        let mut c = paused();
+        c.now = c.now.plus(Duration::from_secs(1));
+        assert_eq!(
+            c.send("EHLO spam.example\r\nMAIL FROM:<a@spam.example>\r\n"),
+            [
+                "554 5.5.1 mx.example.org Error: protocol error: talked before the greeting",
+                "[close]"
+            ]
+        );
+        assert_eq!(
+            c.requests,
+            ["check:connect"],
+            "no MAIL check: nothing executed"
+        );
+        assert_eq!(
+            c.s.take_log(),
+            ["EHLO spam.example [47 octets before the greeting]"]
+        );
+        assert_eq!(c.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_early_auth_line_is_redacted_in_the_trace() {
+        let mut c = paused();
+        c.send("AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+        let log = c.s.take_log();
+        assert_eq!(log.len(), 1);
+        assert!(!log[0].contains("AGJvYgBzZWNyZXQ"), "{log:?}");
+    }
+
+    #[test]
+    fn a_refused_client_gets_its_554_at_once() {
+        let config = config_from(server_config(), |l| l.greet_pause_ms = 6000);
+        let mut c = Client::unconnected(config);
+        c.policy = Box::new(|_| Verdict::Reject(Refusal::new(554, (5, 7, 1), "listed")));
+        assert_eq!(c.drain(), ["554 5.7.1 listed"]);
+    }
+
+    #[test]
+    fn shutdown_during_the_pause_says_421() {
+        let mut c = paused();
+        c.s.shut_down();
+        assert_eq!(
+            c.drain(),
+            [
+                "421 4.3.2 mx.example.org Service shutting down, closing transmission channel",
+                "[close]"
+            ]
+        );
+    }
+}

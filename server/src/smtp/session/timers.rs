@@ -15,10 +15,12 @@ pub(super) enum Timer {
     Data,
     /// An error reply held back by the error tarpit (`limits.soft_errors`).
     Tarpit,
+    /// The end of the pause before the greeting (`limits.greet_pause_ms`).
+    Greet,
 }
 
 impl Timer {
-    const ALL: [Timer; 3] = [Timer::Command, Timer::Data, Timer::Tarpit];
+    const ALL: [Timer; 4] = [Timer::Command, Timer::Data, Timer::Tarpit, Timer::Greet];
 
     fn index(self) -> usize {
         self as usize
