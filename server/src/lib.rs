@@ -14,6 +14,8 @@ pub mod env;
 pub mod listener;
 pub mod mail;
 pub mod mime;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod policy;
 pub mod queue;
 pub mod server;

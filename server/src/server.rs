@@ -101,6 +101,14 @@ impl<E: Env> Server<E> {
             MailStore::open_with_quotas(env.clone(), directory.accounts(), opts.commit, quotas)
                 .await
                 .map_err(StartError::Store)?;
+        #[cfg(feature = "planted-bugs")]
+        if config.planted_bugs.skip_mailbox_dir_sync {
+            env.warn(
+                "server",
+                format_args!("PLANTED BUG: mailbox directories are not fsynced"),
+            );
+            store.plant_skip_dir_sync();
+        }
         let me = Identity {
             hostname: config.hostname.clone(),
             addrs: match config.listen.smtp.ip() {

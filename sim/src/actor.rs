@@ -23,6 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use turmoil::net::TcpStream;
 
+mod ledger;
+
+pub use self::ledger::{Acked, Ledger, Rcpt};
 use crate::clock::SimClock;
 use crate::env::DNS_TIMEOUT;
 use crate::scenario::{Actor, ActorTls, ReplyPattern, Step, Target};
@@ -40,6 +43,8 @@ pub struct ActorLog {
     /// For each `data` step that got a reply: (step index, reply). A `250` here is an
     /// acknowledgement the server must never lose.
     pub data_replies: Vec<(usize, String)>,
+    /// The transactions the actor saw acknowledged (the invariants' ground truth).
+    pub ledger: Ledger,
 }
 
 pub type ActorLogs = Arc<Mutex<BTreeMap<String, ActorLog>>>;
@@ -144,6 +149,7 @@ impl Runner {
             Ok(s) => s,
             Err(e) => return self.fail(format!("connect {addr}: {e}")),
         };
+        self.log(|l| l.ledger.disconnected());
         let mut conn = Conn {
             stream: MaybeTls::Plain(stream),
             reader: ReplyReader::default(),
@@ -263,10 +269,21 @@ impl Runner {
             .write_all(&bytes)
             .await
             .map_err(|e| format!("write: {e}"))?;
+        if step.raw.is_some() {
+            // Raw bytes are not followed command by command: forget the transaction rather
+            // than guess it (a missed RSET would pin the wrong envelope on a later 250).
+            self.log(|l| l.ledger.disconnected());
+        }
         for n in 0..step.reply_count() {
             let reply = self.read_reply(conn).await?;
             if step.data.is_some() {
-                self.log(|l| l.data_replies.push((i, reply.clone())));
+                let name = &self.name;
+                self.log(|l| {
+                    l.data_replies.push((i, reply.clone()));
+                    l.ledger.end_of_data(name, &reply);
+                });
+            } else if let Some(line) = step.command_line(n) {
+                self.log(|l| l.ledger.command(line, &reply));
             }
             let ready = ReplyPattern("220".into());
             let pattern = match step.starttls {

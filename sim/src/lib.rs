@@ -1,7 +1,8 @@
 //! mailsim: the deterministic simulated world around the mail server, the scenario runner
 //! and the `mailsim` CLI.
 //!
-//! scenario (TOML model) → world (turmoil hosts: DNS, server, actors) → trace → check → runner
+//! scenario (TOML model) → world (turmoil hosts: DNS, server, actors) → trace → check (the
+//! scenario's expectations) + invariants (what holds in every run) → runner
 
 pub mod actor;
 pub mod certs;
@@ -10,6 +11,7 @@ pub mod clock;
 pub mod dkim;
 pub mod dns;
 pub mod env;
+pub mod invariants;
 pub mod remote;
 pub mod runner;
 pub mod scenario;

@@ -27,8 +27,16 @@ enum Command {
         /// Scenario files or folders (default: scenarios/).
         paths: Vec<PathBuf>,
         /// Use this seed instead of each scenario's `world.seed`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "seeds")]
         seed: Option<u64>,
+        /// A seed sweep: run every scenario under every seed of this range (`1..10000`,
+        /// both ends included). Prints only failures (each with its replay command) and a
+        /// line per scenario; the closing line counts (scenario, seed) pairs.
+        #[arg(long, value_parser = mailsim::runner::parse_seeds)]
+        seeds: Option<std::ops::RangeInclusive<u64>>,
+        /// With --seeds: run every pair even after a failure (default: stop at the first).
+        #[arg(long, requires = "seeds")]
+        keep_going: bool,
         /// Write one trace file per scenario here (`<name>.trace`).
         #[arg(long)]
         trace_dir: Option<PathBuf>,
@@ -56,9 +64,14 @@ fn main() -> ExitCode {
         Command::Run {
             paths,
             seed,
+            seeds,
+            keep_going,
             trace_dir,
             jobs,
-        } => run(paths, seed, trace_dir, jobs),
+        } => match seeds {
+            Some(seeds) => sweep(paths, seeds, keep_going, trace_dir, jobs),
+            None => run(paths, seed, trace_dir, jobs),
+        },
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
         Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
     }
@@ -90,6 +103,120 @@ impl mailsim_server::admin::Lookup for ZoneLookup {
     }
 }
 
+/// The scenario files under `paths` (default `scenarios/`), or the exit code of the error.
+fn scenario_files(paths: Vec<PathBuf>) -> Result<Vec<(PathBuf, String)>, ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths
+    };
+    let files = match mailsim::runner::discover(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mailsim: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    if files.is_empty() {
+        eprintln!("mailsim: no scenario files (*.toml) under {paths:?}");
+        return Err(ExitCode::from(2));
+    }
+    Ok(files)
+}
+
+/// `-j`, by default the machine's cores.
+fn threads(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// Writes a run's trace as `<dir>/<name>.trace` (`<name>.seed-<n>.trace` in a sweep).
+fn write_trace(dir: &Path, name: &str, trace: &str) -> Result<(), ExitCode> {
+    let file = dir.join(format!("{name}.trace"));
+    // Traces are the runner's output, written to the real disk after the world ended.
+    #[allow(clippy::disallowed_methods)]
+    let written = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(&file, trace));
+    written.map_err(|e| {
+        eprintln!("mailsim: writing {}: {e}", file.display());
+        ExitCode::from(2)
+    })
+}
+
+fn sweep(
+    paths: Vec<PathBuf>,
+    seeds: std::ops::RangeInclusive<u64>,
+    keep_going: bool,
+    trace_dir: Option<PathBuf>,
+    jobs: Option<usize>,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    let files = match scenario_files(paths) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    // A live counter on a terminal; plain lines every tenth of the way in CI logs.
+    let live = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let progress = move |done: u64, total: u64| {
+        if live {
+            eprint!("\r  {done}/{total} runs");
+            if done == total {
+                eprintln!();
+            }
+        } else if total >= 10 && done.is_multiple_of(total / 10) {
+            eprintln!("  {done}/{total} runs");
+        }
+    };
+    // The closing line's wall-clock figure; it never feeds back into a world.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let result =
+        mailsim::runner::run_sweep(&files, seeds.clone(), threads(jobs), keep_going, &progress);
+    if live {
+        eprintln!();
+    }
+    for (path, _, e) in &result.load_errors {
+        println!("FAIL  {}", path.display());
+        println!("  error: {e}");
+    }
+    for (name, passed, failed) in &result.per_scenario {
+        let verdict = if *failed == 0 { "PASS" } else { "FAIL" };
+        println!(
+            "{verdict}  {name:<40} seeds {}..{}: {passed} passed, {failed} failed",
+            seeds.start(),
+            seeds.end()
+        );
+    }
+    for o in &result.failures {
+        println!("{}", o.summary_line());
+        print!("{}", o.failure_report());
+        if let Some(dir) = &trace_dir {
+            if let Err(code) = write_trace(dir, &format!("{}.seed-{}", o.name, o.seed), &o.trace) {
+                return code;
+            }
+        }
+    }
+    if result.stopped {
+        println!("(stopped at the first failure; --keep-going runs every seed)");
+    }
+    println!(
+        "({} runs in {:.2}s wall)",
+        result.passed + result.failures.len() as u64,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{} passed, {} failed", result.passed, result.failed());
+    if result.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn run(
     paths: Vec<PathBuf>,
     seed: Option<u64>,
@@ -97,27 +224,11 @@ fn run(
     jobs: Option<usize>,
 ) -> ExitCode {
     use mailsim::runner;
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
-    } else {
-        paths
-    };
-    let files = match runner::discover(&paths) {
+    let files = match scenario_files(paths) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("mailsim: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    if files.is_empty() {
-        eprintln!("mailsim: no scenario files (*.toml) under {paths:?}");
-        return ExitCode::from(2);
-    }
-    let threads = jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = threads(jobs);
     // The closing line's wall-clock figure; it never feeds back into a world.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
@@ -132,16 +243,8 @@ fn run(
             print!("{}", o.failure_report());
         }
         if let Some(dir) = &trace_dir {
-            let file = dir.join(format!("{}.trace", o.name));
-            // Traces are the runner's output, written to the real disk after the world ended.
-            #[allow(clippy::disallowed_methods)]
-            let written = file
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|_| std::fs::write(&file, &o.trace));
-            if let Err(e) = written {
-                eprintln!("mailsim: writing {}: {e}", file.display());
-                return ExitCode::from(2);
+            if let Err(code) = write_trace(dir, &o.name, &o.trace) {
+                return code;
             }
         }
     }

@@ -1,6 +1,10 @@
 //! Runs scenario files and reports: one line per scenario, a closing `N passed, M failed`,
 //! and for each failure the expectation, a trace excerpt and the command that replays it.
 
+mod sweep;
+
+pub use sweep::{parse_seeds, run_sweep, Sweep};
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,7 +168,8 @@ pub fn run_file(path: &Path, name: &str, seed: Option<u64>) -> Outcome {
 pub fn run_loaded(loaded: &LoadedScenario, seed: Option<u64>) -> Outcome {
     let seed = seed.unwrap_or(loaded.scenario.world.seed);
     let result = world::run(loaded, seed);
-    let failures = check::check(loaded, &result);
+    let mut failures = check::check(loaded, &result);
+    failures.extend(crate::invariants::check(loaded, &result));
     let trace_lines = result.trace.lines();
     Outcome {
         name: loaded.name.clone(),

@@ -231,14 +231,16 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
 
     // --- faults, in time order (stable for equal times) ---
     let mut events: Vec<(Duration, WorldEvent)> = Vec::new();
-    for f in &s.fault {
+    for (i, f) in s.fault.iter().enumerate() {
         let f = f.get_ref();
-        let at = Duration::from_secs_f64(f.at_secs);
+        let salt = 2 * i as u64;
+        let at = Duration::from_secs_f64(f.at_secs.pick(seed, salt));
         match f.kind {
             FaultKind::Crash => {
                 events.push((at, WorldEvent::Crash));
                 if let Some(r) = f.restart_after_secs {
-                    events.push((at + Duration::from_secs_f64(r), WorldEvent::Restart));
+                    let after = Duration::from_secs_f64(r.pick(seed, salt + 1));
+                    events.push((at + after, WorldEvent::Restart));
                 }
             }
         }

@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// (see `policy/dnsbl.rs`).
     #[serde(default)]
     pub dnsbl: Vec<DnsListConfig>,
+    /// Test builds only (`planted.rs`): deliberate bugs for the simulator to catch.
+    #[cfg(feature = "planted-bugs")]
+    #[serde(default)]
+    pub planted_bugs: crate::planted::PlantedBugs,
     /// DNS allow lists: a client listed in one is never checked against `dnsbl`.
     #[serde(default)]
     pub dnswl: Vec<DnsListConfig>,

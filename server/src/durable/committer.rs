@@ -93,6 +93,9 @@ pub struct Changes {
     creates: Vec<Create>,
     appends: Vec<(PathBuf, Vec<u8>)>,
     removes: Vec<PathBuf>,
+    /// A planted bug (`crate::planted`): this job's directories are not flushed.
+    #[cfg(feature = "planted-bugs")]
+    skip_dir_sync: bool,
 }
 
 #[derive(Debug)]
@@ -108,6 +111,19 @@ struct Create {
 impl Changes {
     pub fn new() -> Changes {
         Changes::default()
+    }
+
+    /// Planted bug (`crate::planted`): leave this job's directories unflushed.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_skip_dir_sync(&mut self) {
+        self.skip_dir_sync = true;
+    }
+
+    fn skips_dir_sync(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        return self.skip_dir_sync;
+        #[cfg(not(feature = "planted-bugs"))]
+        false
     }
 
     /// A new file at `path` with `data` (written to [`temp_path`], renamed into place).
@@ -429,7 +445,9 @@ pub async fn commit<E: Env, T>(
         match r {
             Ok(()) => {
                 entries[i].temps.remove(&tmp);
-                dirs.extend(path.parent().map(Path::to_path_buf));
+                if !entries[i].changes.skips_dir_sync() {
+                    dirs.extend(path.parent().map(Path::to_path_buf));
+                }
                 entries[i].created.push(path);
             }
             Err(e) => entries[i].fail(e),

@@ -52,19 +52,35 @@ impl<E: Env> Sink<E> {
             // RFC 8689 §5: ignored for a message received with REQUIRETLS.
             tls_required_no: !envelope.require_tls && tls_required_no(message.head()),
         };
+        // One id for both parts (the reply names the queue id; the mailbox file has the
+        // same name), chosen before they run side by side.
+        // (Only then: a random draw here would change every other id in a replay.)
+        let shared = (local && !remote.is_empty())
+            .then(|| QueueId::new(envelope.received_at, self.mailboxes.env().random_u64()));
         let (local, remote, lists) = tokio::join!(
             async {
-                match local {
-                    true => Some(self.mailboxes.deliver(envelope, message).await),
-                    false => None,
+                match (local, shared) {
+                    (false, _) => None,
+                    (true, None) => Some(self.mailboxes.deliver(envelope, message).await),
+                    (true, Some(id)) => Some(
+                        self.mailboxes
+                            .deliver_as(envelope, message, id.to_string())
+                            .await,
+                    ),
                 }
             },
             async {
-                match remote.is_empty() {
-                    true => None,
-                    false => Some(
+                let from = envelope.mail_from.clone();
+                match (remote.is_empty(), shared) {
+                    (true, _) => None,
+                    (false, None) => Some(
                         self.outbound
-                            .enqueue_with(envelope.mail_from.clone(), &options, remote, message)
+                            .enqueue_with(from, &options, remote, message)
+                            .await,
+                    ),
+                    (false, Some(id)) => Some(
+                        self.outbound
+                            .enqueue_as(id, from, &options, remote, message)
                             .await,
                     ),
                 }

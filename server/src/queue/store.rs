@@ -457,7 +457,7 @@ impl<E: Env> QueueStore<E> {
         message: &[u8],
         now: Timestamp,
     ) -> Result<QueueId, DeliveryError> {
-        self.enqueue_parts(mail_from, options, recipients, message, None, now)
+        self.enqueue_parts(mail_from, options, recipients, (message, None), now, None)
             .await
     }
 
@@ -471,13 +471,28 @@ impl<E: Env> QueueStore<E> {
         message: &Message,
         now: Timestamp,
     ) -> Result<QueueId, DeliveryError> {
+        self.enqueue_message_as(mail_from, options, recipients, message, now, None)
+            .await
+    }
+
+    /// [`QueueStore::enqueue_message`] under `id` if given (it changes only if a message
+    /// with that id is already queued).
+    pub async fn enqueue_message_as(
+        &self,
+        mail_from: Option<Address>,
+        options: &MessageOptions,
+        recipients: &[NewRecipient],
+        message: &Message,
+        now: Timestamp,
+        id: Option<QueueId>,
+    ) -> Result<QueueId, DeliveryError> {
         self.enqueue_parts(
             mail_from,
             options,
             recipients,
-            message.head(),
-            message.spool(),
+            (message.head(), message.spool()),
             now,
+            id,
         )
         .await
     }
@@ -487,9 +502,9 @@ impl<E: Env> QueueStore<E> {
         mail_from: Option<Address>,
         options: &MessageOptions,
         recipients: &[NewRecipient],
-        head: &[u8],
-        spool: Option<&Spooled>,
+        (head, spool): (&[u8], Option<&Spooled>),
         now: Timestamp,
+        id: Option<QueueId>,
     ) -> Result<QueueId, DeliveryError> {
         if recipients.is_empty() {
             return Err(DeliveryError::Temporary("no recipients to queue".into()));
@@ -505,7 +520,7 @@ impl<E: Env> QueueStore<E> {
             head,
             spool.map(|s| (s.len, s.crc)),
         );
-        let id = QueueId::new(now, self.env.random_u64());
+        let id = id.unwrap_or_else(|| QueueId::new(now, self.env.random_u64()));
         let (done, wait) = oneshot::channel();
         let job = Job::Enqueue {
             id,

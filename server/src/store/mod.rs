@@ -44,6 +44,9 @@ pub struct MailStore<E: Env> {
     env: E,
     jobs: Committer<Job>,
     quotas: Arc<Quotas>,
+    /// Planted bug (`crate::planted`), shared with the committer's planner.
+    #[cfg(feature = "planted-bugs")]
+    skip_dir_sync: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Job {
@@ -138,8 +141,24 @@ impl<E: Env> MailStore<E> {
             }
             quotas.set_usage(key, usage);
         }
-        let jobs = Committer::spawn(&env, mode, Planner);
-        Ok(MailStore { env, jobs, quotas })
+        let planner = Planner::default();
+        #[cfg(feature = "planted-bugs")]
+        let skip_dir_sync = planner.skip_dir_sync.clone();
+        let jobs = Committer::spawn(&env, mode, planner);
+        Ok(MailStore {
+            env,
+            jobs,
+            quotas,
+            #[cfg(feature = "planted-bugs")]
+            skip_dir_sync,
+        })
+    }
+
+    /// Switches on a planted bug (`crate::planted`): deliveries skip the directory flush.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_skip_dir_sync(&self) {
+        self.skip_dir_sync
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The quotas and usage this store enforces (shared with the sessions).
@@ -158,13 +177,25 @@ impl<E: Env> MailStore<E> {
         envelope: &Envelope,
         message: &Message,
     ) -> Result<String, DeliveryError> {
-        let tx = envelope;
         let id = format!(
             "{}.{:06}.{:016x}",
-            tx.received_at.as_secs(),
-            tx.received_at.0.subsec_micros(),
+            envelope.received_at.as_secs(),
+            envelope.received_at.0.subsec_micros(),
             self.env.random_u64()
         );
+        self.deliver_as(envelope, message, id).await
+    }
+
+    /// [`MailStore::deliver`] under a given id (a file name: the caller makes it unique per
+    /// mailbox). A message with local and remote recipients is stored under its queue id,
+    /// so one id names it everywhere (as Postfix's queue id does in its logs).
+    pub async fn deliver_as(
+        &self,
+        envelope: &Envelope,
+        message: &Message,
+        id: String,
+    ) -> Result<String, DeliveryError> {
+        let tx = envelope;
         let mut mailboxes = BTreeSet::new();
         for r in &tx.recipients {
             mailboxes.extend(r.mailboxes.iter().cloned());
@@ -298,7 +329,12 @@ pub async fn read_in_folder<E: Env>(
 }
 
 /// The mailbox store's side of the committer: one new file per target mailbox.
-struct Planner;
+#[derive(Default)]
+struct Planner {
+    /// Planted bug (`crate::planted`): no directory flush after a delivery.
+    #[cfg(feature = "planted-bugs")]
+    skip_dir_sync: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// A planned delivery, until the committer settles it.
 struct Ticket {
@@ -316,6 +352,13 @@ impl<E: Env> durable::Store<E> for Planner {
         let mut planned = Vec::with_capacity(batch.len());
         for job in batch {
             let mut changes = Changes::new();
+            #[cfg(feature = "planted-bugs")]
+            if self
+                .skip_dir_sync
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                changes.plant_skip_dir_sync();
+            }
             let files = job
                 .files
                 .iter()

@@ -248,15 +248,16 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
     }
     for (i, f) in s.fault.iter().enumerate() {
         let x = f.get_ref();
-        if !(x.at_secs >= 0.0 && x.at_secs.is_finite())
-            || x.restart_after_secs
-                .is_some_and(|r| !(r >= 0.0 && r.is_finite()))
-        {
-            return Err(err(
-                f.span(),
-                &format!("fault[{i}]"),
-                "at_secs and restart_after_secs must be finite and >= 0".into(),
-            ));
+        let checked = x
+            .at_secs
+            .check()
+            .map_err(|m| format!("at_secs {m}"))
+            .and_then(|_| match x.restart_after_secs {
+                Some(r) => r.check().map_err(|m| format!("restart_after_secs {m}")),
+                None => Ok(()),
+            });
+        if let Err(msg) = checked {
+            return Err(err(f.span(), &format!("fault[{i}]"), msg));
         }
     }
     if !(s.world.fs_latency_ms >= 0.0 && s.world.fs_latency_ms <= 60_000.0) {

@@ -42,10 +42,62 @@ pub struct Scenario {
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     pub kind: FaultKind,
-    /// When, in simulated seconds from the world's start.
-    pub at_secs: f64,
-    /// For `crash`: bring the server back up this many seconds later (omit: stays down).
-    pub restart_after_secs: Option<f64>,
+    /// When, in simulated seconds from the world's start: a number, or `[from, to]` for a
+    /// time the seed picks (so a seed sweep crashes at a different instant in each run).
+    pub at_secs: Secs,
+    /// For `crash`: bring the server back up this many seconds later (omit: stays down);
+    /// also a number or a `[from, to]` range.
+    pub restart_after_secs: Option<Secs>,
+}
+
+/// Seconds, fixed or picked by the seed from a range.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Secs {
+    At(f64),
+    Range([f64; 2]),
+}
+
+impl Secs {
+    /// The bounds, `from <= to`, both finite and >= 0; else why not.
+    pub fn check(self) -> Result<(), String> {
+        let (lo, hi) = self.bounds();
+        if !(lo >= 0.0 && lo.is_finite() && hi.is_finite()) {
+            return Err("must be finite and >= 0".into());
+        }
+        if lo > hi {
+            return Err(format!("the range [{lo}, {hi}] is empty"));
+        }
+        Ok(())
+    }
+
+    fn bounds(self) -> (f64, f64) {
+        match self {
+            Secs::At(t) => (t, t),
+            Secs::Range([lo, hi]) => (lo, hi),
+        }
+    }
+
+    /// The value for this run: a range is sampled from `seed` and `salt` (one per use, so
+    /// two faults of one world draw independently), to the millisecond.
+    pub fn pick(self, seed: u64, salt: u64) -> f64 {
+        let (lo, hi) = self.bounds();
+        if hi <= lo {
+            return lo;
+        }
+        let ms = ((hi - lo) * 1000.0).round() as u64;
+        let r = splitmix64(seed ^ splitmix64(salt.wrapping_add(0x9e37_79b9)));
+        lo + (r % (ms + 1)) as f64 / 1000.0
+    }
+}
+
+/// SplitMix64's finaliser: a stable, well-mixed function of its input (not the OS RNG,
+/// not std's randomly keyed hasher).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -156,6 +208,11 @@ pub struct Actor {
     pub dkim: Vec<mailsim_server::config::DkimConfig>,
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,
+    /// The actor's own failures (a session cut by a crash, an unexpected reply) are not the
+    /// scenario's: for fault campaigns, where a seed decides which sessions a fault cuts.
+    /// The run's invariants still hold the server to every 250 the actor got.
+    #[serde(default)]
+    pub may_fail: bool,
 }
 
 /// How an actor's connection starts TLS before its first step.
@@ -236,6 +293,18 @@ pub struct Step {
 }
 
 impl Step {
+    /// The command line whose reply is the step's `n`-th (for `send`, `pipeline` and
+    /// `starttls` steps), without CRLF.
+    pub fn command_line(&self, n: usize) -> Option<&str> {
+        if let Some(line) = &self.send {
+            return (n == 0).then_some(line.as_str());
+        }
+        if let Some(lines) = &self.pipeline {
+            return lines.get(n).map(String::as_str);
+        }
+        (self.starttls == Some(true) && n == 0).then_some("STARTTLS")
+    }
+
     pub fn check(&self) -> Result<(), String> {
         let actions = [
             self.send.is_some(),

@@ -176,7 +176,7 @@ impl<E: Env> Outbound<E> {
     ) -> Result<QueueId, DeliveryError> {
         let recipients = recipients.into_iter().map(NewRecipient::from).collect();
         let options = MessageOptions::default();
-        enqueue(&self.inner, mail_from, &options, recipients, message).await
+        enqueue(&self.inner, mail_from, &options, recipients, message, None).await
     }
 
     /// [`Outbound::enqueue`] with the DSN and REQUIRETLS parameters of the message.
@@ -187,7 +187,27 @@ impl<E: Env> Outbound<E> {
         recipients: Vec<NewRecipient>,
         message: &Message,
     ) -> Result<QueueId, DeliveryError> {
-        enqueue(&self.inner, mail_from, options, recipients, message).await
+        enqueue(&self.inner, mail_from, options, recipients, message, None).await
+    }
+
+    /// [`Outbound::enqueue_with`] under a chosen id (see `QueueStore::enqueue_message_as`).
+    pub async fn enqueue_as(
+        &self,
+        id: QueueId,
+        mail_from: Option<Address>,
+        options: &MessageOptions,
+        recipients: Vec<NewRecipient>,
+        message: &Message,
+    ) -> Result<QueueId, DeliveryError> {
+        enqueue(
+            &self.inner,
+            mail_from,
+            options,
+            recipients,
+            message,
+            Some(id),
+        )
+        .await
     }
 
     /// Sends the "delivered" DSN for the recipients of `envelope` that asked for one and were
@@ -218,11 +238,12 @@ async fn enqueue<E: Env>(
     options: &MessageOptions,
     recipients: Vec<NewRecipient>,
     message: &Message,
+    id: Option<QueueId>,
 ) -> Result<QueueId, DeliveryError> {
     let now = inner.env.now();
     let id = inner
         .store
-        .enqueue_message(mail_from.clone(), options, &recipients, message, now)
+        .enqueue_message_as(mail_from.clone(), options, &recipients, message, now, id)
         .await?;
     inner.env.trace(
         "queue",
