@@ -166,7 +166,9 @@ impl Runner {
             if attempt >= most {
                 let why =
                     format!("gave up after {attempt} attempt(s), the last deferred with {reply:?}");
-                self.trace(format_args!("{reply} -> {why}"));
+                self.trace(format_args!(
+                    "{reply} -> gave up after {attempt} attempt(s)"
+                ));
                 self.log(|l| l.gave_up = Some(why));
                 return;
             }
