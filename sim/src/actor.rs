@@ -28,7 +28,7 @@ mod ledger;
 pub use self::ledger::{Acked, Ledger, Rcpt};
 use crate::clock::SimClock;
 use crate::env::DNS_TIMEOUT;
-use crate::scenario::{Actor, ActorTls, ReplyPattern, Step, Target};
+use crate::scenario::{defers, Actor, ActorTls, Answer, ReplyPattern, Step, Target};
 use crate::trace::Trace;
 
 /// What one actor did, read by the checks.
@@ -40,11 +40,25 @@ pub struct ActorLog {
     pub failures: Vec<String>,
     /// Every step ran.
     pub finished: bool,
-    /// For each `data` step that got a reply: (step index, reply). A `250` here is an
-    /// acknowledgement the server must never lose.
+    /// For each `data` step that got a reply, over every attempt: (step index, reply). A
+    /// `250` here is an acknowledgement the server must never lose.
     pub data_replies: Vec<(usize, String)>,
     /// The transactions the actor saw acknowledged (the invariants' ground truth).
     pub ledger: Ledger,
+    /// Attempts started (connections running the script from the start): 1 without `retry`.
+    pub attempts: u32,
+    /// Every attempt was deferred (the actor's `retry` ran out): why, with the last reply.
+    pub gave_up: Option<String>,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// Every step ran (or a `close` step ended the script).
+    Done,
+    /// A fatal problem, recorded as a failure: no further attempt.
+    Stopped,
+    /// A reply deferred the message (only when the actor retries): the reply.
+    Deferred(String),
 }
 
 pub type ActorLogs = Arc<Mutex<BTreeMap<String, ActorLog>>>;
@@ -132,22 +146,74 @@ impl Runner {
         self.log(|l| l.replies.push(reply.to_string()));
     }
 
+    /// Runs attempts until one is not deferred or the actor's `retry` runs out (what defers
+    /// and what an attempt is: `scenario/retry.rs`). Without `retry` there is one attempt
+    /// and a 4xx is an ordinary reply.
     async fn play(&mut self) {
+        let retry = self.actor.retry.as_ref().map(|r| r.get_ref().clone());
+        let most = retry.as_ref().map_or(1, |r| r.attempts);
+        let mut attempt = 1;
+        loop {
+            self.log(|l| l.attempts = attempt);
+            let reply = match self.attempt(retry.is_some()).await {
+                Attempt::Done => {
+                    self.log(|l| l.finished = true);
+                    self.trace("done");
+                    return;
+                }
+                Attempt::Stopped => return,
+                Attempt::Deferred(reply) => reply,
+            };
+            let Some(retry) = &retry else {
+                // Only a retrying actor defers; nothing to wait for otherwise.
+                return;
+            };
+            if attempt >= most {
+                let why =
+                    format!("gave up after {attempt} attempt(s), the last deferred with {reply:?}");
+                self.trace(format_args!(
+                    "{reply} -> gave up after {attempt} attempt(s)"
+                ));
+                self.log(|l| l.gave_up = Some(why));
+                return;
+            }
+            attempt += 1;
+            let wait = retry.backoff_before(attempt);
+            self.trace(format_args!(
+                "{reply} -> retry {attempt}/{most} in {}s",
+                wait.as_secs_f64()
+            ));
+            let until = self.ctx.clock.now().plus(wait);
+            self.ctx.clock.sleep_until(until).await;
+        }
+    }
+
+    /// One attempt: route, connect, greeting, every step in order.
+    async fn attempt(&mut self, retrying: bool) -> Attempt {
         let target = match self.actor.target.get_ref().parse::<Target>() {
             Ok(t) => t,
-            Err(e) => return self.fail(e),
+            Err(e) => {
+                self.fail(e);
+                return Attempt::Stopped;
+            }
         };
         let addr = match target {
             Target::Addr(a) => a,
             Target::Domain(d) => match self.route(&d).await {
                 Ok(a) => a,
-                Err(e) => return self.fail(format!("no route to {d}: {e}")),
+                Err(e) => {
+                    self.fail(format!("no route to {d}: {e}"));
+                    return Attempt::Stopped;
+                }
             },
         };
         self.trace(format_args!("connect {addr}"));
         let stream = match TcpStream::connect(addr).await {
             Ok(s) => s,
-            Err(e) => return self.fail(format!("connect {addr}: {e}")),
+            Err(e) => {
+                self.fail(format!("connect {addr}: {e}"));
+                return Attempt::Stopped;
+            }
         };
         self.log(|l| l.ledger.disconnected());
         let mut conn = Conn {
@@ -157,23 +223,29 @@ impl Runner {
         };
         if self.actor.tls == Some(ActorTls::Implicit) {
             if let Err(e) = self.handshake(&mut conn).await {
-                return self.fail(format!("implicit TLS: {e}"));
+                self.fail(format!("implicit TLS: {e}"));
+                return Attempt::Stopped;
             }
         }
         if let Some(early) = &self.actor.pregreet {
             self.trace(format_args!("talks before the greeting: {early:?}"));
             if let Err(e) = conn.stream.write_all(early.as_bytes()).await {
-                return self.fail(format!("pregreet: write: {e}"));
+                self.fail(format!("pregreet: write: {e}"));
+                return Attempt::Stopped;
             }
         }
         let greeting = self.actor.greeting.clone();
         match self.read_reply(&mut conn).await {
-            Ok(r) => {
-                if !greeting.matches(&r) {
-                    self.fail(format!("greeting: expected {:?}, got {r:?}", greeting.0));
-                }
+            Ok(r) if greeting.matches(&r) => {}
+            Ok(r) if retrying && defers(Answer::Greeting, &r) => {
+                self.quit(&mut conn).await;
+                return Attempt::Deferred(r);
             }
-            Err(e) => return self.fail(format!("greeting: {e}")),
+            Ok(r) => self.fail(format!("greeting: expected {:?}, got {r:?}", greeting.0)),
+            Err(e) => {
+                self.fail(format!("greeting: {e}"));
+                return Attempt::Stopped;
+            }
         }
         let steps: Vec<Step> = self
             .actor
@@ -182,16 +254,31 @@ impl Runner {
             .map(|s| s.get_ref().clone())
             .collect();
         for (i, step) in steps.iter().enumerate() {
-            if let Err(e) = self.step(&mut conn, i, step).await {
-                self.fail(format!("step {}: {e}", i + 1));
-                return;
+            match self.step(&mut conn, i, step, retrying).await {
+                Ok(None) => {}
+                Ok(Some(reply)) => {
+                    self.quit(&mut conn).await;
+                    return Attempt::Deferred(reply);
+                }
+                Err(e) => {
+                    self.fail(format!("step {}: {e}", i + 1));
+                    return Attempt::Stopped;
+                }
             }
             if step.close == Some(true) {
                 break;
             }
         }
-        self.log(|l| l.finished = true);
-        self.trace("done");
+        Attempt::Done
+    }
+
+    /// Ends a deferred attempt as Postfix's smtp client does: `QUIT`, its `221` read if one
+    /// comes (after a `421` the server may have hung up already), then the connection closed.
+    async fn quit(&self, conn: &mut Conn) {
+        if conn.stream.write_all(b"QUIT\r\n").await.is_ok() {
+            let _ = self.read_reply(conn).await;
+        }
+        let _ = conn.stream.shutdown().await;
     }
 
     /// The server's routing rules (`queue::route::plan_mx`: MX by preference, equal
@@ -235,19 +322,28 @@ impl Runner {
         .await
     }
 
-    async fn step(&self, conn: &mut Conn, i: usize, step: &Step) -> Result<(), String> {
+    /// Plays one step. `Ok(Some(reply))`: a retrying actor's step was deferred by `reply`
+    /// (its own `expect` did not ask for it); the replies the step still owes are read and
+    /// not checked.
+    async fn step(
+        &self,
+        conn: &mut Conn,
+        i: usize,
+        step: &Step,
+        retrying: bool,
+    ) -> Result<Option<String>, String> {
         if let Some(secs) = step.wait_secs {
             let until = self.ctx.clock.now().plus(Duration::from_secs_f64(secs));
             self.ctx.clock.sleep_until(until).await;
-            return Ok(());
+            return Ok(None);
         }
         if step.close == Some(true) {
             self.trace(format_args!("step {}: drops the connection", i + 1));
             let _ = conn.stream.shutdown().await;
-            return Ok(());
+            return Ok(None);
         }
         if step.tls_handshake == Some(true) {
-            return self.handshake(conn).await;
+            return self.handshake(conn).await.map(|()| None);
         }
         let bytes: Vec<u8> = if let Some(line) = &step.send {
             format!("{line}\r\n").into_bytes()
@@ -274,8 +370,14 @@ impl Runner {
             // than guess it (a missed RSET would pin the wrong envelope on a later 250).
             self.log(|l| l.ledger.disconnected());
         }
+        let mut deferred = None;
         for n in 0..step.reply_count() {
-            let reply = self.read_reply(conn).await?;
+            let reply = match self.read_reply(conn).await {
+                Ok(r) => r,
+                // The server may hang up after the deferring reply (a 421 does).
+                Err(_) if deferred.is_some() => break,
+                Err(e) => return Err(e),
+            };
             if step.data.is_some() {
                 let name = &self.name;
                 self.log(|l| {
@@ -285,11 +387,19 @@ impl Runner {
             } else if let Some(line) = step.command_line(n) {
                 self.log(|l| l.ledger.command(line, &reply));
             }
+            if deferred.is_some() {
+                continue;
+            }
             let ready = ReplyPattern("220".into());
             let pattern = match step.starttls {
                 Some(true) => Some(step.pattern(n).unwrap_or(&ready)),
                 _ => step.pattern(n),
             };
+            let asked = pattern.is_some_and(|p| p.matches(&reply));
+            if retrying && !asked && defers(step.answer(n), &reply) {
+                deferred = Some(reply);
+                continue;
+            }
             if let Some(p) = pattern {
                 if !p.matches(&reply) {
                     self.fail(format!("step {}: expected {:?}, got {reply:?}", i + 1, p.0));
@@ -297,10 +407,10 @@ impl Runner {
             }
             // Only a 220 starts TLS; any other answer leaves the session in plaintext.
             if step.starttls == Some(true) && ready.matches(&reply) {
-                return self.handshake(conn).await;
+                return self.handshake(conn).await.map(|()| None);
             }
         }
-        Ok(())
+        Ok(deferred)
     }
 
     /// The client handshake over the connection, within the reply timeout. Whatever

@@ -102,7 +102,18 @@ pub fn check(scn: &LoadedScenario, world: &WorldResult) -> Vec<Failure> {
                     trace_line: find_line(&trace_lines, &[name, "FAILED"]),
                 });
             }
-            if !log.finished && log.failures.is_empty() {
+            let give_up_expected = scn.scenario.expect.iter().any(|e| {
+                let e = e.get_ref();
+                e.actor.as_ref().is_some_and(|a| a.get_ref() == name) && e.gave_up == Some(true)
+            });
+            if let (Some(why), false) = (&log.gave_up, give_up_expected) {
+                failures.push(Failure {
+                    expectation: format!("actor {name} delivers within its retry.attempts"),
+                    found: why.clone(),
+                    trace_line: find_line(&trace_lines, &[name, "gave up after"]),
+                });
+            }
+            if !log.finished && log.failures.is_empty() && log.gave_up.is_none() {
                 failures.push(Failure {
                     expectation: format!("actor {name} finishes its script"),
                     found: "it was still running when the world stopped".into(),
@@ -190,6 +201,28 @@ fn check_one(
             let pat = crate::scenario::ReplyPattern(p.clone());
             if let Some(r) = log.replies.iter().find(|r| pat.matches(r)) {
                 return fail(format!("it saw {r:?}"), line);
+            }
+        }
+        if let Some(n) = e.attempts {
+            if log.attempts != n {
+                return fail(
+                    format!("{} attempt(s)", log.attempts),
+                    find_last(trace, &format!("{name:<12} actor  connect")).or(line),
+                );
+            }
+        }
+        if let Some(g) = e.gave_up {
+            if log.gave_up.is_some() != g {
+                return fail(
+                    match &log.gave_up {
+                        Some(why) => why.clone(),
+                        None => format!(
+                            "it did not give up ({} attempt(s), finished = {})",
+                            log.attempts, log.finished
+                        ),
+                    },
+                    line,
+                );
             }
         }
         if let Some(c) = e.completed {

@@ -6,9 +6,11 @@
 mod error;
 pub use error::line_col;
 mod model;
+mod retry;
 
 pub use error::ScenarioError;
 pub use model::*;
+pub use retry::{defers, Answer, Backoff, Retry};
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -133,6 +135,38 @@ fn world_dkim(
     Ok(())
 }
 
+/// An `attempts` or `gave_up` expectation that the actor's `retry` (or its absence) could
+/// never meet is a mistake in the scenario, not a run to fail.
+fn attempts_possible(s: &Scenario, actor: &str, x: &Expect) -> Result<(), String> {
+    let retry = s
+        .actor
+        .iter()
+        .find(|a| a.name.get_ref() == actor)
+        .and_then(|a| a.retry.as_ref())
+        .map(|r| r.get_ref());
+    let most = retry.map_or(1, |r| r.attempts);
+    if let Some(n) = x.attempts {
+        if n == 0 || n > most {
+            return Err(format!(
+                "attempts = {n}: actor {actor:?} makes 1 to {most} attempts (its retry.attempts; 1 without retry)"
+            ));
+        }
+    }
+    if x.gave_up == Some(true) {
+        if retry.is_none() {
+            return Err(format!(
+                "gave_up = true: actor {actor:?} has no retry, so it never gives up"
+            ));
+        }
+        if let Some(n) = x.attempts.filter(|n| *n != most) {
+            return Err(format!(
+                "gave_up = true with attempts = {n}: an actor gives up only after all {most}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks what serde cannot: references between sections, addresses, the server config.
 fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError> {
     let err = |span: std::ops::Range<usize>, key: &str, msg: String| {
@@ -183,6 +217,11 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
                 return Err(err(step.span(), &format!("actor.steps[{i}]"), msg));
             }
         }
+        if let Some(r) = &a.retry {
+            if let Err(msg) = r.get_ref().check() {
+                return Err(err(r.span(), "actor.retry", msg));
+            }
+        }
     }
     let mut remotes = BTreeSet::new();
     for (i, r) in s.remote.iter().enumerate() {
@@ -227,6 +266,9 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
                     &format!("expect[{i}].actor"),
                     format!("no actor named {:?} (actors: {:?})", actor.get_ref(), names),
                 ));
+            }
+            if let Err(msg) = attempts_possible(s, actor.get_ref(), x) {
+                return Err(err(e.span(), &format!("expect[{i}]"), msg));
             }
         }
         if let Some(remote) = &x.remote {

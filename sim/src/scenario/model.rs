@@ -206,6 +206,10 @@ pub struct Actor {
     /// DKIM still verifies).
     #[serde(default)]
     pub dkim: Vec<mailsim_server::config::DkimConfig>,
+    /// Retry the whole script on a 4xx, like a real MTA (`scenario/retry.rs` says exactly
+    /// which replies defer and what an attempt is). Omitted: a 4xx is an ordinary reply.
+    #[serde(default)]
+    pub retry: Option<Spanned<super::Retry>>,
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,
     /// The actor's own failures (a session cut by a crash, an unexpected reply) are not the
@@ -447,6 +451,14 @@ pub struct Expect {
     pub never_saw_reply: Option<String>,
     /// The actor ran every step and every inline `expect` held.
     pub completed: Option<bool>,
+    /// Exactly this many attempts (connections running the script from the start, see
+    /// `retry`): `2` is "deferred once, accepted on the second attempt".
+    pub attempts: Option<u32>,
+    /// `true`: the actor's `retry` ran out, every attempt deferred. A give-up is a failure of
+    /// the actor (it could not deliver) unless this says it is the point of the scenario;
+    /// unlike `completed = false`, it excuses nothing else, so every inline `expect` before
+    /// the deferrals must still hold. `false`: it did not give up.
+    pub gave_up: Option<bool>,
     /// A remote MTA: checks what it accepted.
     pub remote: Option<Spanned<String>>,
     /// Exactly this many messages accepted by the remote.
@@ -491,9 +503,11 @@ impl Expect {
             && self.saw_reply.is_none()
             && self.never_saw_reply.is_none()
             && self.completed.is_none()
+            && self.attempts.is_none()
+            && self.gave_up.is_none()
         {
             return Err(
-                "an actor expectation needs saw_reply, never_saw_reply or completed".into(),
+                "an actor expectation needs saw_reply, never_saw_reply, completed, attempts or gave_up".into(),
             );
         }
         if self.mailbox.is_none()
@@ -518,9 +532,16 @@ impl Expect {
         if self.actor.is_none()
             && (self.saw_reply.is_some()
                 || self.never_saw_reply.is_some()
-                || self.completed.is_some())
+                || self.completed.is_some()
+                || self.attempts.is_some()
+                || self.gave_up.is_some())
         {
-            return Err("saw_reply/never_saw_reply/completed need an actor".into());
+            return Err(
+                "saw_reply/never_saw_reply/completed/attempts/gave_up need an actor".into(),
+            );
+        }
+        if self.gave_up == Some(true) && self.completed == Some(true) {
+            return Err("gave_up = true and completed = true cannot both hold".into());
         }
         if let Some(d) = &self.dkim {
             if self.remote.is_none() {
@@ -573,6 +594,12 @@ impl Expect {
         }
         if let Some(c) = self.completed {
             parts.push(format!("completed = {c}"));
+        }
+        if let Some(n) = self.attempts {
+            parts.push(format!("attempts = {n}"));
+        }
+        if let Some(g) = self.gave_up {
+            parts.push(format!("gave_up = {g}"));
         }
         if let Some(r) = &self.remote {
             parts.push(format!("remote {}", r.get_ref()));
