@@ -15,6 +15,7 @@ pub mod listener;
 pub mod mail;
 pub mod mime;
 pub mod policy;
+pub mod pop3;
 pub mod queue;
 pub mod server;
 pub mod smtp;
