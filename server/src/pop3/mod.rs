@@ -19,11 +19,13 @@
 
 mod commands;
 pub mod driver;
+mod protocol;
 mod session;
 #[cfg(test)]
 mod tests;
 mod wire;
 
+pub use self::protocol::Pop3;
 pub use self::session::{
     Answer, Maildrop, OpenError, Output, Pop3Config, Session, IDLE_TIMEOUT, MAX_COMMAND,
 };
