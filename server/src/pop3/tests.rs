@@ -371,3 +371,80 @@ fn answers_nobody_asked_for_are_ignored() {
     assert!(!s.is_tls());
     assert_eq!(say(&mut s, "STAT").0, "-ERR Not logged in\r\n");
 }
+
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Lines from the command vocabulary with odd arguments, and raw bytes.
+    fn chunk() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "CAPA",
+                "USER a",
+                "PASS b",
+                "AUTH PLAIN",
+                "AUTH PLAIN AGEAYg==",
+                "*",
+                "STLS",
+                "STAT",
+                "LIST",
+                "LIST 1",
+                "LIST 99999999999999999999",
+                "UIDL 0",
+                "RETR 2",
+                "TOP 1 0",
+                "TOP 3 18446744073709551616",
+                "DELE 1",
+                "DELE 3",
+                "RSET",
+                "NOOP",
+                "QUIT",
+                "",
+                "\u{0}",
+                "RETR -1",
+            ])
+            .prop_map(|s| format!("{s}\r\n").into_bytes()),
+            vec(any::<u8>(), 0..300),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives, in whatever state, and whatever the answers: no panic, and the
+        /// session never has two requests outstanding (each is answered before the next).
+        #[test]
+        fn any_input_in_any_state_never_panics(
+            chunks in vec(chunk(), 0..40),
+            grant in any::<bool>(),
+            plaintext in any::<bool>(),
+        ) {
+            let mut s = Session::new(config(true, plaintext), now());
+            for c in chunks {
+                s.push_input(&c);
+                for _ in 0..64 {
+                    match s.poll(now()) {
+                        Output::NeedInput | Output::Close => break,
+                        Output::Send { bytes, .. } => {
+                            prop_assert!(bytes.ends_with(b"\r\n"));
+                        }
+                        Output::StartTls => s.answer(Answer::TlsUp),
+                        Output::Authenticate(_) => s.answer(Answer::Authenticated(
+                            if grant { AuthAnswer::Accepted } else { AuthAnswer::Rejected },
+                        )),
+                        Output::Open(_) => s.answer(Answer::Opened(Ok(drop3()))),
+                        Output::Read(uid) => {
+                            prop_assert!([1, 2, 5].contains(&uid));
+                            s.answer(Answer::Read(Ok(b".x\r\n\r\n.\r\n".to_vec())))
+                        }
+                        Output::Expunge(uids) => {
+                            prop_assert!(uids.iter().all(|u| [1, 2, 5].contains(u)));
+                            s.answer(Answer::Expunged(Ok(())))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

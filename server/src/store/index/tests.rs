@@ -518,3 +518,35 @@ async fn a_crash_during_compaction_loses_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_sessions_and_deliveries_never_share_a_uid() {
+    let env = seeded(2).await;
+    let boxes = Mailboxes::new(env.clone(), None);
+    // Many sessions open the folder at once while deliveries land between their rescans.
+    let opens = (0..8).map(|i| {
+        let (boxes, env) = (boxes.clone(), env.clone());
+        async move {
+            deliver(&env, &inbox(), &format!("3000.{i:06}.0"), "x\r\n").await;
+            let f = boxes.open(ACCT, &inbox()).await.unwrap();
+            f.rescan().await.unwrap();
+            f.snapshot().await
+        }
+    });
+    let views = futures::future::join_all(opens).await;
+    let f = boxes.open(ACCT, &inbox()).await.unwrap();
+    let all = f.snapshot().await;
+    assert_eq!(all.len(), 10);
+    let files: std::collections::BTreeSet<&String> = all.iter().map(|e| &e.file).collect();
+    assert_eq!(files.len(), 10, "one UID per file");
+    // Every session saw a prefix of the same UID → file assignment.
+    for v in views {
+        for e in v {
+            assert_eq!(
+                all.iter().find(|a| a.uid == e.uid).map(|a| &a.file),
+                Some(&e.file)
+            );
+        }
+    }
+    assert_eq!(seen(&restart(&env)).await["INBOX"].1.len(), 10);
+}
