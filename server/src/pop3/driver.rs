@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::session::{Answer, Maildrop, OpenError, Output, Pop3Config, Session};
 use crate::env::{timeout_at, Env};
-use crate::listener::Latch;
+use crate::listener::{Latch, Tracker};
 use crate::smtp::driver::TlsMode;
 use crate::smtp::Authenticator;
 use crate::store::index::{FolderIndex, FolderName, Mailboxes, PopLock};
@@ -21,6 +21,9 @@ pub struct Services<'a, E: Env, A: Authenticator> {
     pub mailboxes: &'a Mailboxes<E>,
     pub tls: TlsMode<'a>,
     pub shutdown: &'a Latch,
+    /// The UPDATE state's expunge is held in here, so the end of a shutdown's grace period
+    /// does not cut it off half-way (it would be crash-safe, but the `+OK` would be lost).
+    pub critical: &'a Tracker,
 }
 
 /// The maildrop a logged-in session holds: the account's POP3 claim and its INBOX.
@@ -103,6 +106,7 @@ pub async fn run_session<E: Env, A: Authenticator>(
                 session.answer(Answer::Read(read));
             }
             Output::Expunge(uids) => {
+                let _critical = services.critical.enter();
                 let done = match &held {
                     Some(h) => h.inbox.expunge(&uids).await.map(|_| ()),
                     None => Ok(()),

@@ -51,6 +51,7 @@ impl<E: Env, A: Authenticator + Clone> Protocol<E> for Pop3<E, A> {
                 mailboxes: &mailboxes,
                 tls,
                 shutdown: &conn.shutdown,
+                critical: &conn.critical,
             };
             run_session(env, conn.stream, conn.remote, conn.id, config, services).await
         }
