@@ -117,6 +117,8 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
         for (name, what) in [
             ("submission", "submission (STARTTLS, AUTH)"),
             ("submissions", "submissions (implicit TLS, AUTH)"),
+            ("pop3", "POP3 (STLS)"),
+            ("pop3s", "POP3S (implicit TLS)"),
         ] {
             if let Some(a) = server.local_addr_of(name) {
                 eprintln!("{prog}: {what} on {a}");

@@ -17,6 +17,7 @@ pub mod mime;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
 pub mod policy;
+pub mod pop3;
 pub mod queue;
 pub mod server;
 pub mod smtp;

@@ -11,7 +11,11 @@
 //!   MAIL;
 //! - `submissions` on `listen.submissions` (RFC 8314, port 465): implicit TLS, the same AUTH.
 //!
-//! One [`ServerTls`] (the configured certificate, or a self-signed one) serves all three.
+//! - `pop3` on `listen.pop3` (port 110): STLS, USER/PASS and AUTH PLAIN once TLS is up
+//!   (unless `auth.allow_plaintext`), the same accounts, delays and lockouts as SMTP AUTH;
+//! - `pop3s` on `listen.pop3s` (port 995): implicit TLS, the same.
+//!
+//! One [`ServerTls`] (the configured certificate, or a self-signed one) serves them all.
 
 use std::future::Future;
 use std::io;
@@ -33,10 +37,12 @@ use crate::policy::dnsbl::DnsLists;
 use crate::policy::greylist::Greylist;
 use crate::policy::limits::Limits;
 use crate::policy::score::Scorer;
+use crate::pop3::{Pop3, Pop3Config};
 use crate::queue::deliver::Sink;
 use crate::queue::runner::{Identity, Outbound};
 use crate::smtp::driver::{run_session_with, TlsMode};
 use crate::smtp::{AuthMechanism, Authenticator, Offers, PeerInfo, SessionConfig};
+use crate::store::index::Mailboxes;
 use crate::store::{CommitMode, MailStore};
 use crate::tls::{ServerTls, TlsSetupError};
 
@@ -278,6 +284,40 @@ impl<E: Env> Server<E> {
             };
             up.push((name, shown));
         }
+        // POP3 reads INBOX through the access index (`store/index`), one per server.
+        let mailboxes = Mailboxes::new(env.clone(), Some(quotas.clone()));
+        for (name, addr, implicit) in [
+            ("pop3", config.listen.pop3, false),
+            ("pop3s", config.listen.pop3s, true),
+        ] {
+            let Some(addr) = addr else { continue };
+            let listener = env
+                .listen(addr)
+                .await
+                .map_err(|err| StartError::Listen { addr, err })?;
+            let protocol = Pop3 {
+                name,
+                env: env.clone(),
+                config: Pop3Config {
+                    hostname: config.hostname.clone(),
+                    starttls: !implicit,
+                    plaintext_auth: config.auth.allow_plaintext,
+                    idle_timeout: crate::pop3::IDLE_TIMEOUT,
+                },
+                auth: accounts.clone(),
+                mailboxes: mailboxes.clone(),
+                tls: tls.clone(),
+                implicit,
+            };
+            let bound = listeners
+                .add(listener, config.limits.connections, protocol)
+                .map_err(|err| StartError::Listen { addr, err })?;
+            let shown = match bound.ip().is_unspecified() {
+                true => SocketAddr::new(addr.ip(), bound.port()),
+                false => bound,
+            };
+            up.push((name, shown));
+        }
         for (name, addr) in up {
             if name == "smtp" {
                 // The line scenarios' traces have always had.
@@ -301,7 +341,7 @@ impl<E: Env> Server<E> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no SMTP listener"))
     }
 
-    /// Where the listener `name` (`smtp`, `submission`, `submissions`) is bound; `None` if
+    /// Where the listener `name` (`smtp`, `submission`, `submissions`, `pop3`, `pop3s`) is bound; `None` if
     /// the config does not enable it.
     pub fn local_addr_of(&self, name: &str) -> Option<SocketAddr> {
         self.listeners.local_addr(name)

@@ -171,6 +171,10 @@ pub struct ListenConfig {
     pub submission: Option<SocketAddr>,
     /// Message submission over implicit TLS (RFC 8314, port 465).
     pub submissions: Option<SocketAddr>,
+    /// POP3 with STLS (RFC 1939, RFC 2595; port 110).
+    pub pop3: Option<SocketAddr>,
+    /// POP3 over implicit TLS (RFC 8314; port 995).
+    pub pop3s: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
@@ -179,6 +183,8 @@ impl Default for ListenConfig {
             smtp: SocketAddr::from(([127, 0, 0, 1], 2525)),
             submission: None,
             submissions: None,
+            pop3: None,
+            pop3s: None,
         }
     }
 }

@@ -109,6 +109,8 @@ use memchr::memchr;
 use crate::mail::{Address, EnvelopeDsn, Notify, Recipient, Timestamp};
 use crate::policy::Stage;
 
+/// The SASL PLAIN decoder, shared with POP3's AUTH PLAIN.
+pub(crate) use self::auth::plain as decode_plain;
 pub use self::auth::{AuthAnswer, AuthMechanism, Credentials};
 use self::data::DataBody;
 pub use self::extensions::Offers;

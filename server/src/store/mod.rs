@@ -16,6 +16,7 @@
 //! that flushes ~2 000 times a second at best. A delivery is acknowledged (and the session
 //! says 250) only after its batch is durable.
 
+pub mod index;
 mod quota;
 #[cfg(test)]
 mod tests;

@@ -116,6 +116,15 @@ impl Quotas {
         })
     }
 
+    /// Gives back the room of expunged messages (the access index, after an expunge is
+    /// durable).
+    pub fn release(&self, mailbox: &str, bytes: u64, messages: u64) {
+        let mut state = self.lock();
+        let used = &mut state.entry(mailbox.to_string()).or_default().used;
+        used.bytes = used.bytes.saturating_sub(bytes);
+        used.messages = used.messages.saturating_sub(messages);
+    }
+
     /// Sets a mailbox's usage (the store, when it opens and counts).
     pub(super) fn set_usage(&self, mailbox: &str, usage: Usage) {
         self.lock().entry(mailbox.to_string()).or_default().used = usage;

@@ -1,5 +1,5 @@
 //! A `mailsim-server serve -v` process for the real-client tests: MX, submission and
-//! submissions on free loopback ports, a test certificate, alice's account, a DKIM key for
+//! submissions (and POP3, POP3S) on free loopback ports, a test certificate, alice's account, a DKIM key for
 //! example.org, and the queue's relayhost pointed at a local [`super::sink::Sink`].
 //! (Copied and extended from serve_tls.rs, which the TLS work owns.)
 
@@ -77,6 +77,8 @@ key = "key.pem"
 smtp = "127.0.0.1:0"
 submission = "127.0.0.1:0"
 submissions = "127.0.0.1:0"
+pop3 = "127.0.0.1:0"
+pop3s = "127.0.0.1:0"
 [queue]
 relayhost = "127.0.0.1:{sink_port}"
 tls = "none"

@@ -244,7 +244,8 @@ fn decode(base64: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// RFC 4616: `[authzid] NUL authcid NUL passwd`, UTF-8, authcid and passwd not empty.
-fn plain(decoded: &[u8]) -> Option<Credentials> {
+/// (Also POP3's AUTH PLAIN, RFC 5034.)
+pub(crate) fn plain(decoded: &[u8]) -> Option<Credentials> {
     let mut parts = decoded.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
