@@ -132,44 +132,7 @@ pattern = '(?i)<a\s[^>]*href="?https?://\d{1,3}(\.\d{1,3}){3}'
 score = 1.5
 "#;
 
-const WORDS: &[&str] = &[
-    "the",
-    "quarterly",
-    "report",
-    "shows",
-    "that",
-    "our",
-    "team",
-    "delivered",
-    "every",
-    "milestone",
-    "on",
-    "time",
-    "and",
-    "within",
-    "budget",
-    "while",
-    "customers",
-    "asked",
-    "for",
-    "more",
-    "features",
-    "in",
-    "the",
-    "mobile",
-    "app",
-    "we",
-    "will",
-    "ship",
-    "them",
-    "next",
-    "month",
-    "please",
-    "review",
-    "figures",
-    "before",
-    "friday",
-];
+use mailsim_benches::WORDS;
 
 /// About 1.8 KiB of text lines (TOML-escaped `\n` line ends), different per message.
 fn body(i: usize, m: usize) -> String {

@@ -276,13 +276,7 @@ impl<E: Env> Server<E> {
             let bound = listeners
                 .add(listener, config.limits.connections, protocol)
                 .map_err(|err| StartError::Listen { addr, err })?;
-            // What the trace shows: the configured address with the port really bound (a
-            // simulated host reports its listener on the unspecified address).
-            let shown = match bound.ip().is_unspecified() {
-                true => SocketAddr::new(addr.ip(), bound.port()),
-                false => bound,
-            };
-            up.push((name, shown));
+            up.push((name, shown_addr(addr, bound)));
         }
         // POP3 reads INBOX through the access index (`store/index`), one per server.
         let mailboxes = Mailboxes::new(env.clone(), Some(quotas.clone()));
@@ -312,11 +306,7 @@ impl<E: Env> Server<E> {
             let bound = listeners
                 .add(listener, config.limits.connections, protocol)
                 .map_err(|err| StartError::Listen { addr, err })?;
-            let shown = match bound.ip().is_unspecified() {
-                true => SocketAddr::new(addr.ip(), bound.port()),
-                false => bound,
-            };
-            up.push((name, shown));
+            up.push((name, shown_addr(addr, bound)));
         }
         for (name, addr) in up {
             if name == "smtp" {
@@ -477,5 +467,14 @@ impl<D: Deliver> Deliver for Critical<D> {
     async fn deliver(&self, tx: &Envelope, message: &Message) -> Result<String, DeliveryError> {
         let _held = self.critical.enter();
         self.inner.deliver(tx, message).await
+    }
+}
+
+/// What the trace shows for a listener: the configured address with the port really bound
+/// (a simulated host reports its listener on the unspecified address).
+fn shown_addr(configured: SocketAddr, bound: SocketAddr) -> SocketAddr {
+    match bound.ip().is_unspecified() {
+        true => SocketAddr::new(configured.ip(), bound.port()),
+        false => bound,
     }
 }

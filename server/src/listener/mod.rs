@@ -255,3 +255,18 @@ impl<E: Env, P: Protocol<E>> AcceptLoop<E, P> {
 
 #[cfg(test)]
 mod tests;
+
+/// Writes the replies a session batched in `out` (PIPELINING: one write per batch, RFC
+/// 2920) and empties it; nothing to write is no write. Shared by the SMTP and POP3 drivers.
+pub(crate) async fn flush<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+        stream.flush().await?;
+        out.clear();
+    }
+    Ok(())
+}

@@ -72,7 +72,7 @@ pub async fn run_session<E: Env, A: Authenticator>(
             Output::StartTls => {
                 let up = match services.tls {
                     TlsMode::StartTls(server) if !stream.is_tls() => {
-                        flush(&mut stream, &mut out).await.is_ok()
+                        crate::listener::flush(&mut stream, &mut out).await.is_ok()
                             && handshake(&env, server, &mut stream, &tag).await
                     }
                     _ => false,
@@ -117,13 +117,13 @@ pub async fn run_session<E: Env, A: Authenticator>(
                 session.answer(Answer::Expunged(done.map_err(|e| e.to_string())));
             }
             Output::Close => {
-                let _ = flush(&mut stream, &mut out).await;
+                let _ = crate::listener::flush(&mut stream, &mut out).await;
                 let _ = stream.shutdown().await;
                 env.trace("pop3", format_args!("{tag} closed"));
                 return;
             }
             Output::NeedInput => {
-                if flush(&mut stream, &mut out).await.is_err() {
+                if crate::listener::flush(&mut stream, &mut out).await.is_err() {
                     session.closed_by_peer();
                     env.trace("pop3", format_args!("{tag} write failed; session dropped"));
                     return;
@@ -145,7 +145,7 @@ pub async fn run_session<E: Env, A: Authenticator>(
                         let line = "-ERR [SYS/TEMP] Server shutting down";
                         env.trace("pop3", format_args!("{tag} S: {line}"));
                         out.extend_from_slice(format!("{line}\r\n").as_bytes());
-                        let _ = flush(&mut stream, &mut out).await;
+                        let _ = crate::listener::flush(&mut stream, &mut out).await;
                         let _ = stream.shutdown().await;
                         env.trace("pop3", format_args!("{tag} closed"));
                         return;
@@ -213,16 +213,4 @@ async fn handshake<E: Env>(
             false
         }
     }
-}
-
-async fn flush<S: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut S,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    if !out.is_empty() {
-        stream.write_all(out).await?;
-        stream.flush().await?;
-        out.clear();
-    }
-    Ok(())
 }

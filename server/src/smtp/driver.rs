@@ -164,7 +164,7 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                 // The 220 goes out in plaintext first; then the same connection carries TLS.
                 let up = match tls {
                     TlsMode::StartTls(server) if !stream.is_tls() => {
-                        flush(&mut stream, &mut out).await.is_ok()
+                        crate::listener::flush(&mut stream, &mut out).await.is_ok()
                             && handshake(&env, server, &mut stream, &tag, peer).await
                     }
                     // A listener without TLS never offers STARTTLS; should a session ask
@@ -178,14 +178,14 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                 session.answer(Answer::Authenticated(answer));
             }
             Output::Close => {
-                let _ = flush(&mut stream, &mut out).await;
+                let _ = crate::listener::flush(&mut stream, &mut out).await;
                 let _ = stream.shutdown().await;
                 remove_spool(&env, spool.as_deref(), &mut spool_exists).await;
                 env.trace("smtp", format_args!("{tag} closed"));
                 return;
             }
             Output::NeedInput => {
-                if flush(&mut stream, &mut out).await.is_err() {
+                if crate::listener::flush(&mut stream, &mut out).await.is_err() {
                     session.closed_by_peer();
                     remove_spool(&env, spool.as_deref(), &mut spool_exists).await;
                     env.trace("smtp", format_args!("{tag} write failed; session dropped"));
@@ -204,15 +204,18 @@ pub async fn run_session_with<E: Env, D: Deliver, P: Policy, A: Authenticator>(
                         (_, None) => Some(read.await),
                     }
                 };
+                // Shutdown first: a session must learn of it before it reads more input,
+                // or a transaction finished meanwhile would see the drain only once idle
+                // and answer the client's QUIT with 421 instead of 221.
                 let got = tokio::select! {
                     biased;
-                    got = read => got,
                     _ = shutdown.wait(), if !told_shutdown => {
                         told_shutdown = true;
                         env.trace("smtp", format_args!("{tag} server shutting down"));
                         session.shut_down();
                         continue;
                     }
+                    got = read => got,
                 };
                 match got {
                     None => session.handle_timeout(env.now()),
@@ -295,18 +298,6 @@ async fn handshake<E: Env>(
         format_args!("{tag} TLS handshake with {} failed: {err}", peer.remote),
     );
     false
-}
-
-async fn flush<S: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut S,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    if !out.is_empty() {
-        stream.write_all(out).await?;
-        stream.flush().await?;
-        out.clear();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
