@@ -256,6 +256,11 @@ fn check_one(
                 return fail(format!("{} connections", log.connections), line);
             }
         }
+        if let Some(n) = e.discarded {
+            if log.discarded != n {
+                return fail(format!("{} discarded", log.discarded), line);
+            }
+        }
         if let Some(want) = &e.contains {
             if !log.accepted.iter().any(|m| contains(&m.message, want)) {
                 return fail(

@@ -49,7 +49,10 @@ use crate::clock::SimClock;
 use crate::trace::Trace;
 use mailsim_server::tls::MaybeTls;
 
+mod bounce;
+pub mod rules;
 mod session;
+use rules::{ClientHistory, Limits, Rule};
 use session::RemoteSession;
 
 /// A remote MTA as the scenario describes it.
@@ -67,6 +70,16 @@ pub struct RemoteSpec {
     /// ...and from given times on (each entry replaces the behaviour from `from_secs`).
     #[serde(default)]
     pub change: Vec<BehaviourChange>,
+    /// `[[remote.rule]]`: conditions and actions asked before every reply, first match
+    /// wins ([`rules`]); the behaviour answers when none matches.
+    #[serde(default)]
+    pub rule: Vec<Rule>,
+    /// `[remote.limits]`: receiver limits, sugar for rules placed after the explicit ones.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Our MX, where `bounce_later` DSNs go (set by the scenario loader).
+    #[serde(skip)]
+    pub mx: Option<SocketAddr>,
     /// The world's DNS server, where DKIM keys are looked up (set by the scenario loader,
     /// not written in the file).
     #[serde(skip)]
@@ -200,6 +213,22 @@ impl RemoteSpec {
                 return Err("greylist_secs and reply_delay_secs must be >= 0".into());
             }
         }
+        for (i, r) in self.rule.iter().enumerate() {
+            r.check().map_err(|e| format!("rule[{i}]: {e}"))?;
+        }
+        if let Some(t) = self.limits.tarpit_secs {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err("limits.tarpit_secs must be a number >= 0".into());
+            }
+        }
+        if let Some(m) = &self.limits.messages_per_client {
+            if m.count == 0 || !(m.per_secs.is_finite() && m.per_secs > 0.0) {
+                return Err("limits.messages_per_client needs count >= 1 and per_secs > 0".into());
+            }
+            if m.reply.as_deref().is_some_and(|r| !is_reply(r)) {
+                return Err("limits.messages_per_client.reply is not a reply".into());
+            }
+        }
         let mut last = 0.0;
         for c in &self.change {
             if c.from_secs.is_nan() || c.from_secs < last {
@@ -208,6 +237,13 @@ impl RemoteSpec {
             last = c.from_secs;
         }
         Ok(())
+    }
+
+    /// The rules in the order they are asked: the explicit ones, then the limits'.
+    pub fn all_rules(&self) -> Vec<Rule> {
+        let mut rules = self.rule.clone();
+        rules.extend(self.limits.rules());
+        rules
     }
 
     /// True if STARTTLS is advertised at some time (the remote then needs a certificate).
@@ -297,7 +333,7 @@ impl RemoteTls {
     }
 }
 
-fn is_reply(r: &str) -> bool {
+pub(crate) fn is_reply(r: &str) -> bool {
     r == "drop"
         || r == "silent"
         || (r.len() >= 3
@@ -323,6 +359,8 @@ pub struct Received {
 pub struct RemoteLog {
     pub connections: usize,
     pub accepted: Vec<Received>,
+    /// Messages answered 2xx and thrown away by a `discard` rule.
+    pub discarded: usize,
     /// Every command line received, in order.
     pub commands: Vec<String>,
 }
@@ -360,6 +398,8 @@ pub async fn serve_with_tls(
     logs.lock().unwrap().entry(spec.name.clone()).or_default();
     let spec = Arc::new(spec);
     let greylist: Greylist = Arc::default();
+    let rules = Arc::new(spec.all_rules());
+    let history: Arc<Mutex<ClientHistory>> = Arc::default();
     let bind = SocketAddr::from(([0, 0, 0, 0], spec.port));
     let mut listener: Option<TcpListener> = None;
     loop {
@@ -396,18 +436,29 @@ pub async fn serve_with_tls(
             } => None,
         };
         if let Some((stream, peer)) = accepted {
-            logs.lock()
-                .unwrap()
-                .get_mut(&spec.name)
-                .unwrap()
-                .connections += 1;
-            let (spec, clock, trace, logs, greylist, tls) = (
+            let connection = {
+                let mut logs = logs.lock().unwrap();
+                let log = logs.get_mut(&spec.name).unwrap();
+                log.connections += 1;
+                log.connections as u64
+            };
+            {
+                let mut h = history.lock().unwrap();
+                h.connections
+                    .entry(peer.ip())
+                    .or_default()
+                    .push(clock.elapsed());
+                *h.open.entry(peer.ip()).or_default() += 1;
+            }
+            let (spec, clock, trace, logs, greylist, tls, rules, history) = (
                 spec.clone(),
                 clock.clone(),
                 trace.clone(),
                 logs.clone(),
                 greylist.clone(),
                 tls.clone(),
+                rules.clone(),
+                history.clone(),
             );
             tokio::task::spawn_local(async move {
                 let mut s = RemoteSession {
@@ -420,8 +471,17 @@ pub async fn serve_with_tls(
                     stream: MaybeTls::Plain(stream),
                     buf: Vec::new(),
                     tls,
+                    rules,
+                    history: history.clone(),
+                    counters: session::Counters {
+                        connection,
+                        ..Default::default()
+                    },
                 };
                 let _ = s.run(behaviour).await;
+                if let Some(n) = history.lock().unwrap().open.get_mut(&peer.ip()) {
+                    *n = n.saturating_sub(1);
+                }
             });
         }
     }

@@ -3,12 +3,13 @@
 //! accepted.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::TcpStream;
 
+use super::rules::{self, Action, ClientHistory, Context, Phase, Rule};
 use super::{Behaviour, Greylist, Mode, Received, RemoteLogs, RemoteSpec, RemoteTls, TlsHandshake};
 use crate::clock::SimClock;
 use crate::trace::Trace;
@@ -26,6 +27,49 @@ pub(super) struct RemoteSession {
     pub(super) buf: Vec<u8>,
     /// Certificate and config for STARTTLS, if this remote has one.
     pub(super) tls: Option<RemoteTls>,
+    /// The remote's rules, explicit then limits ([`RemoteSpec::all_rules`]).
+    pub(super) rules: Arc<Vec<Rule>>,
+    /// Per client IP, shared by the remote's sessions (the rules' sliding windows).
+    pub(super) history: Arc<Mutex<ClientHistory>>,
+    pub(super) counters: Counters,
+}
+
+/// This connection's counts, as the rules see them.
+#[derive(Default)]
+pub(super) struct Counters {
+    /// The nth connection to the remote (1-based).
+    pub connection: u64,
+    /// MAIL commands so far in this connection.
+    pub transaction: u64,
+    /// RCPT commands so far in this transaction.
+    pub rcpt: u64,
+    /// Messages accepted in this connection.
+    pub messages: u64,
+    /// Replies sent (tarpitting grows with it).
+    pub replies: u64,
+}
+
+/// What a rule that fired decided.
+struct Fired {
+    reply: Option<String>,
+    delay: f64,
+    action: Option<Action>,
+    rule: Rule,
+}
+
+/// The transaction so far, for the rules' conditions.
+struct Asked<'a> {
+    sender: Option<&'a str>,
+    recipients: &'a [String],
+    size: Option<u64>,
+}
+
+impl Asked<'_> {
+    const NOTHING: Asked<'static> = Asked {
+        sender: None,
+        recipients: &[],
+        size: None,
+    };
 }
 
 /// Why a session ended early.
@@ -53,7 +97,8 @@ impl RemoteSession {
             while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
             return Ok(());
         }
-        self.reply(&b, &b.banner).await?;
+        let fired = self.ask(Phase::Connect, Asked::NOTHING);
+        self.answer(&b, &b.banner, fired).await?;
         let (mut mail_from, mut rcpts): (Option<String>, Vec<String>) = (None, Vec::new());
         // The chunks of a BDAT transaction so far; `Some` from its first BDAT on.
         let mut chunks: Option<Vec<u8>> = None;
@@ -72,8 +117,14 @@ impl RemoteSession {
             let verb = upper.split_whitespace().next().unwrap_or("");
             match verb {
                 "EHLO" => {
-                    if b.ehlo.starts_with('2') {
-                        let mut lines = vec![b.ehlo.replace("{name}", &self.spec.name)];
+                    let fired = self.ask(Phase::Ehlo, Asked::NOTHING);
+                    let ehlo = fired
+                        .as_ref()
+                        .and_then(|f| f.reply.clone())
+                        .unwrap_or_else(|| b.ehlo.clone());
+                    if ehlo.starts_with('2') {
+                        self.delay_for(&fired).await;
+                        let mut lines = vec![ehlo.replace("{name}", &self.spec.name)];
                         lines.extend(
                             b.extensions
                                 .iter()
@@ -86,10 +137,13 @@ impl RemoteSession {
                         );
                         self.reply_lines(&b, &lines).await?;
                     } else {
-                        self.reply(&b, &b.ehlo).await?;
+                        self.answer(&b, &b.ehlo, fired).await?;
                     }
                 }
-                "HELO" => self.reply(&b, &b.helo).await?,
+                "HELO" => {
+                    let fired = self.ask(Phase::Helo, Asked::NOTHING);
+                    self.answer(&b, &b.helo, fired).await?
+                }
                 "STARTTLS" => {
                     if self.stream.is_tls() {
                         self.reply(&b, "554 5.5.1 TLS already active").await?;
@@ -99,12 +153,17 @@ impl RemoteSession {
                         self.reply(&b, "502 5.5.1 STARTTLS not offered").await?;
                         continue;
                     }
-                    let r = if b.starttls.starts_with('2') && self.tls.is_none() {
+                    let fired = self.ask(Phase::Starttls, Asked::NOTHING);
+                    let scripted = fired
+                        .as_ref()
+                        .and_then(|f| f.reply.clone())
+                        .unwrap_or_else(|| b.starttls.clone());
+                    let r = if scripted.starts_with('2') && self.tls.is_none() {
                         "454 4.7.0 TLS not available".to_string()
                     } else {
-                        b.starttls.clone()
+                        scripted
                     };
-                    self.reply(&b, &r).await?;
+                    self.answer(&b, &r, fired).await?;
                     if !r.starts_with('2') {
                         continue;
                     }
@@ -115,21 +174,42 @@ impl RemoteSession {
                     chunks = None;
                 }
                 "MAIL" => {
-                    let r = b.mail.clone();
+                    self.counters.transaction += 1;
+                    self.counters.rcpt = 0;
+                    let sender = angle(&line);
+                    let fired = self.ask(
+                        Phase::Mail,
+                        Asked {
+                            sender: Some(&sender),
+                            recipients: &[],
+                            size: size_param(&line),
+                        },
+                    );
+                    let r = ruled(&fired, &b.mail);
                     if r.starts_with('2') {
                         mail_from = Some(angle(&line));
                         rcpts.clear();
                         chunks = None;
                     }
-                    self.reply(&b, &r).await?;
+                    self.answer(&b, &r, fired).await?;
                 }
                 "RCPT" => {
                     let addr = angle(&line).to_ascii_lowercase();
-                    let mut r = b
+                    self.counters.rcpt += 1;
+                    let fired = self.ask(
+                        Phase::Rcpt,
+                        Asked {
+                            sender: mail_from.as_deref(),
+                            recipients: std::slice::from_ref(&addr),
+                            size: None,
+                        },
+                    );
+                    let scripted = b
                         .rcpt_for
                         .get(&addr)
                         .cloned()
                         .unwrap_or_else(|| b.rcpt.clone());
+                    let mut r = ruled(&fired, &scripted);
                     if r.starts_with('2') && b.greylist_secs > 0.0 {
                         let key = (
                             self.peer.ip(),
@@ -145,7 +225,7 @@ impl RemoteSession {
                     if r.starts_with('2') {
                         rcpts.push(addr);
                     }
-                    self.reply(&b, &r).await?;
+                    self.answer(&b, &r, fired).await?;
                 }
                 "BDAT" if b.offers("CHUNKING") => {
                     let Some((size, last)) = bdat_args(&line) else {
@@ -188,8 +268,16 @@ impl RemoteSession {
                         self.reply(&b, "554 5.5.1 No valid recipients").await?;
                         continue;
                     }
-                    let r = b.data.clone();
-                    self.reply(&b, &r).await?;
+                    let fired = self.ask(
+                        Phase::Data,
+                        Asked {
+                            sender: mail_from.as_deref(),
+                            recipients: &rcpts,
+                            size: None,
+                        },
+                    );
+                    let r = ruled(&fired, &b.data);
+                    self.answer(&b, &r, fired).await?;
                     if !r.starts_with('3') {
                         continue;
                     }
@@ -227,14 +315,165 @@ impl RemoteSession {
         mail_from: &mut Option<String>,
         rcpts: &mut Vec<String>,
     ) -> Result<(), Stop> {
-        let r = b.end_of_data.clone();
+        let fired = self.ask(
+            Phase::EndOfData,
+            Asked {
+                sender: mail_from.as_deref(),
+                recipients: rcpts,
+                size: Some(message.len() as u64),
+            },
+        );
+        let r = ruled(&fired, &b.end_of_data);
         if r.starts_with('2') {
-            self.accept(message, mail_from.take(), std::mem::take(rcpts))
-                .await;
+            let action = fired.as_ref().and_then(|f| f.action);
+            self.counters.messages += 1;
+            self.history
+                .lock()
+                .unwrap()
+                .messages
+                .entry(self.peer.ip())
+                .or_default()
+                .push(self.clock.elapsed());
+            let (from, to) = (mail_from.take(), std::mem::take(rcpts));
+            match action {
+                Some(Action::Discard) => {
+                    self.trace.record(
+                        self.name(),
+                        "remote",
+                        format_args!("discards the message ({} octets)", message.len()),
+                    );
+                    self.logs
+                        .lock()
+                        .unwrap()
+                        .get_mut(&self.spec.name)
+                        .unwrap()
+                        .discarded += 1;
+                }
+                Some(Action::BounceLater) => {
+                    let rule = fired.as_ref().map(|f| f.rule.clone()).unwrap_or_default();
+                    self.bounce_later(&rule, &message, from.as_deref(), &to);
+                    self.accept(message, from, to).await;
+                }
+                None => self.accept(message, from, to).await,
+            }
         }
         *mail_from = None;
         rcpts.clear();
-        self.reply(b, &r).await
+        self.answer(b, &r, fired).await
+    }
+
+    /// The first rule whose conditions hold here, traced as it fires.
+    fn ask(&mut self, phase: Phase, asked: Asked<'_>) -> Option<Fired> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let history = self.history.lock().unwrap();
+        let client = self.peer.ip();
+        let cx = Context {
+            phase,
+            now: self.clock.elapsed(),
+            sender: asked.sender,
+            recipients: asked.recipients,
+            size: asked.size,
+            tls: self.stream.is_tls(),
+            client,
+            connection: self.counters.connection,
+            transaction: self.counters.transaction,
+            rcpt: self.counters.rcpt,
+            messages_in_connection: self.counters.messages,
+            client_open_connections: history.open.get(&client).copied().unwrap_or(0),
+            history: &history,
+        };
+        let index = self.rules.iter().position(|r| r.matches(&cx))?;
+        drop(history);
+        let rule = self.rules[index].clone();
+        let mut what = Vec::new();
+        if let Some(r) = &rule.reply {
+            what.push(r.replace("{name}", &self.spec.name));
+        }
+        if let Some(d) = rule.delay_secs {
+            what.push(format!("after {d}s"));
+        }
+        if let Some(a) = rule.action {
+            what.push(a.to_string());
+        }
+        if what.is_empty() {
+            what.push("the usual reply".into());
+        }
+        self.trace.record(
+            self.name(),
+            "remote",
+            format_args!(
+                "{} fires at {phase}: {}",
+                rules::label(&self.rules, index),
+                what.join(", ")
+            ),
+        );
+        Some(Fired {
+            reply: rule.reply.clone(),
+            delay: rule.delay_secs.unwrap_or(0.0),
+            action: rule.action,
+            rule,
+        })
+    }
+
+    /// A fired rule's delay (before the reply).
+    async fn delay_for(&self, fired: &Option<Fired>) {
+        if let Some(f) = fired {
+            if f.delay > 0.0 {
+                let until = self.clock.now().plus(Duration::from_secs_f64(f.delay));
+                self.clock.sleep_until(until).await;
+            }
+        }
+    }
+
+    /// Sends `r` after a fired rule's delay; a 421 a rule chose closes the connection
+    /// after it (RFC 5321 §3.8: the server closes after a 421).
+    async fn answer(&mut self, b: &Behaviour, r: &str, fired: Option<Fired>) -> Result<(), Stop> {
+        self.delay_for(&fired).await;
+        self.reply(b, r).await?;
+        if fired.is_some_and(|f| f.reply.is_some()) && r.starts_with("421") {
+            self.trace
+                .record(self.name(), "remote", "closes the connection after its 421");
+            let _ = self.stream.shutdown().await;
+            return Err(Stop::Dropped);
+        }
+        Ok(())
+    }
+
+    /// Schedules the DSN of a `bounce_later` rule ([`super::bounce`]).
+    fn bounce_later(&self, rule: &Rule, message: &[u8], from: Option<&str>, to: &[String]) {
+        let Some(sender) = from.filter(|s| !s.is_empty()) else {
+            self.trace.record(
+                self.name(),
+                "remote",
+                "would bounce later, but the sender is null (no DSN for a DSN)",
+            );
+            return;
+        };
+        let Some(mx) = self.spec.mx else {
+            return;
+        };
+        let after = Duration::from_secs_f64(rule.bounce_after_secs.unwrap_or(3600.0));
+        let bounce = super::bounce::Bounce {
+            remote: self.spec.name.clone(),
+            mx,
+            sender: sender.to_string(),
+            recipients: to.to_vec(),
+            diagnostic: rule
+                .bounce_reply
+                .clone()
+                .unwrap_or_else(|| "550 5.1.1 The email account does not exist".into()),
+            headers: mailsim_server::mail::header::header_section(message).to_vec(),
+            at: self.clock.now().plus(after),
+        };
+        self.trace.record(
+            self.name(),
+            "remote",
+            format_args!("will send a DSN to <{sender}> in {}s", after.as_secs_f64()),
+        );
+        let (clock, trace) = (self.clock.clone(), self.trace.clone());
+        tokio::task::spawn_local(async move { bounce.send(&clock, &trace).await });
     }
 
     /// Records a message the remote has accepted (before its 2xx goes out).
@@ -313,11 +552,11 @@ impl RemoteSession {
     }
 
     async fn reply_lines(&mut self, b: &Behaviour, lines: &[String]) -> Result<(), Stop> {
-        if b.reply_delay_secs > 0.0 {
-            let until = self
-                .clock
-                .now()
-                .plus(Duration::from_secs_f64(b.reply_delay_secs));
+        self.counters.replies += 1;
+        let tarpit = self.spec.limits.tarpit_secs.unwrap_or(0.0) * self.counters.replies as f64;
+        let delay = b.reply_delay_secs + tarpit;
+        if delay > 0.0 {
+            let until = self.clock.now().plus(Duration::from_secs_f64(delay));
             self.clock.sleep_until(until).await;
         }
         let first = lines.first().map(String::as_str).unwrap_or("");
@@ -401,6 +640,22 @@ fn angle(line: &str) -> String {
         (Some(a), Some(b)) if b > a => line[a + 1..b].to_string(),
         _ => String::new(),
     }
+}
+
+/// A fired rule's reply, or the scripted one.
+fn ruled(fired: &Option<Fired>, scripted: &str) -> String {
+    fired
+        .as_ref()
+        .and_then(|f| f.reply.clone())
+        .unwrap_or_else(|| scripted.to_string())
+}
+
+/// The `SIZE=` parameter of a MAIL line (RFC 1870), if any.
+fn size_param(line: &str) -> Option<u64> {
+    line.split_ascii_whitespace().skip(1).find_map(|w| {
+        let (k, v) = w.split_once('=')?;
+        k.eq_ignore_ascii_case("SIZE").then(|| v.parse().ok())?
+    })
 }
 
 /// `BDAT chunk-size [LAST]` (RFC 3030 §2): the size and whether it is the last chunk;

@@ -129,8 +129,10 @@ fn world_dkim(
     }
     crate::dns::dkim::publish(&mut s.dns.zones, &records);
     let dns = std::net::SocketAddr::new(s.dns_ip(), crate::dns::server::DNS_PORT);
+    let mx = s.server_addr();
     for r in &mut s.remote {
         r.get_mut().dns = Some(dns);
+        r.get_mut().mx = Some(mx);
     }
     Ok(())
 }

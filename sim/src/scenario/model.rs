@@ -465,6 +465,8 @@ pub struct Expect {
     pub accepted: Option<usize>,
     /// Exactly this many connections made to the remote.
     pub connections: Option<usize>,
+    /// Exactly this many messages answered 2xx and thrown away by a `discard` rule.
+    pub discarded: Option<usize>,
     /// Some message the remote accepted has this DKIM verdict (`pass`, `fail`, `neutral`,
     /// `permerror`, `temperror`, `none`), as the remote's verification found it.
     pub dkim: Option<String>,
@@ -618,6 +620,9 @@ impl Expect {
         }
         if let Some(n) = self.connections {
             parts.push(format!("connections = {n}"));
+        }
+        if let Some(n) = self.discarded {
+            parts.push(format!("discarded = {n}"));
         }
         if let Some(t) = &self.trace_contains {
             parts.push(format!("trace contains {t:?}"));

@@ -194,24 +194,95 @@ impl<E: Env> Attempt<E> {
                     addr: SocketAddr::new(ip, port),
                 };
                 tally.last_host = Some(hop.host.clone());
-                match session::try_host(self, &target, &open, body).await {
-                    Ok((results, dsn)) => tally.record(
-                        &open,
-                        results.into_iter().map(Some).collect(),
-                        &hop.host,
-                        dsn,
-                    ),
-                    Err((reply, partial)) => {
-                        // The session broke after some acceptances: whether the peer took
-                        // DSN is not known here, so a success notice is sent (a duplicate
-                        // at worst, never a missing one).
-                        tally.record(&open, partial, &hop.host, false);
-                        tally.last = reply;
+                self.try_address(&target, &hop.host, open, body, tally)
+                    .await;
+            }
+        }
+    }
+
+    /// One address: a transaction for the `open` recipients, and — when the peer took some
+    /// and answered the rest `452 4.5.3` (its recipient limit) — at once another for the
+    /// rest, as Postfix does, rather than leaving them for the retry schedule. RFC 5321
+    /// §4.5.3.1.10: a server out of recipient slots MUST answer 452, and the client sends
+    /// the remaining recipients in a new transaction. Each round must deliver something,
+    /// so a peer that defers everyone ends the loop.
+    async fn try_address(
+        &self,
+        target: &Target<'_>,
+        host: &str,
+        mut open: Vec<usize>,
+        body: &[u8],
+        tally: &mut Tally,
+    ) {
+        loop {
+            match session::try_host(self, target, &open, body).await {
+                Ok((results, dsn)) => {
+                    let again = over_recipient_limit(&results);
+                    let mut outcomes: Vec<Option<RcptOutcome>> =
+                        results.into_iter().map(Some).collect();
+                    let rest: Vec<usize> = again.iter().map(|&i| open[i]).collect();
+                    if let Some(&first) = again.first() {
+                        if let Some(Some(RcptOutcome::Deferred(reply))) = outcomes.get(first) {
+                            tally.last = reply.clone();
+                        }
+                        for &i in &again {
+                            outcomes[i] = None;
+                        }
                     }
+                    tally.record(&open, outcomes, host, dsn);
+                    if rest.is_empty() {
+                        return;
+                    }
+                    self.inner.env.trace(
+                        "queue",
+                        format_args!(
+                            "{} {} reached its recipient limit: {} recipient(s) in a new \
+                             transaction at once",
+                            self.id,
+                            target.peer,
+                            rest.len()
+                        ),
+                    );
+                    open = rest;
+                }
+                Err((reply, partial)) => {
+                    // The session broke after some acceptances: whether the peer took
+                    // DSN is not known here, so a success notice is sent (a duplicate
+                    // at worst, never a missing one).
+                    tally.record(&open, partial, host, false);
+                    tally.last = reply;
+                    return;
                 }
             }
         }
     }
+}
+
+/// Positions (in `results`) deferred with the peer's recipient limit — `452` with
+/// `4.5.3`, or without an enhanced code but saying "too many recipients" — provided the
+/// same transaction delivered at least one recipient (so a new one makes progress).
+fn over_recipient_limit(results: &[RcptOutcome]) -> Vec<usize> {
+    let delivered = results
+        .iter()
+        .any(|o| matches!(o, RcptOutcome::Delivered(_)));
+    if !delivered {
+        return Vec::new();
+    }
+    results
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| match o {
+            RcptOutcome::Deferred(r) if r.code == 452 => match r.enhanced {
+                Some(e) => e == (4, 5, 3),
+                None => r
+                    .lines
+                    .iter()
+                    .any(|l| l.to_ascii_lowercase().contains("too many recipients")),
+            },
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn attach_host(o: RcptOutcome, host: &str, dsn: bool) -> Outcome {
@@ -278,6 +349,25 @@ mod tests {
                 Some("mx1.remote.test".into())
             )
         );
+    }
+
+    #[test]
+    fn only_a_452_recipient_limit_after_progress_is_sent_again_at_once() {
+        let ok = RcptOutcome::Delivered(Reply::new(250, (2, 0, 0), "ok"));
+        let limit = RcptOutcome::Deferred(Reply::new(452, (4, 5, 3), "Too many recipients"));
+        let full = RcptOutcome::Deferred(Reply::new(452, (4, 2, 2), "mailbox full"));
+        let plain = RcptOutcome::Deferred(Reply {
+            code: 452,
+            enhanced: None,
+            lines: vec!["Too many recipients".into()],
+        });
+        assert_eq!(
+            over_recipient_limit(&[ok.clone(), limit.clone(), full.clone(), plain]),
+            [1, 3]
+        );
+        // Nothing delivered: another transaction would make no progress.
+        assert!(over_recipient_limit(&[limit.clone(), limit]).is_empty());
+        assert!(over_recipient_limit(&[ok, full]).is_empty());
     }
 
     #[test]
