@@ -36,6 +36,11 @@ pub struct QueueConfig {
     /// Concurrent outbound connections to one destination domain (Postfix
     /// `default_destination_concurrency_limit`, 20): politeness towards remote MXs.
     pub max_per_destination: usize,
+    /// Where a destination's concurrency window starts (Postfix
+    /// `initial_destination_concurrency`, 5); it grows with sessions that work and shrinks
+    /// with 421s and failed connections, up to `max_per_destination` (see
+    /// `runner/scheduling.rs`).
+    pub initial_per_destination: usize,
     /// A message with more `Received:` headers than this is looping and bounces (Postfix
     /// `hopcount_limit`, 50; RFC 5321 §6.3).
     pub max_received_headers: usize,
@@ -62,6 +67,7 @@ impl Default for QueueConfig {
             lifetime_secs: 5 * 24 * 3600,
             delay_warning_secs: 4 * 3600,
             max_per_destination: 20,
+            initial_per_destination: 5,
             max_received_headers: 50,
             connect_timeout_secs: 30,
             command_timeout_secs: 300,
@@ -108,6 +114,10 @@ impl QueueConfig {
         zero("max_retry_secs", self.max_retry_secs)?;
         zero("lifetime_secs", self.lifetime_secs)?;
         zero("max_per_destination", self.max_per_destination as u64)?;
+        zero(
+            "initial_per_destination",
+            self.initial_per_destination as u64,
+        )?;
         zero("max_received_headers", self.max_received_headers as u64)?;
         zero("connect_timeout_secs", self.connect_timeout_secs)?;
         zero("command_timeout_secs", self.command_timeout_secs)?;

@@ -18,6 +18,7 @@ use crate::smtp::Reply;
 use super::super::client::RcptOutcome;
 use super::super::route::{self, Hop, RouteError};
 use super::super::store::{QueueId, QueuedMessage};
+use super::scheduling::Feedback;
 use super::session::{self, Target};
 use super::settle::Outcome;
 use super::{apply_settlement, Inner};
@@ -42,6 +43,8 @@ struct Tally {
     /// What the still-open recipients are deferred with at the end.
     last: Reply,
     last_host: Option<String>,
+    /// How the sessions went (the destination's concurrency window learns from it).
+    feedback: Feedback,
 }
 
 impl Tally {
@@ -54,6 +57,7 @@ impl Tally {
                 format!("no attempt could be made for {domain}"),
             ),
             last_host: None,
+            feedback: Feedback::default(),
         }
     }
 
@@ -89,16 +93,16 @@ impl Tally {
     }
 }
 
-/// Runs one attempt and settles it.
+/// Runs one attempt and settles it; says how its sessions went.
 pub(super) async fn run<E: Env>(
     inner: &Arc<Inner<E>>,
     id: QueueId,
     domain: &str,
     slots: Vec<usize>,
-) {
+) -> Feedback {
     let env = &inner.env;
     let Some(msg) = inner.state.lock().unwrap().messages.get(&id).cloned() else {
-        return;
+        return Feedback::default();
     };
     let recipients: Vec<Address> = slots
         .iter()
@@ -138,6 +142,7 @@ pub(super) async fn run<E: Env>(
         slots, recorded, ..
     } = attempt;
     let recorded = recorded.into_inner().unwrap_or_default();
+    let feedback = tally.feedback;
     apply_settlement(
         inner,
         id,
@@ -147,6 +152,7 @@ pub(super) async fn run<E: Env>(
         &recorded,
     )
     .await;
+    feedback
 }
 
 impl<E: Env> Attempt<E> {
@@ -217,6 +223,15 @@ impl<E: Env> Attempt<E> {
         loop {
             match session::try_host(self, target, &open, body).await {
                 Ok((results, dsn)) => {
+                    // A 421 anywhere is the server closing on us (RFC 5321 §3.8): for the
+                    // concurrency window that is a failed session, whatever it decided.
+                    let closed = results
+                        .iter()
+                        .any(|o| matches!(o, RcptOutcome::Deferred(r) if r.code == 421));
+                    match closed {
+                        true => tally.feedback.failed += 1,
+                        false => tally.feedback.ok += 1,
+                    }
                     let again = over_recipient_limit(&results);
                     let mut outcomes: Vec<Option<RcptOutcome>> =
                         results.into_iter().map(Some).collect();
@@ -246,6 +261,7 @@ impl<E: Env> Attempt<E> {
                     open = rest;
                 }
                 Err((reply, partial)) => {
+                    tally.feedback.failed += 1;
                     // The session broke after some acceptances: whether the peer took
                     // DSN is not known here, so a success notice is sent (a duplicate
                     // at worst, never a missing one).

@@ -1,8 +1,16 @@
 //! From due recipients to attempts: one attempt per (message, destination) carrying all its
-//! due recipients in one transaction, and at most `max_per_destination` attempts in flight
-//! per destination (Postfix's `default_destination_concurrency_limit`, politeness towards
-//! remote MXs). An attempt over the limit waits in its destination's first-come-first-served
-//! line and starts the moment an attempt to that destination ends.
+//! due recipients in one transaction, and a concurrency window per destination: at most
+//! that many attempts in flight. An attempt over it waits in its destination's
+//! first-come-first-served line and starts the moment an attempt to that destination ends.
+//!
+//! The window is Postfix's destination concurrency feedback (SCHEDULER_README, "Destination
+//! concurrency"): it starts at `initial_per_destination` (Postfix's
+//! `initial_destination_concurrency`, 5), grows by 1/window for each attempt that got a
+//! session through (`default_destination_concurrency_positive_feedback = 1/concurrency`),
+//! and shrinks by 1 for each attempt whose every session failed — a `421`, a dropped
+//! connection, a refused or timed-out connect (`..._negative_feedback = 1`) — never below 1 nor above `max_per_destination`
+//! (`default_destination_concurrency_limit`, 20). A receiver that pushes back with 421 is
+//! thus met with fewer parallel connections, not more of the same.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -30,6 +38,24 @@ pub(super) struct Dispatch {
     /// Due attempts waiting for a connection slot of their destination, first come first
     /// served.
     waiting: BTreeMap<String, VecDeque<(QueueId, Vec<usize>)>>,
+    /// Concurrency window per destination (absent: the initial one).
+    window: BTreeMap<String, f64>,
+}
+
+/// The concurrency bounds (from the queue config).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Concurrency {
+    pub initial: usize,
+    pub max: usize,
+}
+
+/// How an attempt's sessions went, for the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Feedback {
+    /// Sessions that ran their course (whatever the recipients' replies were).
+    pub ok: u32,
+    /// Sessions that failed: connect refused or timed out, 421, the connection lost.
+    pub failed: u32,
 }
 
 impl Dispatch {
@@ -40,7 +66,7 @@ impl Dispatch {
         &mut self,
         due: Vec<DueItem<usize>>,
         messages: &BTreeMap<QueueId, QueuedMessage>,
-        max: usize,
+        limits: Concurrency,
     ) -> Vec<Start> {
         let mut groups: BTreeMap<(QueueId, String), Vec<usize>> = BTreeMap::new();
         for item in due {
@@ -61,9 +87,9 @@ impl Dispatch {
                 .or_default()
                 .push_back((id, slots));
         }
-        let max = max.max(1);
         let mut starts = Vec::new();
         for (domain, line) in self.waiting.iter_mut() {
+            let max = window_of(&self.window, domain, limits) as usize;
             let n = self.active.entry(domain.clone()).or_insert(0);
             while *n < max {
                 let Some((id, slots)) = line.pop_front() else {
@@ -81,12 +107,42 @@ impl Dispatch {
         starts
     }
 
-    /// An attempt to `domain` ended: its connection slot is free.
-    pub fn finished(&mut self, domain: &str) {
+    /// An attempt to `domain` ended: its connection slot is free, and its sessions move the
+    /// window. Returns the window's whole part before and after, when it changed.
+    pub fn finished(
+        &mut self,
+        domain: &str,
+        feedback: Feedback,
+        limits: Concurrency,
+    ) -> Option<(usize, usize)> {
         if let Some(n) = self.active.get_mut(domain) {
             *n = n.saturating_sub(1);
         }
+        let before = window_of(&self.window, domain, limits);
+        // One unit per attempt, as Postfix's qmgr learns once per delivery: an attempt that
+        // got through on a second MX after the first refused is a success for the site.
+        let w = if feedback.ok > 0 {
+            before + 1.0 / before
+        } else if feedback.failed > 0 {
+            before - 1.0
+        } else {
+            before
+        };
+        let w = w.clamp(1.0, limits.max.max(1) as f64);
+        self.window.insert(domain.to_string(), w);
+        let (a, b) = (before as usize, w as usize);
+        (a != b).then_some((a, b))
     }
+}
+
+/// The window of `domain` (fractional; its whole part is the connection limit).
+fn window_of(window: &BTreeMap<String, f64>, domain: &str, limits: Concurrency) -> f64 {
+    let max = limits.max.max(1) as f64;
+    window
+        .get(domain)
+        .copied()
+        .unwrap_or(limits.initial.max(1) as f64)
+        .clamp(1.0, max)
 }
 
 /// The delivery loop: start every due attempt, then sleep until the next due time or until
@@ -98,21 +154,24 @@ pub(super) async fn run<E: Env>(inner: Arc<Inner<E>>) {
             let mut st = inner.state.lock().unwrap();
             let st = &mut *st;
             let due = st.scheduler.pop_due(now);
-            let starts = st
-                .dispatch
-                .admit(due, &st.messages, inner.config.max_per_destination);
+            let starts = st.dispatch.admit(due, &st.messages, concurrency(&inner));
             (starts, st.scheduler.next_due())
         };
         for start in starts {
             let inner2 = inner.clone();
             inner.env.spawn(async move {
-                attempt::run(&inner2, start.id, &start.domain, start.slots).await;
-                inner2
-                    .state
-                    .lock()
-                    .unwrap()
-                    .dispatch
-                    .finished(&start.domain);
+                let feedback = attempt::run(&inner2, start.id, &start.domain, start.slots).await;
+                let changed = inner2.state.lock().unwrap().dispatch.finished(
+                    &start.domain,
+                    feedback,
+                    concurrency(&inner2),
+                );
+                if let Some((from, to)) = changed {
+                    inner2.env.trace(
+                        "queue",
+                        format_args!("concurrency for {}: {from} -> {to}", start.domain),
+                    );
+                }
                 inner2.wake.notify_one();
             });
         }
@@ -126,6 +185,13 @@ pub(super) async fn run<E: Env>(inner: Arc<Inner<E>>) {
             }
             None => inner.wake.notified().await,
         }
+    }
+}
+
+fn concurrency<E: Env>(inner: &Inner<E>) -> Concurrency {
+    Concurrency {
+        initial: inner.config.initial_per_destination,
+        max: inner.config.max_per_destination,
     }
 }
 
@@ -172,10 +238,11 @@ mod tests {
         messages.insert(a, message(a, &["x@one.test", "y@two.test", "z@one.test"]));
         messages.insert(b, message(b, &["w@one.test"]));
         let mut d = Dispatch::default();
+        let one = Concurrency { initial: 1, max: 1 };
         let starts = d.admit(
             vec![due(a, 0), due(a, 1), due(a, 2), due(b, 0)],
             &messages,
-            1,
+            one,
         );
         let got: Vec<_> = starts
             .iter()
@@ -183,9 +250,9 @@ mod tests {
             .collect();
         // a's two one.test recipients share an attempt; b waits for one.test's slot.
         assert_eq!(got, [(a, "one.test", vec![0, 2]), (a, "two.test", vec![1])]);
-        assert!(d.admit(Vec::new(), &messages, 1).is_empty());
-        d.finished("one.test");
-        let next = d.admit(Vec::new(), &messages, 1);
+        assert!(d.admit(Vec::new(), &messages, one).is_empty());
+        d.finished("one.test", Feedback::default(), one);
+        let next = d.admit(Vec::new(), &messages, one);
         assert_eq!(next.len(), 1);
         assert_eq!((next[0].id, next[0].slots.clone()), (b, vec![0]));
         // A message no longer queued is skipped.
@@ -193,8 +260,60 @@ mod tests {
             .admit(
                 vec![due(QueueId::new(Timestamp::from_secs(3), 3), 0)],
                 &messages,
-                1
+                one
             )
             .is_empty());
+    }
+
+    #[test]
+    fn the_window_grows_with_success_and_shrinks_with_failure() {
+        let limits = Concurrency {
+            initial: 5,
+            max: 20,
+        };
+        let mut d = Dispatch::default();
+        let ok = Feedback { ok: 1, failed: 0 };
+        let bad = Feedback { ok: 0, failed: 1 };
+        // Five successes at 5 add about one connection (1/5 each).
+        let mut changes = Vec::new();
+        for _ in 0..6 {
+            changes.extend(d.finished("x.test", ok, limits));
+        }
+        assert_eq!(changes, [(5, 6)]);
+        assert_eq!(d.finished("x.test", bad, limits), Some((6, 5)));
+        for _ in 0..10 {
+            d.finished("x.test", bad, limits);
+        }
+        assert_eq!(window_of(&d.window, "x.test", limits), 1.0);
+        // The cap holds, and other destinations keep the initial window.
+        for _ in 0..1000 {
+            d.finished("x.test", ok, limits);
+        }
+        assert_eq!(window_of(&d.window, "x.test", limits), 20.0);
+        assert_eq!(window_of(&d.window, "y.test", limits), 5.0);
+    }
+
+    #[test]
+    fn a_shrunk_window_admits_fewer() {
+        let limits = Concurrency {
+            initial: 2,
+            max: 20,
+        };
+        let ids: Vec<QueueId> = (1..=4)
+            .map(|i| QueueId::new(Timestamp::from_secs(i), i))
+            .collect();
+        let messages: BTreeMap<_, _> = ids
+            .iter()
+            .map(|&id| (id, message(id, &["a@busy.test"])))
+            .collect();
+        let mut d = Dispatch::default();
+        let due_all: Vec<_> = ids.iter().map(|&id| due(id, 0)).collect();
+        assert_eq!(d.admit(due_all, &messages, limits).len(), 2);
+        // One 421: window 1; the freed slot is not refilled while the other is in flight.
+        d.finished("busy.test", Feedback { ok: 0, failed: 1 }, limits);
+        assert!(d.admit(Vec::new(), &messages, limits).is_empty());
+        // A success at window 1 adds a whole connection (1/1): both waiting ones start.
+        d.finished("busy.test", Feedback { ok: 1, failed: 0 }, limits);
+        assert_eq!(d.admit(Vec::new(), &messages, limits).len(), 2);
     }
 }
