@@ -3,6 +3,7 @@
 //! Parsing is strict (`deny_unknown_fields` everywhere) and every error names the file, the
 //! line and the key: a broken scenario must never panic and never silently do nothing.
 
+pub mod bulk;
 mod error;
 pub use error::line_col;
 mod model;
@@ -73,6 +74,17 @@ pub fn parse(path: &Path, name: String, source: String) -> Result<LoadedScenario
     let scenario: Scenario =
         toml::from_str(&source).map_err(|e| ScenarioError::from_toml(path, &source, &e))?;
     let mut scenario = scenario;
+    for (i, b) in scenario.bulk.iter().enumerate() {
+        b.get_ref()
+            .check()
+            .map_err(|e| ScenarioError::at(path, &source, b.span(), &format!("bulk[{i}]"), e))?;
+    }
+    let bulk: Vec<Actor> = scenario
+        .bulk
+        .iter()
+        .flat_map(|b| b.get_ref().actors(b.span()))
+        .collect();
+    scenario.actor.extend(bulk);
     validate(path, &source, &scenario)?;
     world_dkim(path, &source, &mut scenario, false)?;
     Ok(LoadedScenario {

@@ -28,6 +28,9 @@ pub struct Scenario {
     pub server: Spanned<ServerSection>,
     #[serde(default)]
     pub actor: Vec<Actor>,
+    /// Bulk senders: expanded into actors by the loader ([`super::bulk`]).
+    #[serde(default)]
+    pub bulk: Vec<Spanned<super::bulk::Bulk>>,
     /// Remote MTAs: the other end of outbound delivery (scriptable per phase and over time).
     #[serde(default)]
     pub remote: Vec<Spanned<crate::remote::RemoteSpec>>,
