@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
+
 #[derive(Parser)]
 #[command(
     name = "mailsim",
@@ -44,6 +46,30 @@ enum Command {
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
     },
+    /// Shrink a failing scenario: the smallest file that still fails the same way under the
+    /// seed (the same violated invariant or expectation), for a bug report.
+    ///
+    /// Removes faults, actors, steps, expectations and remotes, pins seed-picked ranges and
+    /// shrinks durations while the failure persists; writes the result (with the seed in
+    /// `[world] seed`) and prints one line per removal and the replay command. Exit 0 when
+    /// a shrunk file was written, 2 when the scenario passes under the seed or does not load.
+    Shrink {
+        /// The scenario file.
+        file: PathBuf,
+        /// The seed it fails under.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the result (default: `<stem>.shrunk-seed<N>.toml` beside FILE).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Candidates run side by side (default: the number of cores); the result does not
+        /// depend on it.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Stop after this many candidate runs, keeping the smallest file found so far.
+        #[arg(long, default_value_t = 5000)]
+        max_runs: usize,
+    },
     /// Serve SMTP on real sockets (loopback unless the config says otherwise).
     ///
     /// The same command as `mailsim-server serve` (one implementation, in the server crate):
@@ -72,6 +98,13 @@ fn main() -> ExitCode {
             Some(seeds) => sweep(paths, seeds, keep_going, trace_dir, jobs),
             None => run(paths, seed, trace_dir, jobs),
         },
+        Command::Shrink {
+            file,
+            seed,
+            output,
+            jobs,
+            max_runs,
+        } => cmd::shrink::main(&file, seed, output, threads(jobs), max_runs),
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
         Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
     }
