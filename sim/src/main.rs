@@ -45,6 +45,11 @@ enum Command {
         /// Scenarios run side by side (default: the number of cores).
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Also write the results as JUnit XML here, for CI: one test case per scenario
+        /// (per scenario and seed with --seeds), failures with the violated expectation or
+        /// invariant, the trace excerpt and the replay command.
+        #[arg(long)]
+        junit: Option<PathBuf>,
     },
     /// Shrink a failing scenario: the smallest file that still fails the same way under the
     /// seed (the same violated invariant or expectation), for a bug report.
@@ -94,10 +99,14 @@ fn main() -> ExitCode {
             keep_going,
             trace_dir,
             jobs,
-        } => match seeds {
-            Some(seeds) => sweep(paths, seeds, keep_going, trace_dir, jobs),
-            None => run(paths, seed, trace_dir, jobs),
-        },
+            junit,
+        } => {
+            let out = Output { trace_dir, junit };
+            match seeds {
+                Some(seeds) => sweep(paths, seeds, keep_going, &out, jobs),
+                None => run(paths, seed, &out, jobs),
+            }
+        }
         Command::Shrink {
             file,
             seed,
@@ -181,13 +190,42 @@ fn write_trace(dir: &Path, name: &str, trace: &str) -> Result<(), ExitCode> {
     })
 }
 
+/// Where a run writes besides the terminal.
+struct Output {
+    trace_dir: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+/// Writes the JUnit report, if one was asked for.
+fn write_junit(out: &Output, report: impl FnOnce() -> quick_junit::Report) -> Result<(), ExitCode> {
+    let Some(file) = &out.junit else {
+        return Ok(());
+    };
+    let xml = report().to_string().map_err(|e| {
+        eprintln!("mailsim: JUnit report: {e}");
+        ExitCode::from(2)
+    })?;
+    // The report is the runner's output, written to the real disk after the worlds ended.
+    #[allow(clippy::disallowed_methods)]
+    let written = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(file, xml));
+    written.map_err(|e| {
+        eprintln!("mailsim: writing {}: {e}", file.display());
+        ExitCode::from(2)
+    })
+}
+
 fn sweep(
     paths: Vec<PathBuf>,
     seeds: std::ops::RangeInclusive<u64>,
     keep_going: bool,
-    trace_dir: Option<PathBuf>,
+    out: &Output,
     jobs: Option<usize>,
 ) -> ExitCode {
+    let trace_dir = &out.trace_dir;
     use std::io::IsTerminal;
     let files = match scenario_files(paths) {
         Ok(f) => f,
@@ -237,6 +275,9 @@ fn sweep(
     if result.stopped {
         println!("(stopped at the first failure; --keep-going runs every seed)");
     }
+    if let Err(code) = write_junit(out, || mailsim::runner::junit::sweep_report(&result)) {
+        return code;
+    }
     println!(
         "({} runs in {:.2}s wall)",
         result.passed + result.failures.len() as u64,
@@ -250,12 +291,8 @@ fn sweep(
     }
 }
 
-fn run(
-    paths: Vec<PathBuf>,
-    seed: Option<u64>,
-    trace_dir: Option<PathBuf>,
-    jobs: Option<usize>,
-) -> ExitCode {
+fn run(paths: Vec<PathBuf>, seed: Option<u64>, out: &Output, jobs: Option<usize>) -> ExitCode {
+    let trace_dir = &out.trace_dir;
     use mailsim::runner;
     let files = match scenario_files(paths) {
         Ok(f) => f,
@@ -280,6 +317,9 @@ fn run(
                 return code;
             }
         }
+    }
+    if let Err(code) = write_junit(out, || runner::junit::run_report(&outcomes)) {
+        return code;
     }
     println!(
         "({} scenarios in {:.2}s wall)",

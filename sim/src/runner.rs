@@ -1,9 +1,10 @@
 //! Runs scenario files and reports: one line per scenario, a closing `N passed, M failed`,
 //! and for each failure the expectation, a trace excerpt and the command that replays it.
 
+pub mod junit;
 mod sweep;
 
-pub use sweep::{parse_seeds, run_sweep, Sweep};
+pub use sweep::{parse_seeds, run_sweep, PassedRun, Sweep};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
