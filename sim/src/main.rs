@@ -226,45 +226,38 @@ fn sweep(
     jobs: Option<usize>,
 ) -> ExitCode {
     let trace_dir = &out.trace_dir;
-    use std::io::IsTerminal;
     let files = match scenario_files(paths) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    // A live counter on a terminal; plain lines every tenth of the way in CI logs.
-    let live = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let progress = move |done: u64, total: u64| {
-        if live {
-            eprint!("\r  {done}/{total} runs");
-            if done == total {
-                eprintln!();
-            }
-        } else if total >= 10 && done.is_multiple_of(total / 10) {
-            eprintln!("  {done}/{total} runs");
-        }
-    };
+    let bar = cmd::output::Progress::new("runs", true);
+    let colour = cmd::output::colour();
     // The closing line's wall-clock figure; it never feeds back into a world.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let result =
-        mailsim::runner::run_sweep(&files, seeds.clone(), threads(jobs), keep_going, &progress);
-    if live {
-        eprintln!();
-    }
+    let result = mailsim::runner::run_sweep(
+        &files,
+        seeds.clone(),
+        threads(jobs),
+        keep_going,
+        &|done, total| bar.update(done, total),
+    );
+    bar.finish();
     for (path, _, e) in &result.load_errors {
         println!("FAIL  {}", path.display());
         println!("  error: {e}");
     }
     for (name, passed, failed) in &result.per_scenario {
         let verdict = if *failed == 0 { "PASS" } else { "FAIL" };
-        println!(
+        let line = format!(
             "{verdict}  {name:<40} seeds {}..{}: {passed} passed, {failed} failed",
             seeds.start(),
             seeds.end()
         );
+        println!("{}", cmd::output::verdict(&line, colour));
     }
     for o in &result.failures {
-        println!("{}", o.summary_line());
+        println!("{}", cmd::output::verdict(&o.summary_line(), colour));
         print!("{}", o.failure_report());
         if let Some(dir) = &trace_dir {
             if let Err(code) = write_trace(dir, &format!("{}.seed-{}", o.name, o.seed), &o.trace) {
@@ -283,7 +276,10 @@ fn sweep(
         result.passed + result.failures.len() as u64,
         started.elapsed().as_secs_f64()
     );
-    println!("{} passed, {} failed", result.passed, result.failed());
+    println!(
+        "{}",
+        cmd::output::summary(result.passed, result.failed(), colour)
+    );
     if result.failed() == 0 {
         ExitCode::SUCCESS
     } else {
@@ -302,10 +298,15 @@ fn run(paths: Vec<PathBuf>, seed: Option<u64>, out: &Output, jobs: Option<usize>
     // The closing line's wall-clock figure; it never feeds back into a world.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let outcomes = runner::run_all(&files, seed, threads);
+    let bar = cmd::output::Progress::new("scenarios", false);
+    let colour = cmd::output::colour();
+    let outcomes = runner::run_all_with(&files, seed, threads, &|done, total| {
+        bar.update(done, total)
+    });
+    bar.finish();
     let (mut passed, mut failed) = (0, 0);
     for o in &outcomes {
-        println!("{}", o.summary_line());
+        println!("{}", cmd::output::verdict(&o.summary_line(), colour));
         if o.passed() {
             passed += 1;
         } else {
@@ -326,7 +327,7 @@ fn run(paths: Vec<PathBuf>, seed: Option<u64>, out: &Output, jobs: Option<usize>
         outcomes.len(),
         started.elapsed().as_secs_f64()
     );
-    println!("{passed} passed, {failed} failed");
+    println!("{}", cmd::output::summary(passed, failed, colour));
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
