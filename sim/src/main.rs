@@ -75,6 +75,12 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         max_runs: usize,
     },
+    /// Check scenario files (or every *.toml under folders) without running them: prints
+    /// each error as `file:line:col: message`; exit 1 if any file is invalid.
+    Check {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+    },
     /// Serve SMTP on real sockets (loopback unless the config says otherwise).
     ///
     /// The same command as `mailsim-server serve` (one implementation, in the server crate):
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
             jobs,
             max_runs,
         } => cmd::shrink::main(&file, seed, output, threads(jobs), max_runs),
+        Command::Check { paths } => cmd::check::main(paths),
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
         Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
     }
