@@ -121,3 +121,28 @@ fn a_seed_that_passes_is_reported_as_passing() {
         _ => panic!("the real server passes the campaign, so there is nothing to shrink"),
     }
 }
+
+/// The command says so and exits 2 when there is nothing to shrink, and writes nothing.
+#[test]
+fn the_command_refuses_a_passing_seed() {
+    let out = path_in_temp("never-written.toml");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_mailsim"))
+        .args(["shrink", "--seed", "1", "-o"])
+        .arg(&out)
+        .arg(campaign())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("passes under seed 1: nothing to shrink"),
+        "{stdout}"
+    );
+    assert!(!out.exists());
+}
+
+fn path_in_temp(name: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("mailsim-shrink-{}", std::process::id()))
+        .join(name)
+}

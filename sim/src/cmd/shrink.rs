@@ -71,7 +71,11 @@ pub fn main(
         }
     );
     println!("still fails with: {}", shrunk.signature.primary);
-    if let Some(f) = s.failures.first() {
+    let primary = s
+        .failures
+        .iter()
+        .find(|f| shrink::kind(f) == shrunk.signature.primary);
+    if let Some(f) = primary {
         println!("  expected: {}", f.expectation);
         println!("  found:    {}", f.found);
     }
