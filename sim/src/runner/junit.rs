@@ -28,19 +28,25 @@ pub fn run_report(outcomes: &[Outcome]) -> Report {
 /// lowest (as the terminal report does).
 pub fn sweep_report(sweep: &Sweep) -> Report {
     let mut suite = TestSuite::new("mailsim run --seeds");
-    let mut cases: Vec<(String, u64, TestCase)> = Vec::new();
-    for PassedRun { name, seed, wall } in &sweep.passed_runs {
+    let mut cases: Vec<(usize, u64, TestCase)> = Vec::new();
+    for &PassedRun {
+        scenario,
+        seed,
+        wall,
+    } in &sweep.passed_runs
+    {
+        let name = &sweep.per_scenario[scenario].0;
         let mut c = TestCase::new(format!("seed-{seed}"), TestCaseStatus::success());
-        c.set_classname(name.clone()).set_time(*wall);
-        cases.push((name.clone(), *seed, c));
+        c.set_classname(name.clone()).set_time(wall);
+        cases.push((scenario, seed, c));
     }
     for o in &sweep.failures {
         let c = case(o, &format!("seed-{}", o.seed), &o.name);
-        cases.push((o.name.clone(), o.seed, c));
+        let scenario = sweep.per_scenario.iter().position(|(n, _, _)| *n == o.name);
+        cases.push((scenario.unwrap_or(usize::MAX), o.seed, c));
     }
-    // In-file order (scenario by input order, then seed) as the terminal lists them.
-    let order: Vec<&String> = sweep.per_scenario.iter().map(|(n, _, _)| n).collect();
-    cases.sort_by_key(|(name, seed, _)| (order.iter().position(|n| *n == name), *seed));
+    // Scenario by input order, then seed, as the terminal lists them.
+    cases.sort_by_key(|(scenario, seed, _)| (*scenario, *seed));
     for (path, name, e) in &sweep.load_errors {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status
