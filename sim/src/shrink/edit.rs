@@ -411,14 +411,15 @@ impl Walk<'_> {
     }
 }
 
-/// The salt `world.rs` draws `fault[i]`'s seed-picked values with: `2i` for `at_secs`,
-/// `2i + 1` for `restart_after_secs`. Only a first guess: the picked value is kept only if
-/// the run with it still fails the same way, and either end of the range is tried next.
+/// The salt the world draws `fault[i]`'s seed-picked values with: `2i` for when it starts
+/// (`at_secs`, `from_secs`), `2i + 1` for the second value (`restart_after_secs`,
+/// `until_secs`, `for_secs`). Only a first guess: the picked value is kept only if the run
+/// with it still fails the same way, and either end of the range is tried next.
 fn fault_salt(path: &[Seg]) -> Option<u64> {
     match path {
         [Seg::Key(f), Seg::Index(i), Seg::Key(k)] if f == "fault" => match k.as_str() {
-            "at_secs" => Some(2 * *i as u64),
-            "restart_after_secs" => Some(2 * *i as u64 + 1),
+            "at_secs" | "from_secs" => Some(2 * *i as u64),
+            "restart_after_secs" | "until_secs" | "for_secs" => Some(2 * *i as u64 + 1),
             _ => None,
         },
         _ => None,
@@ -520,5 +521,10 @@ count = 3
         let text = seeded.to_string();
         assert!(text.contains("seed = 9"), "{text}");
         assert!(text.contains("from x.toml under seed 9"), "{text}");
+        // A file without [world] gets one.
+        let mut bare: DocumentMut = "[server]\nhostname = \"a\"\n".parse().unwrap();
+        set_seed(&mut bare, 4, "y.toml");
+        let parsed: toml::Value = toml::from_str(&bare.to_string()).unwrap();
+        assert_eq!(parsed["world"]["seed"].as_integer(), Some(4));
     }
 }
