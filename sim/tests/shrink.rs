@@ -90,6 +90,12 @@ fn the_planted_campaign_shrinks_to_a_handful_of_steps() {
     let small = scenario::load(&out, "shrunk".into()).unwrap();
     assert_eq!(small.scenario.world.seed, seed, "the seed is in the file");
     assert!(small.scenario.actor.len() <= 1, "{}", shrunk.source);
+    // The crash is what loses the mail: it stays, at the instant seed picked first.
+    assert_eq!(small.scenario.fault.len(), 1, "{}", shrunk.source);
+    assert!(
+        lines[0].contains(&format!("(the value seed {seed} picks)")),
+        "{lines:#?}"
+    );
     // EHLO, one MAIL..DATA pipeline, its message: a handful of steps, not 110.
     assert!(steps(&small) <= 4, "{}", shrunk.source);
     let replay = runner::run_file(&out, "shrunk", None);
