@@ -15,5 +15,6 @@ pub mod invariants;
 pub mod remote;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
 pub mod trace;
 pub mod world;

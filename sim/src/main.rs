@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
+
 #[derive(Parser)]
 #[command(
     name = "mailsim",
@@ -43,6 +45,41 @@ enum Command {
         /// Scenarios run side by side (default: the number of cores).
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Also write the results as JUnit XML here, for CI: one test case per scenario
+        /// (per scenario and seed with --seeds), failures with the violated expectation or
+        /// invariant, the trace excerpt and the replay command.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Shrink a failing scenario: the smallest file that still fails the same way under the
+    /// seed (the same violated invariant or expectation), for a bug report.
+    ///
+    /// Removes faults, actors, steps, expectations and remotes, pins seed-picked ranges and
+    /// shrinks durations while the failure persists; writes the result (with the seed in
+    /// `[world] seed`) and prints one line per removal and the replay command. Exit 0 when
+    /// a shrunk file was written, 2 when the scenario passes under the seed or does not load.
+    Shrink {
+        /// The scenario file.
+        file: PathBuf,
+        /// The seed it fails under.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the result (default: `<stem>.shrunk-seed<N>.toml` beside FILE).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Candidates run side by side (default: the number of cores); the result does not
+        /// depend on it.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Stop after this many candidate runs, keeping the smallest file found so far.
+        #[arg(long, default_value_t = 5000)]
+        max_runs: usize,
+    },
+    /// Check scenario files (or every *.toml under folders) without running them: prints
+    /// each error as `file:line:col: message`; exit 1 if any file is invalid.
+    Check {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
     },
     /// Serve SMTP on real sockets (loopback unless the config says otherwise).
     ///
@@ -68,10 +105,22 @@ fn main() -> ExitCode {
             keep_going,
             trace_dir,
             jobs,
-        } => match seeds {
-            Some(seeds) => sweep(paths, seeds, keep_going, trace_dir, jobs),
-            None => run(paths, seed, trace_dir, jobs),
-        },
+            junit,
+        } => {
+            let out = Output { trace_dir, junit };
+            match seeds {
+                Some(seeds) => sweep(paths, seeds, keep_going, &out, jobs),
+                None => run(paths, seed, &out, jobs),
+            }
+        }
+        Command::Shrink {
+            file,
+            seed,
+            output,
+            jobs,
+            max_runs,
+        } => cmd::shrink::main(&file, seed, output, threads(jobs), max_runs),
+        Command::Check { paths } => cmd::check::main(paths),
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
         Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
     }
@@ -148,52 +197,74 @@ fn write_trace(dir: &Path, name: &str, trace: &str) -> Result<(), ExitCode> {
     })
 }
 
+/// Where a run writes besides the terminal.
+struct Output {
+    trace_dir: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+/// Writes the JUnit report, if one was asked for.
+fn write_junit(out: &Output, report: impl FnOnce() -> quick_junit::Report) -> Result<(), ExitCode> {
+    let Some(file) = &out.junit else {
+        return Ok(());
+    };
+    let xml = report().to_string().map_err(|e| {
+        eprintln!("mailsim: JUnit report: {e}");
+        ExitCode::from(2)
+    })?;
+    // The report is the runner's output, written to the real disk after the worlds ended.
+    #[allow(clippy::disallowed_methods)]
+    let written = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(file, xml));
+    written.map_err(|e| {
+        eprintln!("mailsim: writing {}: {e}", file.display());
+        ExitCode::from(2)
+    })
+}
+
 fn sweep(
     paths: Vec<PathBuf>,
     seeds: std::ops::RangeInclusive<u64>,
     keep_going: bool,
-    trace_dir: Option<PathBuf>,
+    out: &Output,
     jobs: Option<usize>,
 ) -> ExitCode {
-    use std::io::IsTerminal;
+    let trace_dir = &out.trace_dir;
     let files = match scenario_files(paths) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    // A live counter on a terminal; plain lines every tenth of the way in CI logs.
-    let live = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let progress = move |done: u64, total: u64| {
-        if live {
-            eprint!("\r  {done}/{total} runs");
-            if done == total {
-                eprintln!();
-            }
-        } else if total >= 10 && done.is_multiple_of(total / 10) {
-            eprintln!("  {done}/{total} runs");
-        }
-    };
+    let bar = cmd::output::Progress::new("runs", true);
+    let colour = cmd::output::colour();
     // The closing line's wall-clock figure; it never feeds back into a world.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let result =
-        mailsim::runner::run_sweep(&files, seeds.clone(), threads(jobs), keep_going, &progress);
-    if live {
-        eprintln!();
-    }
+    let result = mailsim::runner::run_sweep(
+        &files,
+        seeds.clone(),
+        threads(jobs),
+        keep_going,
+        &|done, total| bar.update(done, total),
+    );
+    bar.finish();
     for (path, _, e) in &result.load_errors {
         println!("FAIL  {}", path.display());
         println!("  error: {e}");
     }
     for (name, passed, failed) in &result.per_scenario {
         let verdict = if *failed == 0 { "PASS" } else { "FAIL" };
-        println!(
+        let line = format!(
             "{verdict}  {name:<40} seeds {}..{}: {passed} passed, {failed} failed",
             seeds.start(),
             seeds.end()
         );
+        println!("{}", cmd::output::verdict(&line, colour));
     }
     for o in &result.failures {
-        println!("{}", o.summary_line());
+        println!("{}", cmd::output::verdict(&o.summary_line(), colour));
         print!("{}", o.failure_report());
         if let Some(dir) = &trace_dir {
             if let Err(code) = write_trace(dir, &format!("{}.seed-{}", o.name, o.seed), &o.trace) {
@@ -204,12 +275,18 @@ fn sweep(
     if result.stopped {
         println!("(stopped at the first failure; --keep-going runs every seed)");
     }
+    if let Err(code) = write_junit(out, || mailsim::runner::junit::sweep_report(&result)) {
+        return code;
+    }
     println!(
         "({} runs in {:.2}s wall)",
         result.passed + result.failures.len() as u64,
         started.elapsed().as_secs_f64()
     );
-    println!("{} passed, {} failed", result.passed, result.failed());
+    println!(
+        "{}",
+        cmd::output::summary(result.passed, result.failed(), colour)
+    );
     if result.failed() == 0 {
         ExitCode::SUCCESS
     } else {
@@ -217,12 +294,8 @@ fn sweep(
     }
 }
 
-fn run(
-    paths: Vec<PathBuf>,
-    seed: Option<u64>,
-    trace_dir: Option<PathBuf>,
-    jobs: Option<usize>,
-) -> ExitCode {
+fn run(paths: Vec<PathBuf>, seed: Option<u64>, out: &Output, jobs: Option<usize>) -> ExitCode {
+    let trace_dir = &out.trace_dir;
     use mailsim::runner;
     let files = match scenario_files(paths) {
         Ok(f) => f,
@@ -232,10 +305,15 @@ fn run(
     // The closing line's wall-clock figure; it never feeds back into a world.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let outcomes = runner::run_all(&files, seed, threads);
+    let bar = cmd::output::Progress::new("scenarios", false);
+    let colour = cmd::output::colour();
+    let outcomes = runner::run_all_with(&files, seed, threads, &|done, total| {
+        bar.update(done, total)
+    });
+    bar.finish();
     let (mut passed, mut failed) = (0, 0);
     for o in &outcomes {
-        println!("{}", o.summary_line());
+        println!("{}", cmd::output::verdict(&o.summary_line(), colour));
         if o.passed() {
             passed += 1;
         } else {
@@ -248,12 +326,15 @@ fn run(
             }
         }
     }
+    if let Err(code) = write_junit(out, || runner::junit::run_report(&outcomes)) {
+        return code;
+    }
     println!(
         "({} scenarios in {:.2}s wall)",
         outcomes.len(),
         started.elapsed().as_secs_f64()
     );
-    println!("{passed} passed, {failed} failed");
+    println!("{}", cmd::output::summary(passed, failed, colour));
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -1,9 +1,10 @@
 //! Runs scenario files and reports: one line per scenario, a closing `N passed, M failed`,
 //! and for each failure the expectation, a trace excerpt and the command that replays it.
 
+pub mod junit;
 mod sweep;
 
-pub use sweep::{parse_seeds, run_sweep, Sweep};
+pub use sweep::{parse_seeds, run_sweep, PassedRun, Sweep};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,18 @@ pub fn run_loaded(loaded: &LoadedScenario, seed: Option<u64>) -> Outcome {
 /// Runs many files on `threads` threads (each world is single-threaded and independent, so
 /// parallelism cannot change any trace); results come back in input order.
 pub fn run_all(files: &[(PathBuf, String)], seed: Option<u64>, threads: usize) -> Vec<Outcome> {
+    run_all_with(files, seed, threads, &|_, _| {})
+}
+
+/// [`run_all`], calling `progress(done, total)` after each scenario (from the workers).
+pub fn run_all_with(
+    files: &[(PathBuf, String)],
+    seed: Option<u64>,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Vec<Outcome> {
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let total = files.len() as u64;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<Vec<Option<Outcome>>> =
         std::sync::Mutex::new((0..files.len()).map(|_| None).collect());
@@ -200,6 +213,10 @@ pub fn run_all(files: &[(PathBuf, String)], seed: Option<u64>, threads: usize) -
                 };
                 let outcome = run_file(path, name, seed);
                 results.lock().unwrap()[i] = Some(outcome);
+                progress(
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total,
+                );
             });
         }
     });

@@ -45,6 +45,18 @@ pub struct Sweep {
     pub stopped: bool,
     /// Per scenario, in input order: its name, seeds passed, seeds failed.
     pub per_scenario: Vec<(String, u64, u64)>,
+    /// Every pair that ran and passed, in (scenario, seed) order (for JUnit's one test case
+    /// per pair). Small on purpose: 10 000 seeds of 100 scenarios are a million of them.
+    pub passed_runs: Vec<PassedRun>,
+}
+
+/// A (scenario, seed) pair that passed; its trace is not kept.
+#[derive(Clone, Copy, Debug)]
+pub struct PassedRun {
+    /// Index into `per_scenario`.
+    pub scenario: usize,
+    pub seed: u64,
+    pub wall: std::time::Duration,
 }
 
 impl Sweep {
@@ -79,6 +91,7 @@ pub fn run_sweep(
     let stop = AtomicBool::new(!keep_going && !load_errors.is_empty());
     let passed: Vec<AtomicU64> = loaded.iter().map(|_| AtomicU64::new(0)).collect();
     let failures: Mutex<Vec<(usize, u64, Outcome)>> = Mutex::new(Vec::new());
+    let passed_runs: Mutex<Vec<PassedRun>> = Mutex::new(Vec::new());
     let workers = (threads.max(1) as u64).min(total.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -94,6 +107,11 @@ pub fn run_sweep(
                 let outcome = run_loaded(&loaded[file], Some(seed));
                 if outcome.passed() {
                     passed[file].fetch_add(1, Ordering::Relaxed);
+                    passed_runs.lock().unwrap().push(PassedRun {
+                        scenario: file,
+                        seed,
+                        wall: outcome.wall,
+                    });
                 } else {
                     if !keep_going {
                         stop.store(true, Ordering::Relaxed);
@@ -105,6 +123,8 @@ pub fn run_sweep(
         }
     });
     let mut failures = failures.into_inner().unwrap();
+    let mut passed_runs = passed_runs.into_inner().unwrap();
+    passed_runs.sort_by_key(|r| (r.scenario, r.seed));
     failures.sort_by_key(|(file, seed, _)| (*file, *seed));
     let stopped = done.load(Ordering::Relaxed) < total;
     if stopped {
@@ -125,6 +145,7 @@ pub fn run_sweep(
         load_errors,
         stopped,
         per_scenario,
+        passed_runs,
     }
 }
 

@@ -35,6 +35,16 @@ pub fn load(path: &Path, name: String) -> Result<LoadedScenario, ScenarioError> 
         path: path.to_path_buf(),
         error: e.to_string(),
     })?;
+    load_source(path, name, source)
+}
+
+/// [`load`] for scenario text already in memory (a shrink candidate, an edited file): key
+/// and certificate files it names are read relative to `path`'s folder, as for the file.
+pub fn load_source(
+    path: &Path,
+    name: String,
+    source: String,
+) -> Result<LoadedScenario, ScenarioError> {
     let mut loaded = parse(path, name, source)?;
     // Keys and certificates the scenario names by path are read now, relative to it, like
     // `mailsim serve` reads them relative to its config: the world never sees a real file.
