@@ -81,6 +81,31 @@ enum Command {
         /// Scenario files or folders (default: scenarios/).
         paths: Vec<PathBuf>,
     },
+    /// Pretty-print a trace written by `run --trace-dir`: simulated time as a clock, gaps
+    /// marked, client/server lines as arrows; narrowed by host, source, message id, time
+    /// window or regex. Exit 1 if no line matches, 2 if the file cannot be read.
+    Trace {
+        /// The trace file.
+        file: PathBuf,
+        /// Only this host's lines (`server`, a remote's or an actor's name, `world`).
+        #[arg(long)]
+        host: Option<String>,
+        /// Only this source (`smtp`, `queue`, `store`, `dns`, `remote`, `actor`, ...).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only lines naming this queue or message id.
+        #[arg(long)]
+        message: Option<String>,
+        /// Only lines matching this regular expression.
+        #[arg(long)]
+        grep: Option<regex::Regex>,
+        /// From this simulated second on.
+        #[arg(long)]
+        from_secs: Option<f64>,
+        /// Before this simulated second.
+        #[arg(long)]
+        until_secs: Option<f64>,
+    },
     /// Serve SMTP on real sockets (loopback unless the config says otherwise).
     ///
     /// The same command as `mailsim-server serve` (one implementation, in the server crate):
@@ -121,6 +146,25 @@ fn main() -> ExitCode {
             max_runs,
         } => cmd::shrink::main(&file, seed, output, threads(jobs), max_runs),
         Command::Check { paths } => cmd::check::main(paths),
+        Command::Trace {
+            file,
+            host,
+            source,
+            message,
+            grep,
+            from_secs,
+            until_secs,
+        } => cmd::trace::main(
+            &file,
+            cmd::trace::Filter {
+                host,
+                source,
+                message,
+                grep,
+                from_secs,
+                until_secs,
+            },
+        ),
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
         Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
     }

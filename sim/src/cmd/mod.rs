@@ -4,3 +4,4 @@
 pub mod check;
 pub mod output;
 pub mod shrink;
+pub mod trace;
