@@ -10,7 +10,7 @@ use std::time::Duration;
 pub struct Timestamp(pub Duration);
 
 impl Timestamp {
-    pub fn from_secs(secs: u64) -> Self {
+    pub const fn from_secs(secs: u64) -> Self {
         Timestamp(Duration::from_secs(secs))
     }
     pub fn as_secs(self) -> u64 {

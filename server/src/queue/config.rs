@@ -41,6 +41,9 @@ pub struct QueueConfig {
     /// with 421s and failed connections, up to `max_per_destination` (see
     /// `runner/scheduling.rs`).
     pub initial_per_destination: usize,
+    /// Pause between attempts to one destination, in milliseconds (Postfix
+    /// `default_destination_rate_delay`, 0 = off); when set, one attempt at a time there.
+    pub rate_delay_ms: u64,
     /// A message with more `Received:` headers than this is looping and bounces (Postfix
     /// `hopcount_limit`, 50; RFC 5321 §6.3).
     pub max_received_headers: usize,
@@ -68,6 +71,7 @@ impl Default for QueueConfig {
             delay_warning_secs: 4 * 3600,
             max_per_destination: 20,
             initial_per_destination: 5,
+            rate_delay_ms: 0,
             max_received_headers: 50,
             connect_timeout_secs: 30,
             command_timeout_secs: 300,

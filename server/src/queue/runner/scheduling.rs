@@ -11,11 +11,16 @@
 //! connection, a refused or timed-out connect (`..._negative_feedback = 1`) — never below 1 nor above `max_per_destination`
 //! (`default_destination_concurrency_limit`, 20). A receiver that pushes back with 421 is
 //! thus met with fewer parallel connections, not more of the same.
+//!
+//! `rate_delay_secs` is Postfix's `default_destination_rate_delay`: a pause between the end
+//! of one attempt to a destination and the start of the next, which also means one attempt
+//! at a time there — for receivers that count messages per minute.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::env::Env;
+use crate::env::{Env, Timestamp};
 
 use super::super::schedule::{destination, DueItem};
 use super::super::store::{QueueId, QueuedMessage};
@@ -40,6 +45,8 @@ pub(super) struct Dispatch {
     waiting: BTreeMap<String, VecDeque<(QueueId, Vec<usize>)>>,
     /// Concurrency window per destination (absent: the initial one).
     window: BTreeMap<String, f64>,
+    /// With a rate delay: when the next attempt to a destination may start.
+    not_before: BTreeMap<String, Timestamp>,
 }
 
 /// The concurrency bounds (from the queue config).
@@ -47,6 +54,8 @@ pub(super) struct Dispatch {
 pub(super) struct Concurrency {
     pub initial: usize,
     pub max: usize,
+    /// Pause between attempts to one destination (zero: none, and the window applies).
+    pub rate_delay: Duration,
 }
 
 /// How an attempt's sessions went, for the window.
@@ -67,6 +76,7 @@ impl Dispatch {
         due: Vec<DueItem<usize>>,
         messages: &BTreeMap<QueueId, QueuedMessage>,
         limits: Concurrency,
+        now: Timestamp,
     ) -> Vec<Start> {
         let mut groups: BTreeMap<(QueueId, String), Vec<usize>> = BTreeMap::new();
         for item in due {
@@ -89,13 +99,22 @@ impl Dispatch {
         }
         let mut starts = Vec::new();
         for (domain, line) in self.waiting.iter_mut() {
-            let max = window_of(&self.window, domain, limits) as usize;
+            let mut max = window_of(&self.window, domain, limits) as usize;
+            if !limits.rate_delay.is_zero() {
+                let open = self.not_before.get(domain).is_none_or(|&t| t <= now);
+                max = usize::from(open);
+            }
             let n = self.active.entry(domain.clone()).or_insert(0);
             while *n < max {
                 let Some((id, slots)) = line.pop_front() else {
                     break;
                 };
                 *n += 1;
+                if !limits.rate_delay.is_zero() {
+                    // Held until this attempt ends and its delay has passed.
+                    self.not_before
+                        .insert(domain.clone(), Timestamp::from_secs(u64::MAX / 4));
+                }
                 starts.push(Start {
                     id,
                     domain: domain.clone(),
@@ -107,6 +126,14 @@ impl Dispatch {
         starts
     }
 
+    /// The earliest time a waiting attempt may start because a rate delay ends.
+    pub fn next_release(&self) -> Option<Timestamp> {
+        self.waiting
+            .keys()
+            .filter_map(|d| self.not_before.get(d).copied())
+            .min()
+    }
+
     /// An attempt to `domain` ended: its connection slot is free, and its sessions move the
     /// window. Returns the window's whole part before and after, when it changed.
     pub fn finished(
@@ -114,9 +141,14 @@ impl Dispatch {
         domain: &str,
         feedback: Feedback,
         limits: Concurrency,
+        now: Timestamp,
     ) -> Option<(usize, usize)> {
         if let Some(n) = self.active.get_mut(domain) {
             *n = n.saturating_sub(1);
+        }
+        if !limits.rate_delay.is_zero() {
+            self.not_before
+                .insert(domain.to_string(), now.plus(limits.rate_delay));
         }
         let before = window_of(&self.window, domain, limits);
         // One unit per attempt, as Postfix's qmgr learns once per delivery: an attempt that
@@ -154,8 +186,14 @@ pub(super) async fn run<E: Env>(inner: Arc<Inner<E>>) {
             let mut st = inner.state.lock().unwrap();
             let st = &mut *st;
             let due = st.scheduler.pop_due(now);
-            let starts = st.dispatch.admit(due, &st.messages, concurrency(&inner));
-            (starts, st.scheduler.next_due())
+            let starts = st
+                .dispatch
+                .admit(due, &st.messages, concurrency(&inner), now);
+            let next = match (st.scheduler.next_due(), st.dispatch.next_release()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (starts, next)
         };
         for start in starts {
             let inner2 = inner.clone();
@@ -165,6 +203,7 @@ pub(super) async fn run<E: Env>(inner: Arc<Inner<E>>) {
                     &start.domain,
                     feedback,
                     concurrency(&inner2),
+                    inner2.env.now(),
                 );
                 if let Some((from, to)) = changed {
                     inner2.env.trace(
@@ -192,12 +231,15 @@ fn concurrency<E: Env>(inner: &Inner<E>) -> Concurrency {
     Concurrency {
         initial: inner.config.initial_per_destination,
         max: inner.config.max_per_destination,
+        rate_delay: Duration::from_millis(inner.config.rate_delay_ms),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T0: Timestamp = Timestamp::from_secs(1000);
     use crate::env::Timestamp;
     use crate::mail::Address;
     use crate::queue::store::{QueuedRecipient, RecipientState};
@@ -238,11 +280,16 @@ mod tests {
         messages.insert(a, message(a, &["x@one.test", "y@two.test", "z@one.test"]));
         messages.insert(b, message(b, &["w@one.test"]));
         let mut d = Dispatch::default();
-        let one = Concurrency { initial: 1, max: 1 };
+        let one = Concurrency {
+            initial: 1,
+            max: 1,
+            rate_delay: Duration::ZERO,
+        };
         let starts = d.admit(
             vec![due(a, 0), due(a, 1), due(a, 2), due(b, 0)],
             &messages,
             one,
+            T0,
         );
         let got: Vec<_> = starts
             .iter()
@@ -250,9 +297,9 @@ mod tests {
             .collect();
         // a's two one.test recipients share an attempt; b waits for one.test's slot.
         assert_eq!(got, [(a, "one.test", vec![0, 2]), (a, "two.test", vec![1])]);
-        assert!(d.admit(Vec::new(), &messages, one).is_empty());
-        d.finished("one.test", Feedback::default(), one);
-        let next = d.admit(Vec::new(), &messages, one);
+        assert!(d.admit(Vec::new(), &messages, one, T0).is_empty());
+        d.finished("one.test", Feedback::default(), one, T0);
+        let next = d.admit(Vec::new(), &messages, one, T0);
         assert_eq!(next.len(), 1);
         assert_eq!((next[0].id, next[0].slots.clone()), (b, vec![0]));
         // A message no longer queued is skipped.
@@ -260,9 +307,44 @@ mod tests {
             .admit(
                 vec![due(QueueId::new(Timestamp::from_secs(3), 3), 0)],
                 &messages,
-                one
+                one,
+                T0
             )
             .is_empty());
+    }
+
+    #[test]
+    fn a_rate_delay_spaces_attempts_one_at_a_time() {
+        let limits = Concurrency {
+            initial: 5,
+            max: 20,
+            rate_delay: Duration::from_secs(10),
+        };
+        let ids: Vec<QueueId> = (1..=3)
+            .map(|i| QueueId::new(Timestamp::from_secs(i), i))
+            .collect();
+        let messages: BTreeMap<_, _> = ids
+            .iter()
+            .map(|&id| (id, message(id, &["a@slow.test"])))
+            .collect();
+        let mut d = Dispatch::default();
+        let due_all: Vec<_> = ids.iter().map(|&id| due(id, 0)).collect();
+        assert_eq!(d.admit(due_all, &messages, limits, T0).len(), 1);
+        // While it runs, nothing else starts, and no release time is set yet.
+        assert!(d.admit(Vec::new(), &messages, limits, T0).is_empty());
+        let end = T0.plus(Duration::from_secs(2));
+        d.finished("slow.test", Feedback { ok: 1, failed: 0 }, limits, end);
+        let release = end.plus(Duration::from_secs(10));
+        assert_eq!(d.next_release(), Some(release));
+        assert!(d
+            .admit(
+                Vec::new(),
+                &messages,
+                limits,
+                end.plus(Duration::from_secs(9))
+            )
+            .is_empty());
+        assert_eq!(d.admit(Vec::new(), &messages, limits, release).len(), 1);
     }
 
     #[test]
@@ -270,6 +352,7 @@ mod tests {
         let limits = Concurrency {
             initial: 5,
             max: 20,
+            rate_delay: Duration::ZERO,
         };
         let mut d = Dispatch::default();
         let ok = Feedback { ok: 1, failed: 0 };
@@ -277,17 +360,17 @@ mod tests {
         // Five successes at 5 add about one connection (1/5 each).
         let mut changes = Vec::new();
         for _ in 0..6 {
-            changes.extend(d.finished("x.test", ok, limits));
+            changes.extend(d.finished("x.test", ok, limits, T0));
         }
         assert_eq!(changes, [(5, 6)]);
-        assert_eq!(d.finished("x.test", bad, limits), Some((6, 5)));
+        assert_eq!(d.finished("x.test", bad, limits, T0), Some((6, 5)));
         for _ in 0..10 {
-            d.finished("x.test", bad, limits);
+            d.finished("x.test", bad, limits, T0);
         }
         assert_eq!(window_of(&d.window, "x.test", limits), 1.0);
         // The cap holds, and other destinations keep the initial window.
         for _ in 0..1000 {
-            d.finished("x.test", ok, limits);
+            d.finished("x.test", ok, limits, T0);
         }
         assert_eq!(window_of(&d.window, "x.test", limits), 20.0);
         assert_eq!(window_of(&d.window, "y.test", limits), 5.0);
@@ -298,6 +381,7 @@ mod tests {
         let limits = Concurrency {
             initial: 2,
             max: 20,
+            rate_delay: Duration::ZERO,
         };
         let ids: Vec<QueueId> = (1..=4)
             .map(|i| QueueId::new(Timestamp::from_secs(i), i))
@@ -308,12 +392,12 @@ mod tests {
             .collect();
         let mut d = Dispatch::default();
         let due_all: Vec<_> = ids.iter().map(|&id| due(id, 0)).collect();
-        assert_eq!(d.admit(due_all, &messages, limits).len(), 2);
+        assert_eq!(d.admit(due_all, &messages, limits, T0).len(), 2);
         // One 421: window 1; the freed slot is not refilled while the other is in flight.
-        d.finished("busy.test", Feedback { ok: 0, failed: 1 }, limits);
-        assert!(d.admit(Vec::new(), &messages, limits).is_empty());
+        d.finished("busy.test", Feedback { ok: 0, failed: 1 }, limits, T0);
+        assert!(d.admit(Vec::new(), &messages, limits, T0).is_empty());
         // A success at window 1 adds a whole connection (1/1): both waiting ones start.
-        d.finished("busy.test", Feedback { ok: 1, failed: 0 }, limits);
-        assert_eq!(d.admit(Vec::new(), &messages, limits).len(), 2);
+        d.finished("busy.test", Feedback { ok: 1, failed: 0 }, limits, T0);
+        assert_eq!(d.admit(Vec::new(), &messages, limits, T0).len(), 2);
     }
 }
