@@ -5,6 +5,8 @@
 
 mod error;
 pub use error::line_col;
+mod fault;
+pub use fault::{Fault, Hosts, IoOps, TraceTrigger, Window};
 mod model;
 mod retry;
 
@@ -288,18 +290,31 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
             return Err(err(e.span(), &format!("expect[{i}]"), msg));
         }
     }
+    let mut hosts: BTreeSet<&str> = ["server", "dns"].into_iter().collect();
+    hosts.extend(s.actor.iter().map(|a| a.name.get_ref().as_str()));
+    hosts.extend(s.remote.iter().map(|r| r.get_ref().name.as_str()));
     for (i, f) in s.fault.iter().enumerate() {
         let x = f.get_ref();
-        let checked = x
-            .at_secs
-            .check()
-            .map_err(|m| format!("at_secs {m}"))
-            .and_then(|_| match x.restart_after_secs {
-                Some(r) => r.check().map_err(|m| format!("restart_after_secs {m}")),
-                None => Ok(()),
-            });
-        if let Err(msg) = checked {
-            return Err(err(f.span(), &format!("fault[{i}]"), msg));
+        let key = format!("fault[{i}]");
+        if let Err(msg) = x.check() {
+            return Err(err(f.span(), &key, format!("{}: {msg}", x.kind())));
+        }
+        for (side, group) in x.hosts() {
+            let names = group.names();
+            if names.is_empty() {
+                return Err(err(
+                    f.span(),
+                    &format!("{key}.{side}"),
+                    "names no host".into(),
+                ));
+            }
+            if let Some(unknown) = names.iter().find(|n| !hosts.contains(**n)) {
+                return Err(err(
+                    f.span(),
+                    &format!("{key}.{side}"),
+                    format!("no host named {unknown:?} (hosts: {hosts:?})"),
+                ));
+            }
         }
     }
     if !(s.world.fs_latency_ms >= 0.0 && s.world.fs_latency_ms <= 60_000.0) {
