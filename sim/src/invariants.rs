@@ -44,24 +44,43 @@ pub fn check(scn: &LoadedScenario, world: &WorldResult) -> Vec<Failure> {
         // A config the server refused: the run already failed on that.
         return Vec::new();
     };
+    let lines = world.trace.lines();
+    let mut failures = world.consistency.clone();
+    {
+        let _guard = fs.enter();
+        let moment = crate::consistency::Moment::End {
+            drained: drained(&lines),
+        };
+        failures.extend(crate::consistency::check(&directory, &lines, moment));
+    }
     let acked: Vec<Acked> = {
         let logs = world.logs.lock().unwrap();
         logs.values().flat_map(|l| l.ledger.acked.clone()).collect()
     };
     if acked.is_empty() {
-        return Vec::new();
+        return failures;
     }
-    let lines = world.trace.lines();
     let queue = Claims::from_trace(&lines);
     let disk = {
         let _guard = fs.enter();
         Disk::read(&directory, &acked)
     };
-    let mut failures = Vec::new();
     for m in &acked {
         check_message(scn, m, &directory, &disk, &queue, &lines, &mut failures);
     }
     failures
+}
+
+/// The run ran out of work with the server up: it did not stop at its duration, and the
+/// server was not left down by a crash without a restart.
+fn drained(lines: &[String]) -> bool {
+    let last = |text: &str| lines.iter().rposition(|l| l.contains(text));
+    let up = match (last(" fault  crash server"), last(" server boot ")) {
+        (Some(crash), Some(boot)) => boot > crash,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    up && last(" world  duration of ").is_none()
 }
 
 fn check_message(
@@ -136,7 +155,8 @@ fn check_message(
         let failed = queue.failed.contains(&key);
         let dsn_due = !m.mail_from.is_empty() && !never;
         let bounced = failed && (!dsn_due || queue.dsn.contains(&m.id));
-        if delivered == 0 && !bounced && !queued {
+        let recorded = queue.recorded.contains(&key);
+        if delivered == 0 && !recorded && !bounced && !queued {
             let found = match failed {
                 true => "it failed, but no DSN went to the sender".to_string(),
                 false => "not delivered, not bounced and not in the queue".to_string(),
@@ -209,6 +229,10 @@ struct Claims {
     failed: BTreeSet<(String, String)>,
     /// Ids a DSN was made for.
     dsn: BTreeSet<String>,
+    /// (id, recipient) whose delivery the queue recorded durably (`record <id> <i>=delivered`):
+    /// delivered even when a crash came before the queue traced `delivered via`, and
+    /// recovery, finding it final, rightly removed the message.
+    recorded: BTreeSet<(String, String)>,
     /// The server crashed during the run.
     crashed: bool,
 }
@@ -216,6 +240,8 @@ struct Claims {
 impl Claims {
     fn from_trace(lines: &[String]) -> Claims {
         let mut c = Claims::default();
+        // id -> its recipients in slot order, from `queued <id> from <..> to <a>, <b> (..)`.
+        let mut rcpts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in lines {
             if line.contains(" fault  crash ") {
                 c.crashed = true;
@@ -223,6 +249,31 @@ impl Claims {
             let Some(rest) = line.split_once(" queue  ").map(|(_, r)| r) else {
                 continue;
             };
+            if let Some(q) = rest.strip_prefix("queued ") {
+                if let Some((id, to)) = q
+                    .split_once(' ')
+                    .zip(q.split_once("> to "))
+                    .map(|((id, _), (_, to))| (id, to.rsplit_once(" (").map_or(to, |(t, _)| t)))
+                {
+                    let list = to.split(", ").map(|r| r.trim_matches(['<', '>']));
+                    rcpts.insert(id.to_string(), list.map(str::to_ascii_lowercase).collect());
+                }
+                continue;
+            }
+            if let Some((id, payload)) =
+                rest.strip_prefix("record ").and_then(|r| r.split_once(' '))
+            {
+                for (slot, state) in payload.split(' ').filter_map(|t| t.split_once('=')) {
+                    let rcpt = slot
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| rcpts.get(id)?.get(i));
+                    if let (Some(rcpt), true) = (rcpt, state.starts_with("delivered")) {
+                        c.recorded.insert((id.to_string(), rcpt.clone()));
+                    }
+                }
+                continue;
+            }
             let mut words = rest.split(' ');
             let (Some(id), Some(second)) = (words.next(), words.next()) else {
                 continue;

@@ -41,6 +41,8 @@ pub struct WorldResult {
     pub wall: Duration,
     /// A host failed (its software returned an error or panicked).
     pub error: Option<String>,
+    /// What the consistency check found on the disk before each restart.
+    pub consistency: Vec<crate::check::Failure>,
 }
 
 /// Runs the scenario's world with `seed` and returns what happened.
@@ -153,11 +155,29 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
             .with_disk_faults(disk.clone());
             let config = config.clone();
             let fs_slot = fs_slot.clone();
+            let disk = disk.clone();
             async move {
                 use mailsim_server::env::Env;
                 *fs_slot.lock().unwrap() = Some(FsHandle::current());
                 env.trace("server", format_args!("boot {boot}"));
-                let server = Server::start(env, &config, RunOptions::default()).await?;
+                let server = loop {
+                    match Server::start(env.clone(), &config, RunOptions::default()).await {
+                        Ok(server) => break server,
+                        // A server that cannot open its store on a failing disk exits; a
+                        // supervisor (systemd's Restart=on-failure) starts it again a
+                        // second later. Only while an injected disk fault is on: any other
+                        // start failure is the scenario's and fails the run.
+                        Err(e) if disk.any_on() => {
+                            env.trace(
+                                "server",
+                                format_args!("start failed: {e} (starting again in 1s)"),
+                            );
+                            env.sleep_until(env.now().plus(Duration::from_secs(1)))
+                                .await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 server.run().await?;
                 Ok(())
             }
@@ -233,10 +253,14 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
     // --- run ---
     let mut steps = 0u64;
     let mut error = None;
+    let mut consistency = Vec::new();
     let mut quiet = 0u32;
     let mut idle_streak = 0u32;
     loop {
         while let Some(event) = faults.due(clock.elapsed()) {
+            if matches!(event, WorldEvent::Restart) {
+                consistency.extend(check_before_restart(s, &fs_slot, &trace));
+            }
             trace.record("world", "fault", faults::describe(&event));
             apply(&mut sim, s, &faults.disk, &event);
         }
@@ -330,7 +354,23 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         steps,
         wall: wall_start.elapsed(),
         error,
+        consistency,
     }
+}
+
+/// The consistency check on the crash image the next boot will recover from.
+fn check_before_restart(
+    s: &crate::scenario::Scenario,
+    fs_slot: &Mutex<Option<FsHandle>>,
+    trace: &Trace,
+) -> Vec<crate::check::Failure> {
+    let slot = fs_slot.lock().unwrap();
+    let (Some(fs), Ok(directory)) = (slot.as_ref(), s.server.get_ref().config.validate()) else {
+        return Vec::new();
+    };
+    let _guard = fs.enter();
+    let moment = crate::consistency::Moment::Restart;
+    crate::consistency::check(&directory, &trace.lines(), moment)
 }
 
 /// The address of a host the scenario names (`server`, `dns`, an actor, a remote); names

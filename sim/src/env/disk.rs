@@ -63,6 +63,11 @@ impl DiskFaults {
         }
     }
 
+    /// Is any disk window on now?
+    pub fn any_on(&self) -> bool {
+        !self.0.lock().unwrap().on.is_empty()
+    }
+
     /// Plans a torn write (at most one per run: a later plan replaces an unfired one).
     pub fn arm_torn(&self, at: TornAt) {
         self.0.lock().unwrap().torn = Some(at);
