@@ -103,8 +103,8 @@ pub fn check(directory: &Directory, lines: &[String], moment: Moment) -> Vec<Fai
     failures
 }
 
-/// Names in `dir` that are not temp or set-aside names (those start with a dot).
-fn final_names(dir: &Path) -> Vec<String> {
+/// Names in `dir` that are not temp or set-aside names (those start with a dot), sorted.
+pub(crate) fn final_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = simfs::read_dir(dir)
         .map(|entries| {
             entries

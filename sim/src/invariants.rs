@@ -9,7 +9,8 @@
 //!     `<id>` in one of that mailbox's folders on the server's disk — which, after a crash,
 //!     holds only what was made durable;
 //!   - a remote recipient (or an alias's forward-path): the queue says it was delivered
-//!     (`<id> <rcpt> delivered via`), or failed or expired with a DSN to the sender (none
+//!     (`<id> <rcpt> delivered via`, or its durable `record <id> <i>=delivered` when a crash
+//!     came before that line and recovery rightly removed the finished message), or failed or expired with a DSN to the sender (none
 //!     is due for the null sender or `NOTIFY=NEVER`), or the message is still in the queue
 //!     directory, to be retried.
 //! - **Nothing goes where it was not sent.** A file named `<id>` is only in mailboxes its
@@ -17,6 +18,9 @@
 //! - **Duplicates only after a crash.** The same recipient delivered twice by the queue is
 //!   allowed only when the server crashed meanwhile (between a remote's 250 and our record
 //!   of it, the one window where RFC 5321 §6.1's "at least once" becomes "twice").
+//!
+//! The store and queue consistency check (`consistency.rs`) runs here too, at the end, and
+//! its findings before each restart are reported with these.
 //!
 //! Not followed (so never reported): distribution-list recipients (expanded at delivery
 //! into new messages), messages sent in `raw` steps.
@@ -308,19 +312,8 @@ impl Disk {
     /// Reads the folders of every account and the queue directory (the caller has entered
     /// the server host's filesystem).
     fn read(directory: &Directory, acked: &[Acked]) -> Disk {
-        use turmoil::fs::shim::std::fs as simfs;
         let ids: BTreeSet<&str> = acked.iter().map(|m| m.id.as_str()).collect();
-        let names = |dir: &Path| -> Vec<String> {
-            simfs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| !n.starts_with('.'))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let names = crate::consistency::final_names;
         let mut stored: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for account in directory.accounts() {
             for folder in Folder::ALL {
