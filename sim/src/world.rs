@@ -80,17 +80,14 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
 
     // --- DNS host ---
     let dns_addr = SocketAddr::new(s.dns_ip(), 53);
-    let zones = crate::dns::zone::build_zones(&s.dns.zones).expect("validated at load");
+    let changes: Vec<_> = s.dns.change.iter().map(|c| c.get_ref().clone()).collect();
+    let epochs = crate::dns::zone::epochs(&s.dns.zones, &changes, seed).expect("validated at load");
     {
-        let (zones, faults, clock, trace) = (
-            zones.clone(),
-            s.dns.fault.clone(),
-            clock.clone(),
-            trace.clone(),
-        );
+        let (epochs, faults, clock, trace) =
+            (epochs, s.dns.fault.clone(), clock.clone(), trace.clone());
         sim.host(s.dns_ip(), move || {
-            crate::dns::server::serve(
-                zones.clone(),
+            crate::dns::server::serve_changing(
+                epochs.clone(),
                 faults.clone(),
                 clock.clone(),
                 trace.clone(),

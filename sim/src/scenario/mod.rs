@@ -259,6 +259,28 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
         let key = format!("dns.zones.{:?}.records", e.zone);
         return Err(err(at..at, &key, e.to_string()));
     }
+    for (i, c) in s.dns.change.iter().enumerate() {
+        let x = c.get_ref();
+        let key = format!("dns.change[{i}]");
+        if let Err(m) = x.at_secs.check() {
+            return Err(err(c.span(), &key, format!("at_secs {m}")));
+        }
+        if !s.dns.zones.contains_key(&x.zone) {
+            let known: Vec<&String> = s.dns.zones.keys().collect();
+            let msg = format!("no zone {:?} in [dns.zones] (zones: {known:?})", x.zone);
+            return Err(err(c.span(), &format!("{key}.zone"), msg));
+        }
+        let mut zones = s.dns.zones.clone();
+        zones.insert(
+            x.zone.clone(),
+            crate::dns::zone::ZoneSpec {
+                records: x.records.clone(),
+            },
+        );
+        if let Err(e) = crate::dns::zone::build_zones(&zones) {
+            return Err(err(c.span(), &format!("{key}.records"), e.to_string()));
+        }
+    }
     for (i, e) in s.expect.iter().enumerate() {
         let x = e.get_ref();
         if let Some(actor) = &x.actor {

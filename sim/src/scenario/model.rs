@@ -8,7 +8,7 @@ use mailsim_server::config::ServerConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dns::zone::{DnsFault, ZoneSpec};
+use crate::dns::zone::{DnsChange, DnsFault, ZoneSpec};
 
 /// Address of the server host when the scenario's `server.listen.smtp` is left at loopback.
 pub const DEFAULT_SERVER_ADDR: SocketAddr =
@@ -148,6 +148,9 @@ pub struct Dns {
     pub zones: BTreeMap<String, ZoneSpec>,
     #[serde(default)]
     pub fault: Vec<DnsFault>,
+    /// Zone data that changes at a time (an MX moved to a new host).
+    #[serde(default)]
+    pub change: Vec<Spanned<DnsChange>>,
 }
 
 /// A client of the world: it runs scripted SMTP sessions.
