@@ -21,6 +21,9 @@ use turmoil::fs::shim::std::fs as simfs;
 use crate::clock::SimClock;
 use crate::trace::Trace;
 
+pub mod disk;
+use disk::{DiskFaults, WriteVerdict};
+
 /// How long the server's resolver waits for the fake DNS before calling it a timeout.
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,6 +55,7 @@ struct Inner {
     dns_ids: AtomicU64,
     activity: Activity,
     fs_latency: Duration,
+    disk: DiskFaults,
 }
 
 impl SimEnv {
@@ -74,6 +78,7 @@ impl SimEnv {
                 dns_ids: AtomicU64::new(1),
                 activity,
                 fs_latency: Duration::ZERO,
+                disk: DiskFaults::default(),
             }),
         }
     }
@@ -83,6 +88,14 @@ impl SimEnv {
         Arc::get_mut(&mut self.inner)
             .expect("configure before cloning")
             .fs_latency = latency;
+        self
+    }
+
+    /// The world's disk faults (`[[fault]]` kinds io_error, disk_full, torn_write).
+    pub fn with_disk_faults(mut self, disk: DiskFaults) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("configure before cloning")
+            .disk = disk;
         self
     }
 
@@ -112,6 +125,62 @@ impl SimEnv {
             self.inner.clock.sleep_until(until).await;
         }
     }
+
+    /// One write or append of `data` to `path` through the disk faults: `op` does the
+    /// write. A torn write puts the first half of `data` on the disk durably (the file is
+    /// synced; its directory entry is whatever it already was) and never returns: the runner
+    /// crashes the host before the next step, as a power cut mid-`write(2)` would.
+    async fn faulty_write(
+        &self,
+        path: &Path,
+        data: &[u8],
+        op: impl Fn(&Path, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self.inner.disk.write() {
+            WriteVerdict::Go => op(path, data),
+            WriteVerdict::Fail(e) => Err(e),
+            WriteVerdict::Tear => {
+                let part = &data[..data.len() / 2];
+                let kept = op(path, part)
+                    .and_then(|()| simfs::File::open(path)?.sync_all())
+                    .map_err(errno_kind);
+                self.trace(
+                    "fault",
+                    format_args!(
+                        "torn write: {} of {} octets of {} reached the disk ({})",
+                        part.len(),
+                        data.len(),
+                        path.strip_prefix(&self.inner.root)
+                            .unwrap_or(path)
+                            .display(),
+                        match kept {
+                            Ok(()) => "synced".to_string(),
+                            Err(e) => e.to_string(),
+                        }
+                    ),
+                );
+                std::future::pending().await
+            }
+        }
+    }
+
+    fn synced(&self) -> io::Result<()> {
+        self.inner.disk.sync()
+    }
+}
+
+fn sim_write(path: &Path, data: &[u8]) -> io::Result<()> {
+    simfs::write(path, data).map_err(errno_kind)
+}
+
+fn sim_append(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = simfs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(errno_kind)?;
+    f.write_all(data).map_err(errno_kind)
 }
 
 /// turmoil's filesystem reports some failures (`rename`, `sync_dir`, `mkdir`, `sync_all`)
@@ -172,22 +241,17 @@ impl Env for SimEnv {
 
     async fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         self.fs_op().await;
-        simfs::write(self.path(path)?, data).map_err(errno_kind)
+        self.faulty_write(&self.path(path)?, data, sim_write).await
     }
 
     async fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         self.fs_op().await;
-        use std::io::Write;
-        let mut f = simfs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(path)?)
-            .map_err(errno_kind)?;
-        f.write_all(data).map_err(errno_kind)
+        self.faulty_write(&self.path(path)?, data, sim_append).await
     }
 
     async fn sync_file(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
+        self.synced()?;
         simfs::File::open(self.path(path)?)?
             .sync_all()
             .map_err(errno_kind)
@@ -197,10 +261,14 @@ impl Env for SimEnv {
     /// batch is written from one blocking task (`Env::write_many`'s contract).
     async fn write_many(&self, files: &[(PathBuf, &[u8])]) -> Vec<io::Result<()>> {
         self.fs_op().await;
-        files
-            .iter()
-            .map(|(path, data)| simfs::write(self.path(path)?, data).map_err(errno_kind))
-            .collect()
+        let mut out = Vec::with_capacity(files.len());
+        for (path, data) in files {
+            out.push(match self.path(path) {
+                Ok(p) => self.faulty_write(&p, data, sim_write).await,
+                Err(e) => Err(e),
+            });
+        }
+        out
     }
 
     /// One latency for the whole batch, as the real world's one `syncfs`; each path is
@@ -208,6 +276,7 @@ impl Env for SimEnv {
     /// after per-file syncs.
     async fn sync_many(&self, files: &[PathBuf], dirs: &[PathBuf]) -> io::Result<()> {
         self.fs_op().await;
+        self.synced()?;
         for f in files {
             simfs::File::open(self.path(f)?)
                 .map_err(errno_kind)?
@@ -227,6 +296,7 @@ impl Env for SimEnv {
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
+        self.synced()?;
         simfs::sync_dir(self.path(path)?).map_err(errno_kind)
     }
 
@@ -237,7 +307,12 @@ impl Env for SimEnv {
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.fs_op().await;
-        simfs::create_dir_all(self.path(path)?).map_err(errno_kind)
+        let path = self.path(path)?;
+        // A directory that exists takes no space: only a creation fails on a full disk.
+        if !simfs::exists(&path) {
+            self.inner.disk.mkdir()?;
+        }
+        simfs::create_dir_all(path).map_err(errno_kind)
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {

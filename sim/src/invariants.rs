@@ -9,7 +9,8 @@
 //!     `<id>` in one of that mailbox's folders on the server's disk — which, after a crash,
 //!     holds only what was made durable;
 //!   - a remote recipient (or an alias's forward-path): the queue says it was delivered
-//!     (`<id> <rcpt> delivered via`), or failed or expired with a DSN to the sender (none
+//!     (`<id> <rcpt> delivered via`, or its durable `record <id> <i>=delivered` when a crash
+//!     came before that line and recovery rightly removed the finished message), or failed or expired with a DSN to the sender (none
 //!     is due for the null sender or `NOTIFY=NEVER`), or the message is still in the queue
 //!     directory, to be retried.
 //! - **Nothing goes where it was not sent.** A file named `<id>` is only in mailboxes its
@@ -17,6 +18,9 @@
 //! - **Duplicates only after a crash.** The same recipient delivered twice by the queue is
 //!   allowed only when the server crashed meanwhile (between a remote's 250 and our record
 //!   of it, the one window where RFC 5321 §6.1's "at least once" becomes "twice").
+//!
+//! The store and queue consistency check (`consistency.rs`) runs here too, at the end, and
+//! its findings before each restart are reported with these.
 //!
 //! Not followed (so never reported): distribution-list recipients (expanded at delivery
 //! into new messages), messages sent in `raw` steps.
@@ -44,24 +48,43 @@ pub fn check(scn: &LoadedScenario, world: &WorldResult) -> Vec<Failure> {
         // A config the server refused: the run already failed on that.
         return Vec::new();
     };
+    let lines = world.trace.lines();
+    let mut failures = world.consistency.clone();
+    {
+        let _guard = fs.enter();
+        let moment = crate::consistency::Moment::End {
+            drained: drained(&lines),
+        };
+        failures.extend(crate::consistency::check(&directory, &lines, moment));
+    }
     let acked: Vec<Acked> = {
         let logs = world.logs.lock().unwrap();
         logs.values().flat_map(|l| l.ledger.acked.clone()).collect()
     };
     if acked.is_empty() {
-        return Vec::new();
+        return failures;
     }
-    let lines = world.trace.lines();
     let queue = Claims::from_trace(&lines);
     let disk = {
         let _guard = fs.enter();
         Disk::read(&directory, &acked)
     };
-    let mut failures = Vec::new();
     for m in &acked {
         check_message(scn, m, &directory, &disk, &queue, &lines, &mut failures);
     }
     failures
+}
+
+/// The run ran out of work with the server up: it did not stop at its duration, and the
+/// server was not left down by a crash without a restart.
+fn drained(lines: &[String]) -> bool {
+    let last = |text: &str| lines.iter().rposition(|l| l.contains(text));
+    let up = match (last(" fault  crash server"), last(" server boot ")) {
+        (Some(crash), Some(boot)) => boot > crash,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    up && last(" world  duration of ").is_none()
 }
 
 fn check_message(
@@ -136,7 +159,8 @@ fn check_message(
         let failed = queue.failed.contains(&key);
         let dsn_due = !m.mail_from.is_empty() && !never;
         let bounced = failed && (!dsn_due || queue.dsn.contains(&m.id));
-        if delivered == 0 && !bounced && !queued {
+        let recorded = queue.recorded.contains(&key);
+        if delivered == 0 && !recorded && !bounced && !queued {
             let found = match failed {
                 true => "it failed, but no DSN went to the sender".to_string(),
                 false => "not delivered, not bounced and not in the queue".to_string(),
@@ -209,6 +233,10 @@ struct Claims {
     failed: BTreeSet<(String, String)>,
     /// Ids a DSN was made for.
     dsn: BTreeSet<String>,
+    /// (id, recipient) whose delivery the queue recorded durably (`record <id> <i>=delivered`):
+    /// delivered even when a crash came before the queue traced `delivered via`, and
+    /// recovery, finding it final, rightly removed the message.
+    recorded: BTreeSet<(String, String)>,
     /// The server crashed during the run.
     crashed: bool,
 }
@@ -216,6 +244,8 @@ struct Claims {
 impl Claims {
     fn from_trace(lines: &[String]) -> Claims {
         let mut c = Claims::default();
+        // id -> its recipients in slot order, from `queued <id> from <..> to <a>, <b> (..)`.
+        let mut rcpts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in lines {
             if line.contains(" fault  crash ") {
                 c.crashed = true;
@@ -223,6 +253,31 @@ impl Claims {
             let Some(rest) = line.split_once(" queue  ").map(|(_, r)| r) else {
                 continue;
             };
+            if let Some(q) = rest.strip_prefix("queued ") {
+                if let Some((id, to)) = q
+                    .split_once(' ')
+                    .zip(q.split_once("> to "))
+                    .map(|((id, _), (_, to))| (id, to.rsplit_once(" (").map_or(to, |(t, _)| t)))
+                {
+                    let list = to.split(", ").map(|r| r.trim_matches(['<', '>']));
+                    rcpts.insert(id.to_string(), list.map(str::to_ascii_lowercase).collect());
+                }
+                continue;
+            }
+            if let Some((id, payload)) =
+                rest.strip_prefix("record ").and_then(|r| r.split_once(' '))
+            {
+                for (slot, state) in payload.split(' ').filter_map(|t| t.split_once('=')) {
+                    let rcpt = slot
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| rcpts.get(id)?.get(i));
+                    if let (Some(rcpt), true) = (rcpt, state.starts_with("delivered")) {
+                        c.recorded.insert((id.to_string(), rcpt.clone()));
+                    }
+                }
+                continue;
+            }
             let mut words = rest.split(' ');
             let (Some(id), Some(second)) = (words.next(), words.next()) else {
                 continue;
@@ -257,19 +312,8 @@ impl Disk {
     /// Reads the folders of every account and the queue directory (the caller has entered
     /// the server host's filesystem).
     fn read(directory: &Directory, acked: &[Acked]) -> Disk {
-        use turmoil::fs::shim::std::fs as simfs;
         let ids: BTreeSet<&str> = acked.iter().map(|m| m.id.as_str()).collect();
-        let names = |dir: &Path| -> Vec<String> {
-            simfs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| !n.starts_with('.'))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let names = crate::consistency::final_names;
         let mut stored: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for account in directory.accounts() {
             for folder in Folder::ALL {

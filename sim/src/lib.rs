@@ -8,6 +8,7 @@ pub mod actor;
 pub mod certs;
 pub mod check;
 pub mod clock;
+pub mod consistency;
 pub mod dkim;
 pub mod dns;
 pub mod env;

@@ -49,6 +49,15 @@ impl Trace {
         self.lines.lock().unwrap().clone()
     }
 
+    /// A copy of the lines from the `from`-th on (for trace-driven faults).
+    pub fn lines_from(&self, from: usize) -> Vec<String> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .get(from..)
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// The whole trace as text, one line per event, newline-terminated.
     pub fn to_text(&self) -> String {
         let lines = self.lines.lock().unwrap();

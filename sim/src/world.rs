@@ -17,18 +17,14 @@ use crate::actor::{self, ActorCtx, ActorLogs};
 use crate::clock::SimClock;
 use crate::env::{Activity, SimEnv};
 use crate::remote::{self, RemoteLogs};
-use crate::scenario::{FaultKind, LoadedScenario};
+use crate::scenario::LoadedScenario;
 use crate::trace::Trace;
+
+mod faults;
+use faults::{Faults, WorldEvent};
 
 /// Steps with nothing in flight and no activity after the actors finish before we stop.
 const DRAIN_QUIET_STEPS: u32 = 5;
-
-/// A scheduled change to the world.
-#[derive(Clone, Copy, Debug)]
-enum WorldEvent {
-    Crash,
-    Restart,
-}
 
 /// What a finished world hands to the checks.
 pub struct WorldResult {
@@ -45,6 +41,8 @@ pub struct WorldResult {
     pub wall: Duration,
     /// A host failed (its software returned an error or panicked).
     pub error: Option<String>,
+    /// What the consistency check found on the disk before each restart.
+    pub consistency: Vec<crate::check::Failure>,
 }
 
 /// Runs the scenario's world with `seed` and returns what happened.
@@ -82,17 +80,14 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
 
     // --- DNS host ---
     let dns_addr = SocketAddr::new(s.dns_ip(), 53);
-    let zones = crate::dns::zone::build_zones(&s.dns.zones).expect("validated at load");
+    let changes: Vec<_> = s.dns.change.iter().map(|c| c.get_ref().clone()).collect();
+    let epochs = crate::dns::zone::epochs(&s.dns.zones, &changes, seed).expect("validated at load");
     {
-        let (zones, faults, clock, trace) = (
-            zones.clone(),
-            s.dns.fault.clone(),
-            clock.clone(),
-            trace.clone(),
-        );
+        let (epochs, faults, clock, trace) =
+            (epochs, s.dns.fault.clone(), clock.clone(), trace.clone());
         sim.host(s.dns_ip(), move || {
-            crate::dns::server::serve(
-                zones.clone(),
+            crate::dns::server::serve_changing(
+                epochs.clone(),
                 faults.clone(),
                 clock.clone(),
                 trace.clone(),
@@ -107,6 +102,9 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         Ok(c) => c,
         Err(e) => panic!("TLS certificate for the server {hostname}: {e}"),
     };
+
+    // --- faults: every time picked now, from the seed ---
+    let mut faults = Faults::plan(s, seed, |name| host_ip(s, name));
 
     // --- server host ---
     let fs_slot: Arc<Mutex<Option<FsHandle>>> = Arc::new(Mutex::new(None));
@@ -131,11 +129,12 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         }
         let boots = Arc::new(AtomicU64::new(0));
         let fs_latency = Duration::from_secs_f64(s.world.fs_latency_ms / 1000.0);
-        let (clock, trace, activity, fs_slot) = (
+        let (clock, trace, activity, fs_slot, disk) = (
             clock.clone(),
             trace.clone(),
             activity.clone(),
             fs_slot.clone(),
+            faults.disk.clone(),
         );
         sim.host(s.server_ip(), move || {
             // Each boot gets its own RNG stream (derived from the seed), so ids chosen after
@@ -149,14 +148,33 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
                 dns_addr,
                 activity.clone(),
             )
-            .with_fs_latency(fs_latency);
+            .with_fs_latency(fs_latency)
+            .with_disk_faults(disk.clone());
             let config = config.clone();
             let fs_slot = fs_slot.clone();
+            let disk = disk.clone();
             async move {
                 use mailsim_server::env::Env;
                 *fs_slot.lock().unwrap() = Some(FsHandle::current());
                 env.trace("server", format_args!("boot {boot}"));
-                let server = Server::start(env, &config, RunOptions::default()).await?;
+                let server = loop {
+                    match Server::start(env.clone(), &config, RunOptions::default()).await {
+                        Ok(server) => break server,
+                        // A server that cannot open its store on a failing disk exits; a
+                        // supervisor (systemd's Restart=on-failure) starts it again a
+                        // second later. Only while an injected disk fault is on: any other
+                        // start failure is the scenario's and fails the run.
+                        Err(e) if disk.any_on() => {
+                            env.trace(
+                                "server",
+                                format_args!("start failed: {e} (starting again in 1s)"),
+                            );
+                            env.sleep_until(env.now().plus(Duration::from_secs(1)))
+                                .await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 server.run().await?;
                 Ok(())
             }
@@ -229,42 +247,19 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         });
     }
 
-    // --- faults, in time order (stable for equal times) ---
-    let mut events: Vec<(Duration, WorldEvent)> = Vec::new();
-    for (i, f) in s.fault.iter().enumerate() {
-        let f = f.get_ref();
-        let salt = 2 * i as u64;
-        let at = Duration::from_secs_f64(f.at_secs.pick(seed, salt));
-        match f.kind {
-            FaultKind::Crash => {
-                events.push((at, WorldEvent::Crash));
-                if let Some(r) = f.restart_after_secs {
-                    let after = Duration::from_secs_f64(r.pick(seed, salt + 1));
-                    events.push((at + after, WorldEvent::Restart));
-                }
-            }
-        }
-    }
-    events.sort_by_key(|(t, _)| *t);
-    let mut events = events.into_iter().peekable();
-
     // --- run ---
     let mut steps = 0u64;
     let mut error = None;
+    let mut consistency = Vec::new();
     let mut quiet = 0u32;
     let mut idle_streak = 0u32;
     loop {
-        while let Some((_, event)) = events.next_if(|(t, _)| *t <= clock.elapsed()) {
-            match event {
-                WorldEvent::Crash => {
-                    trace.record("world", "fault", "crash server (unsynced writes are lost)");
-                    sim.crash(s.server_ip());
-                }
-                WorldEvent::Restart => {
-                    trace.record("world", "fault", "restart server");
-                    sim.bounce(s.server_ip());
-                }
+        while let Some(event) = faults.due(clock.elapsed()) {
+            if matches!(event, WorldEvent::Restart) {
+                consistency.extend(check_before_restart(s, &fs_slot, &trace));
             }
+            trace.record("world", "fault", faults::describe(&event));
+            apply(&mut sim, s, &faults.disk, &event);
         }
         let before = (activity.get(), trace.len());
         let finished = match sim.step() {
@@ -277,6 +272,16 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         steps += 1;
         clock.observe_turmoil_elapsed(sim.elapsed());
         let now = clock.elapsed();
+        if faults.disk.take_crash() {
+            trace.record(
+                "world",
+                "fault",
+                "crash server after a torn write (unsynced writes are lost)",
+            );
+            sim.crash(s.server_ip());
+            faults.torn_restart(s, seed, now);
+        }
+        faults.scan(&trace, now);
         if now >= duration {
             trace.record(
                 "world",
@@ -297,7 +302,7 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         let quiet_step = in_flight == 0 && (activity.get(), trace.len()) == before;
         idle_streak = if quiet_step { idle_streak + 1 } else { 0 };
         let idle = idle_streak >= 2;
-        let next_event = events.peek().map(|(t, _)| *t);
+        let next_event = faults.next_at();
         let next = match (clock.next_deadline(), next_event) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -346,5 +351,73 @@ pub fn run(scn: &LoadedScenario, seed: u64) -> WorldResult {
         steps,
         wall: wall_start.elapsed(),
         error,
+        consistency,
+    }
+}
+
+/// The consistency check on the crash image the next boot will recover from.
+fn check_before_restart(
+    s: &crate::scenario::Scenario,
+    fs_slot: &Mutex<Option<FsHandle>>,
+    trace: &Trace,
+) -> Vec<crate::check::Failure> {
+    let slot = fs_slot.lock().unwrap();
+    let (Some(fs), Ok(directory)) = (slot.as_ref(), s.server.get_ref().config.validate()) else {
+        return Vec::new();
+    };
+    let _guard = fs.enter();
+    let moment = crate::consistency::Moment::Restart;
+    crate::consistency::check(&directory, &trace.lines(), moment)
+}
+
+/// The address of a host the scenario names (`server`, `dns`, an actor, a remote); names
+/// are checked at load.
+fn host_ip(s: &crate::scenario::Scenario, name: &str) -> std::net::IpAddr {
+    match name {
+        "server" => s.server_ip(),
+        "dns" => s.dns_ip(),
+        _ => s
+            .actor
+            .iter()
+            .find(|a| a.name.get_ref() == name)
+            .map(|a| *a.address.get_ref())
+            .or_else(|| {
+                s.remote
+                    .iter()
+                    .find(|r| r.get_ref().name == name)
+                    .map(|r| r.get_ref().address)
+            })
+            .unwrap_or_else(|| s.server_ip()),
+    }
+}
+
+/// Applies one fault event to the simulation.
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    s: &crate::scenario::Scenario,
+    disk: &crate::env::disk::DiskFaults,
+    event: &WorldEvent,
+) {
+    match event {
+        WorldEvent::Crash => sim.crash(s.server_ip()),
+        WorldEvent::Restart => sim.bounce(s.server_ip()),
+        WorldEvent::Disk { fault, kind, on } => disk.switch(*fault, *kind, *on),
+        WorldEvent::ArmTorn => disk.arm_torn(crate::env::disk::TornAt::Armed),
+        WorldEvent::Partition { link, one_way, on } => link.each(|a, b| match (one_way, on) {
+            (false, true) => sim.partition(a, b),
+            (false, false) => sim.repair(a, b),
+            (true, true) => sim.partition_oneway(a, b),
+            (true, false) => sim.repair_oneway(a, b),
+        }),
+        WorldEvent::Latency { link, set } => {
+            let (min, max) = set.unwrap_or((
+                Duration::from_millis(s.world.min_latency_ms),
+                Duration::from_millis(s.world.max_latency_ms.max(s.world.min_latency_ms)),
+            ));
+            link.each(|a, b| {
+                sim.set_link_latency(a, b, min);
+                sim.set_link_max_message_latency(a, b, max);
+            });
+        }
     }
 }

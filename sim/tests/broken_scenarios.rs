@@ -114,3 +114,35 @@ fn queue_setting_that_cannot_work() {
         "queue.first_retry_secs: must be greater than 0",
     );
 }
+
+#[test]
+fn a_network_fault_names_an_unknown_host() {
+    assert_names(
+        &load_err("fault-unknown-host.toml"),
+        "fault-unknown-host.toml",
+        15,
+        "fault[0].b",
+        "no host named \"ghost\"",
+    );
+}
+
+#[test]
+fn a_fault_window_has_one_end() {
+    assert_names(
+        &load_err("fault-two-ends.toml"),
+        "fault-two-ends.toml",
+        15,
+        "fault[0]",
+        "disk_full: until_secs and for_secs exclude each other",
+    );
+}
+
+#[test]
+fn an_unknown_fault_kind_lists_the_kinds() {
+    let msg = load_err("fault-unknown-kind.toml");
+    assert!(msg.contains("fault-unknown-kind.toml:"), "{msg}");
+    assert!(
+        msg.contains("disk_full") && msg.contains("torn_write"),
+        "{msg}"
+    );
+}

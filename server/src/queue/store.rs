@@ -633,6 +633,17 @@ pub fn fuzz_queue_file(data: &[u8]) {
     }
 }
 
+/// For the simulator's consistency check: whether `data` is a whole queue file that
+/// recovery would keep (`Ok`, with whether every recipient is final, i.e. the message is
+/// done and only waits for its removal), or why recovery would set it aside.
+pub fn inspect_queue_file(data: &[u8]) -> Result<bool, String> {
+    let id = QueueId::new(Timestamp::from_secs(0), 0);
+    match load(id, data) {
+        Ok((msg, _skipped)) => Ok(msg.is_complete()),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
 /// Parses a queue file and replays its state records.
 fn load(id: QueueId, data: &[u8]) -> Result<(QueuedMessage, Vec<String>), FormatError> {
     let p = format::parse_message(data)?;

@@ -57,12 +57,29 @@ pub async fn serve(
     trace: Trace,
     host: String,
 ) -> Result<(), Box<dyn Error>> {
+    serve_changing(vec![(0.0, zones)], faults, clock, trace, host).await
+}
+
+/// [`serve`] with zone data that changes over time (`[[dns.change]]`): `epochs` are
+/// (from simulated second, zones), in time order; a question is answered from the last epoch
+/// that has begun.
+pub async fn serve_changing(
+    epochs: Vec<(f64, Zones)>,
+    faults: Vec<DnsFault>,
+    clock: SimClock,
+    trace: Trace,
+    host: String,
+) -> Result<(), Box<dyn Error>> {
     for fault in &faults {
         fault.check()?;
     }
     DNS_CLOCK.with(|c| *c.borrow_mut() = Some(clock.clone()));
+    let mut catalogs = Vec::with_capacity(epochs.len());
+    for (from, zones) in &epochs {
+        catalogs.push((*from, build_catalog(zones)?));
+    }
     let server = DnsServer {
-        catalog: build_catalog(&zones)?,
+        catalogs,
         faults,
         clock,
         trace,
@@ -117,7 +134,8 @@ fn zone_handler(zone: &Zone) -> Result<Arc<dyn ZoneHandler>, String> {
 }
 
 struct DnsServer {
-    catalog: Catalog,
+    /// (from simulated second, catalog), in time order; the first from 0.
+    catalogs: Vec<(f64, Catalog)>,
     faults: Vec<DnsFault>,
     clock: SimClock,
     trace: Trace,
@@ -175,7 +193,16 @@ impl DnsServer {
             .iter()
             .find(|f| f.applies(&lookup_name, qtype, elapsed))
         {
+            if let (FaultKind::Slow, Some(ms)) = (fault.kind, fault.delay_ms) {
+                self.record(format_args!("Q {id} held back {ms} ms (slow fault)"));
+                let until = self
+                    .clock
+                    .now()
+                    .plus(std::time::Duration::from_secs_f64(ms / 1000.0));
+                self.clock.sleep_until(until).await;
+            }
             return match fault.kind {
+                FaultKind::Slow => self.answer(bytes, &request, &question, src).await,
                 FaultKind::Timeout => {
                     self.record(format_args!("A {id} DROPPED (timeout fault)"));
                     None
@@ -189,10 +216,22 @@ impl DnsServer {
             };
         }
 
-        let response = match self.resolve(bytes, &question, src).await {
+        self.answer(bytes, &request, &question, src).await
+    }
+
+    /// The zone data's answer to `question`, encoded.
+    async fn answer(
+        &self,
+        bytes: &[u8],
+        request: &Message,
+        question: &Query,
+        src: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let id = request.metadata.id;
+        let response = match self.resolve(bytes, question, src).await {
             Ok(r) => r,
             Err(why) => {
-                return self.reply_error(&request, ResponseCode::ServFail, &format!(" ({why})"))
+                return self.reply_error(request, ResponseCode::ServFail, &format!(" ({why})"))
             }
         };
         match response.to_vec() {
@@ -201,7 +240,7 @@ impl DnsServer {
                 Some(out)
             }
             Err(e) => self.reply_error(
-                &request,
+                request,
                 ResponseCode::ServFail,
                 &format!(" (encoding the answer failed: {e})"),
             ),
@@ -281,7 +320,16 @@ impl DnsServer {
         let request = Request::from_bytes(bytes, src, Protocol::Udp)
             .map_err(|e| format!("undecodable request: {e}"))?;
         let capture = Capture::default();
-        self.catalog
+        let now = self.clock.elapsed().as_secs_f64();
+        let catalog = self
+            .catalogs
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= now)
+            .or(self.catalogs.first())
+            .map(|(_, c)| c)
+            .ok_or_else(|| "no zone data".to_string())?;
+        catalog
             .handle_request::<_, SimTime>(&request, capture.clone())
             .await;
         let bytes = capture

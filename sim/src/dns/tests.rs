@@ -163,6 +163,7 @@ fn fault(kind: FaultKind, record: Option<&str>, from: f64, until: Option<f64>) -
         record: record.map(str::to_string),
         from_secs: from,
         until_secs: until,
+        delay_ms: None,
     }
 }
 

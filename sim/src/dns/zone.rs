@@ -315,6 +315,10 @@ pub enum FaultKind {
     Timeout,
     /// Answer NXDOMAIN even though the name exists (a broken or hijacked zone).
     Nxdomain,
+    /// Answer correctly, but only after `delay_ms` of simulated time (a slow or overloaded
+    /// resolver). The world's DNS answers one question at a time, so questions behind a
+    /// slow one wait too, as behind a congested resolver.
+    Slow,
 }
 
 impl fmt::Display for FaultKind {
@@ -323,6 +327,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Servfail => "servfail",
             FaultKind::Timeout => "timeout",
             FaultKind::Nxdomain => "nxdomain",
+            FaultKind::Slow => "slow",
         })
     }
 }
@@ -345,6 +350,48 @@ pub struct DnsFault {
     pub from_secs: f64,
     #[serde(default)]
     pub until_secs: Option<f64>,
+    /// For `slow`: how long each answer is held back, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<f64>,
+}
+
+/// `[[dns.change]]`: from `at_secs` on (a number or a `[from, to]` range the seed picks
+/// from), the zone `zone` (a key of `[dns.zones]`) has these `records` instead — an MX moved
+/// to a new host, say. The server's resolver sees the change on its next question.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsChange {
+    pub at_secs: crate::scenario::Secs,
+    pub zone: String,
+    pub records: Vec<String>,
+}
+
+/// The zone data of each epoch: the scenario's zones from 0, then after each change (in
+/// time order, times picked from `seed`) the zones with that change applied. Errors name
+/// the change's zone as a zone error would.
+pub fn epochs(
+    zones: &BTreeMap<String, ZoneSpec>,
+    changes: &[DnsChange],
+    seed: u64,
+) -> Result<Vec<(f64, Zones)>, ZoneError> {
+    let mut timed: Vec<(f64, &DnsChange)> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.at_secs.pick(seed, 0xD4_5C00 + i as u64), c))
+        .collect();
+    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut specs = zones.clone();
+    let mut out = vec![(0.0, build_zones(&specs)?)];
+    for (at, change) in timed {
+        specs.insert(
+            change.zone.clone(),
+            ZoneSpec {
+                records: change.records.clone(),
+            },
+        );
+        out.push((at, build_zones(&specs)?));
+    }
+    Ok(out)
 }
 
 impl DnsFault {
@@ -366,6 +413,22 @@ impl DnsFault {
                 "DNS fault for {:?}: from_secs must be a non-negative number",
                 self.name
             ));
+        }
+        match (self.kind, self.delay_ms) {
+            (FaultKind::Slow, Some(d)) if (0.0..=600_000.0).contains(&d) => {}
+            (FaultKind::Slow, _) => {
+                return Err(format!(
+                    "DNS fault for {:?}: slow needs delay_ms between 0 and 600000",
+                    self.name
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(format!(
+                    "DNS fault for {:?}: delay_ms goes with kind = \"slow\"",
+                    self.name
+                ))
+            }
+            (_, None) => {}
         }
         if let Some(until) = self.until_secs {
             if until.is_nan() || until < self.from_secs {

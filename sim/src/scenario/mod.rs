@@ -6,6 +6,8 @@
 pub mod bulk;
 mod error;
 pub use error::line_col;
+mod fault;
+pub use fault::{Fault, Hosts, IoOps, TraceTrigger, Window};
 mod model;
 mod retry;
 
@@ -281,6 +283,28 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
         let key = format!("dns.zones.{:?}.records", e.zone);
         return Err(err(at..at, &key, e.to_string()));
     }
+    for (i, c) in s.dns.change.iter().enumerate() {
+        let x = c.get_ref();
+        let key = format!("dns.change[{i}]");
+        if let Err(m) = x.at_secs.check() {
+            return Err(err(c.span(), &key, format!("at_secs {m}")));
+        }
+        if !s.dns.zones.contains_key(&x.zone) {
+            let known: Vec<&String> = s.dns.zones.keys().collect();
+            let msg = format!("no zone {:?} in [dns.zones] (zones: {known:?})", x.zone);
+            return Err(err(c.span(), &format!("{key}.zone"), msg));
+        }
+        let mut zones = s.dns.zones.clone();
+        zones.insert(
+            x.zone.clone(),
+            crate::dns::zone::ZoneSpec {
+                records: x.records.clone(),
+            },
+        );
+        if let Err(e) = crate::dns::zone::build_zones(&zones) {
+            return Err(err(c.span(), &format!("{key}.records"), e.to_string()));
+        }
+    }
     for (i, e) in s.expect.iter().enumerate() {
         let x = e.get_ref();
         if let Some(actor) = &x.actor {
@@ -312,18 +336,31 @@ fn validate(path: &Path, source: &str, s: &Scenario) -> Result<(), ScenarioError
             return Err(err(e.span(), &format!("expect[{i}]"), msg));
         }
     }
+    let mut hosts: BTreeSet<&str> = ["server", "dns"].into_iter().collect();
+    hosts.extend(s.actor.iter().map(|a| a.name.get_ref().as_str()));
+    hosts.extend(s.remote.iter().map(|r| r.get_ref().name.as_str()));
     for (i, f) in s.fault.iter().enumerate() {
         let x = f.get_ref();
-        let checked = x
-            .at_secs
-            .check()
-            .map_err(|m| format!("at_secs {m}"))
-            .and_then(|_| match x.restart_after_secs {
-                Some(r) => r.check().map_err(|m| format!("restart_after_secs {m}")),
-                None => Ok(()),
-            });
-        if let Err(msg) = checked {
-            return Err(err(f.span(), &format!("fault[{i}]"), msg));
+        let key = format!("fault[{i}]");
+        if let Err(msg) = x.check() {
+            return Err(err(f.span(), &key, format!("{}: {msg}", x.kind())));
+        }
+        for (side, group) in x.hosts() {
+            let names = group.names();
+            if names.is_empty() {
+                return Err(err(
+                    f.span(),
+                    &format!("{key}.{side}"),
+                    "names no host".into(),
+                ));
+            }
+            if let Some(unknown) = names.iter().find(|n| !hosts.contains(**n)) {
+                return Err(err(
+                    f.span(),
+                    &format!("{key}.{side}"),
+                    format!("no host named {unknown:?} (hosts: {hosts:?})"),
+                ));
+            }
         }
     }
     if !(s.world.fs_latency_ms >= 0.0 && s.world.fs_latency_ms <= 60_000.0) {

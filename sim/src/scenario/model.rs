@@ -8,7 +8,7 @@ use mailsim_server::config::ServerConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dns::zone::{DnsFault, ZoneSpec};
+use crate::dns::zone::{DnsChange, DnsFault, ZoneSpec};
 
 /// Address of the server host when the scenario's `server.listen.smtp` is left at loopback.
 pub const DEFAULT_SERVER_ADDR: SocketAddr =
@@ -35,22 +35,9 @@ pub struct Scenario {
     #[serde(default)]
     pub remote: Vec<Spanned<crate::remote::RemoteSpec>>,
     #[serde(default)]
-    pub fault: Vec<Spanned<Fault>>,
+    pub fault: Vec<Spanned<super::Fault>>,
     #[serde(default)]
     pub expect: Vec<Spanned<Expect>>,
-}
-
-/// Something that goes wrong at a given simulated time.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fault {
-    pub kind: FaultKind,
-    /// When, in simulated seconds from the world's start: a number, or `[from, to]` for a
-    /// time the seed picks (so a seed sweep crashes at a different instant in each run).
-    pub at_secs: Secs,
-    /// For `crash`: bring the server back up this many seconds later (omit: stays down);
-    /// also a number or a `[from, to]` range.
-    pub restart_after_secs: Option<Secs>,
 }
 
 /// Seconds, fixed or picked by the seed from a range.
@@ -101,14 +88,6 @@ fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FaultKind {
-    /// The server host dies: its tasks stop, its connections break, and every write it had
-    /// not fsynced is lost (turmoil's filesystem durability model).
-    Crash,
 }
 
 /// `[server]` is a server config exactly as `mailsim serve --config` reads it.
@@ -172,6 +151,9 @@ pub struct Dns {
     pub zones: BTreeMap<String, ZoneSpec>,
     #[serde(default)]
     pub fault: Vec<DnsFault>,
+    /// Zone data that changes at a time (an MX moved to a new host).
+    #[serde(default)]
+    pub change: Vec<Spanned<DnsChange>>,
 }
 
 /// A client of the world: it runs scripted SMTP sessions.

@@ -931,3 +931,34 @@ mod fuzz {
         }
     }
 }
+
+/// The simulator's consistency check reads queue files through `inspect_queue_file`: a
+/// whole file is `Ok` (done once every recipient is final), any prefix of it is refused.
+#[tokio::test]
+async fn inspect_queue_file_tells_whole_done_and_torn_files_apart() {
+    let env = MemEnv::new();
+    let (store, _) = QueueStore::open(env.clone()).await.unwrap();
+    let id = store
+        .enqueue(
+            Some(addr("s@example.org")),
+            vec![addr("a@one.example")],
+            b"Subject: x\r\n\r\nbody\r\n",
+            t(1000),
+        )
+        .await
+        .unwrap();
+    let read = || async { env.read(&qdir().join(id.to_string())).await.unwrap() };
+    let data = read().await;
+    assert_eq!(inspect_queue_file(&data), Ok(false));
+    for cut in [0, 1, data.len() / 2, data.len() - 1] {
+        assert!(inspect_queue_file(&data[..cut]).is_err(), "prefix of {cut}");
+    }
+    let delivered = RecipientState::Delivered {
+        reply: "250 ok".into(),
+    };
+    store.record(id, &[(0, delivered)]).await.unwrap();
+    let done = read().await;
+    assert_eq!(inspect_queue_file(&done), Ok(true));
+    // A torn state record is skipped, as recovery skips it: the file is whole, not done.
+    assert_eq!(inspect_queue_file(&done[..done.len() - 3]), Ok(false));
+}
