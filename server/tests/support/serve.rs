@@ -79,6 +79,8 @@ submission = "127.0.0.1:0"
 submissions = "127.0.0.1:0"
 pop3 = "127.0.0.1:0"
 pop3s = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+imaps = "127.0.0.1:0"
 [queue]
 relayhost = "127.0.0.1:{sink_port}"
 tls = "none"
