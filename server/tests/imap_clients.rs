@@ -122,26 +122,9 @@ fn imaplib_reads_flags_moves_and_idles_over_starttls_and_implicit_tls() {
         p.ca(),
         PASSWORD.to_string(),
     ];
-    let out = match Command::new("python3")
-        .arg("-c")
-        .arg(IMAPLIB)
-        .args(&args)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("SKIPPED: python3 not runnable ({e})");
-            return;
-        }
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim() == "ok",
-        "python: {}\nstdout: {stdout}\nstderr: {}\nserver: {:#?}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        p.log()
-    );
+    if !p.run_python(IMAPLIB, &args) {
+        return;
+    }
     let log = p.log();
     assert!(
         log.iter()

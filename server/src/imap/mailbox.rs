@@ -417,6 +417,58 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Diffs a fresh snapshot of the selected folder into this session's view and sends
+    /// what changed: EXPUNGE (highest sequence number first, so the lower ones stay
+    /// valid), then EXISTS for new messages, then FETCH FLAGS for changed flags.
+    pub(super) fn refresh(&mut self, snapshot: Vec<Entry>) {
+        let condstore = self.condstore;
+        let State::Selected(sel) = &mut self.state else {
+            return;
+        };
+        let live: std::collections::BTreeMap<u32, &Entry> =
+            snapshot.iter().map(|e| (e.uid, e)).collect();
+        let mut lines = Vec::new();
+        for i in (0..sel.msgs.len()).rev() {
+            if !live.contains_key(&sel.msgs[i].uid) {
+                sel.msgs.remove(i);
+                lines.push(format!("* {} EXPUNGE", i + 1));
+            }
+        }
+        for (i, m) in sel.msgs.iter_mut().enumerate() {
+            if let Some(e) = live.get(&m.uid) {
+                if e.flags != m.flags || e.modseq != m.modseq {
+                    let changed = e.flags != m.flags;
+                    *m = (*e).clone();
+                    if changed || condstore {
+                        lines.push(fetch_flags_line(i + 1, m, condstore));
+                    }
+                }
+            }
+        }
+        let last = sel.msgs.last().map_or(0, |m| m.uid);
+        let before = sel.msgs.len();
+        sel.msgs
+            .extend(snapshot.iter().filter(|e| e.uid > last).cloned());
+        if sel.msgs.len() != before {
+            lines.push(format!("* {} EXISTS", sel.msgs.len()));
+        }
+        for l in lines {
+            self.send_line(l);
+        }
+    }
+}
+
+/// `* n FETCH (UID u FLAGS (…) [MODSEQ (m)])`: what a session is told of a flag change.
+pub(super) fn fetch_flags_line(seq: usize, e: &Entry, condstore: bool) -> String {
+    let mut line = format!("* {seq} FETCH (UID {} FLAGS ({})", e.uid, e.flags);
+    if condstore {
+        line.push_str(&format!(" MODSEQ ({})", e.modseq));
+    }
+    line.push(')');
+    line
+}
+
 /// The UIDs of `\Deleted` messages (within `only`, if given).
 fn deleted(msgs: &[Entry], only: Option<&Vec<u32>>) -> Vec<u32> {
     msgs.iter()

@@ -24,6 +24,7 @@
 //!   before a byte is buffered), sessions per account capped, 20 bad commands close.
 
 mod any;
+mod api;
 mod backend;
 pub mod driver;
 mod fetch;

@@ -18,10 +18,10 @@ use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::CommandCodec;
 
+pub use super::api::{Answer, Done, Failure, FlagOp, ImapConfig, Output, Request};
 use super::wire;
 use crate::env::Timestamp;
-use crate::smtp::{AuthAnswer, Credentials};
-use crate::store::index::{Entry, Flags, FolderName, Status};
+use crate::store::index::{Entry, FolderName};
 
 /// Longest command line (without literals). Dovecot's `imap_max_line_length` is 64 KiB;
 /// clients send long UID sets, so this is not the POP3 255.
@@ -36,139 +36,6 @@ pub const MAX_ERRORS: u32 = 20;
 /// Bytes handed to the fragmentizer at a time: how far past a limit a line can get before
 /// it is noticed.
 const CHUNK: usize = 4096;
-
-/// What an IMAP listener offers.
-#[derive(Clone, Debug)]
-pub struct ImapConfig {
-    pub hostname: String,
-    /// STARTTLS is offered (the listener has TLS and the connection is not TLS yet).
-    pub starttls: bool,
-    /// LOGIN and AUTHENTICATE before TLS (testing only, like SMTP's `auth.allow_plaintext`).
-    pub plaintext_auth: bool,
-    pub idle_timeout: Duration,
-    pub max_literal: u32,
-}
-
-/// How STORE changes flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlagOp {
-    Add,
-    Remove,
-    Replace,
-}
-
-/// What the session asks of the store, for the logged-in account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// Claim a session slot for the account (the per-account cap): `Done::Ok`.
-    Login(String),
-    /// Open (and rescan) a folder: `Done::Selected`.
-    Select(FolderName),
-    /// Rescan and list a folder: `Done::Entries` (every message).
-    Snapshot(FolderName),
-    /// Message bytes: `Done::Messages`.
-    Read(FolderName, Vec<u32>),
-    /// `Done::Stored`. With `unchanged_since` (RFC 7162 §3.2), a
-    /// message changed after that MODSEQ is left alone.
-    SetFlags {
-        folder: FolderName,
-        uids: Vec<u32>,
-        op: FlagOp,
-        flags: Flags,
-        unchanged_since: Option<u64>,
-    },
-    /// `Done::Uids` (those expunged).
-    Expunge(FolderName, Vec<u32>),
-    /// `Done::Folders`.
-    Folders,
-    /// `Done::Status`.
-    Status(FolderName),
-    /// `Done::Ok`.
-    Create(FolderName),
-    /// `Done::Appended`.
-    Append {
-        folder: FolderName,
-        message: Vec<u8>,
-        flags: Flags,
-    },
-    /// COPY (or MOVE with `remove`): `Done::Copied`.
-    Copy {
-        from: FolderName,
-        to: FolderName,
-        uids: Vec<u32>,
-        remove: bool,
-    },
-}
-
-/// A successful answer to a [`Request`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    Ok,
-    Selected {
-        status: Status,
-        entries: Vec<Entry>,
-    },
-    Entries(Vec<Entry>),
-    /// STORE: the changed messages, and those left alone by UNCHANGEDSINCE.
-    Stored {
-        changed: Vec<Entry>,
-        modified: Vec<u32>,
-    },
-    Messages(Vec<(u32, Vec<u8>)>),
-    Uids(Vec<u32>),
-    /// Every folder of the account, INBOX first, and whether it is subscribed.
-    Folders(Vec<FolderName>),
-    Status {
-        status: Status,
-        unseen: usize,
-    },
-    Appended {
-        uidvalidity: u32,
-        uid: u32,
-    },
-    /// The target's UIDVALIDITY and (source UID, target UID) pairs.
-    Copied {
-        uidvalidity: u32,
-        pairs: Vec<(u32, u32)>,
-    },
-}
-
-/// Why a request failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    NotFound,
-    Exists,
-    /// Too many sessions for the account.
-    Busy,
-    OverQuota,
-    Failed(String),
-}
-
-/// What the session wants next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Bytes to send; `shown` is their first line for the trace (never a message body).
-    Send { bytes: Vec<u8>, shown: String },
-    /// Do the TLS handshake now (after sending what was queued): `Answer::TlsUp`/`TlsFailed`.
-    StartTls,
-    /// Check these credentials: `Answer::Authenticated`.
-    Authenticate(Credentials),
-    /// Do this: `Answer::Done`.
-    Ask(Request),
-    /// Close the connection (after sending what was queued).
-    Close,
-    /// Nothing to do until more input, a change in the selected folder or the timer.
-    NeedInput,
-}
-
-/// The outside's answer to an output.
-#[derive(Debug)]
-pub enum Answer {
-    TlsUp,
-    TlsFailed,
-    Authenticated(AuthAnswer),
-    Done(Result<Done, Failure>),
-}
 
 /// The folder a session has selected, as this session has been told of it: sequence
 /// numbers are positions in `msgs` (RFC 3501 §2.3.1.2), which changes only when this
@@ -664,56 +531,6 @@ impl Session {
     fn command(&mut self, command: Command<'static>) {
         super::any::dispatch(self, command);
     }
-
-    /// Diffs a fresh snapshot of the selected folder into this session's view and sends
-    /// what changed: EXPUNGE (highest sequence number first, so the lower ones stay
-    /// valid), then EXISTS for new messages, then FETCH FLAGS for changed flags.
-    pub(super) fn refresh(&mut self, snapshot: Vec<Entry>) {
-        let condstore = self.condstore;
-        let State::Selected(sel) = &mut self.state else {
-            return;
-        };
-        let live: std::collections::BTreeMap<u32, &Entry> =
-            snapshot.iter().map(|e| (e.uid, e)).collect();
-        let mut lines = Vec::new();
-        for i in (0..sel.msgs.len()).rev() {
-            if !live.contains_key(&sel.msgs[i].uid) {
-                sel.msgs.remove(i);
-                lines.push(format!("* {} EXPUNGE", i + 1));
-            }
-        }
-        for (i, m) in sel.msgs.iter_mut().enumerate() {
-            if let Some(e) = live.get(&m.uid) {
-                if e.flags != m.flags || e.modseq != m.modseq {
-                    let changed = e.flags != m.flags;
-                    *m = (*e).clone();
-                    if changed || condstore {
-                        lines.push(fetch_flags_line(i + 1, m, condstore));
-                    }
-                }
-            }
-        }
-        let last = sel.msgs.last().map_or(0, |m| m.uid);
-        let before = sel.msgs.len();
-        sel.msgs
-            .extend(snapshot.iter().filter(|e| e.uid > last).cloned());
-        if sel.msgs.len() != before {
-            lines.push(format!("* {} EXISTS", sel.msgs.len()));
-        }
-        for l in lines {
-            self.send_line(l);
-        }
-    }
-}
-
-/// `* n FETCH (UID u FLAGS (…) [MODSEQ (m)])`: what a session is told of a flag change.
-pub(super) fn fetch_flags_line(seq: usize, e: &Entry, condstore: bool) -> String {
-    let mut line = format!("* {seq} FETCH (UID {} FLAGS ({})", e.uid, e.flags);
-    if condstore {
-        line.push_str(&format!(" MODSEQ ({})", e.modseq));
-    }
-    line.push(')');
-    line
 }
 
 #[derive(Debug, Clone, Copy)]

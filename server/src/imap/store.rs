@@ -12,10 +12,9 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch::resolve;
+use super::mailbox::fetch_flags_line;
 use super::mailbox::folder;
-use super::session::{
-    fetch_flags_line, Done, Failure, FlagOp, Output, Pending, Request, Session, State,
-};
+use super::session::{Done, Failure, FlagOp, Output, Pending, Request, Session, State};
 use super::wire;
 use crate::store::index::Flags;
 

@@ -123,6 +123,33 @@ tls = "none"
             .unwrap()
     }
 
+    /// Runs a Python client script with `args`; it must print `ok`. False (and SKIPPED
+    /// printed) only when python3 cannot be run at all.
+    #[allow(dead_code)]
+    pub fn run_python(&self, script: &str, args: &[String]) -> bool {
+        let out = match Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("SKIPPED: python3 not runnable ({e})");
+                return false;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.trim() == "ok",
+            "python: {}\nstdout: {stdout}\nstderr: {}\nserver: {:#?}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        true
+    }
+
     pub fn ca(&self) -> String {
         self.dir.join("cert.pem").display().to_string()
     }

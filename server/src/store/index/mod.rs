@@ -9,7 +9,11 @@
 //! appended to the folder's log **and fsynced before anything reports them**. So a crash
 //! can never make a UID that a client saw be handed out again under the same UIDVALIDITY:
 //! a record whose fsync had not returned was never reported, and its UID is burnt anyway
-//! (UIDNEXT is the highest UID any readable record names, plus one).
+//! (UIDNEXT is the highest UID any readable record names, plus one). A delivery's only
+//! cost is a broadcast send: the server forwards each one to [`Mailboxes::delivered`],
+//! which rescans the folder if this process has it open, so IMAP sessions watching it
+//! (IDLE) hear of the message at once; APPEND and COPY (`appending.rs`) write a file and
+//! its record themselves.
 //!
 //! **A log that is missing or unreadable** (its header record gone) gets a new UIDVALIDITY
 //! from the Env clock and the folder is indexed afresh. Every UID a client cached is then
@@ -49,7 +53,7 @@
 //! One in-process owner per folder: a [`FolderIndex`] is an `Arc`'d mutex over the state,
 //! handed out by the per-account registry in [`Mailboxes`], so two sessions never assign
 //! the same UID. Every change is broadcast ([`Change`]) to subscribers, which is how an
-//! IMAP session will learn of EXISTS/EXPUNGE/FETCH from others.
+//! IMAP session learns of EXISTS/EXPUNGE/FETCH from others.
 
 mod appending;
 mod flags;
