@@ -292,10 +292,6 @@ impl<E: Env> Server<E> {
             ("pop3s", config.listen.pop3s, true),
         ] {
             let Some(addr) = addr else { continue };
-            let listener = env
-                .listen(addr)
-                .await
-                .map_err(|err| StartError::Listen { addr, err })?;
             let protocol = Pop3 {
                 name,
                 env: env.clone(),
@@ -310,20 +306,17 @@ impl<E: Env> Server<E> {
                 tls: tls.clone(),
                 implicit,
             };
-            let bound = listeners
-                .add(listener, config.limits.connections, protocol)
-                .map_err(|err| StartError::Listen { addr, err })?;
-            up.push((name, shown_addr(addr, bound)));
+            let limit = config.limits.connections;
+            up.push((
+                name,
+                bind(&env, &mut listeners, addr, limit, protocol).await?,
+            ));
         }
         for (name, addr, implicit) in [
             ("imap", config.listen.imap, false),
             ("imaps", config.listen.imaps, true),
         ] {
             let Some(addr) = addr else { continue };
-            let listener = env
-                .listen(addr)
-                .await
-                .map_err(|err| StartError::Listen { addr, err })?;
             let protocol = Imap {
                 name,
                 env: env.clone(),
@@ -340,10 +333,11 @@ impl<E: Env> Server<E> {
                 tls: tls.clone(),
                 implicit,
             };
-            let bound = listeners
-                .add(listener, config.limits.connections, protocol)
-                .map_err(|err| StartError::Listen { addr, err })?;
-            up.push((name, shown_addr(addr, bound)));
+            let limit = config.limits.connections;
+            up.push((
+                name,
+                bind(&env, &mut listeners, addr, limit, protocol).await?,
+            ));
         }
         if let Some(deliveries) = deliveries {
             forward_deliveries(&env, deliveries, mailboxes.clone());
@@ -541,6 +535,24 @@ impl<D: Deliver> Deliver for Critical<D> {
 
 /// What the trace shows for a listener: the configured address with the port really bound
 /// (a simulated host reports its listener on the unspecified address).
+/// Binds `addr` and serves `protocol` on it: where it is bound, as the trace shows it.
+async fn bind<E: Env, P: Protocol<E>>(
+    env: &E,
+    listeners: &mut Listeners<E>,
+    addr: SocketAddr,
+    limit: usize,
+    protocol: P,
+) -> Result<SocketAddr, StartError> {
+    let listener = env
+        .listen(addr)
+        .await
+        .map_err(|err| StartError::Listen { addr, err })?;
+    let bound = listeners
+        .add(listener, limit, protocol)
+        .map_err(|err| StartError::Listen { addr, err })?;
+    Ok(shown_addr(addr, bound))
+}
+
 fn shown_addr(configured: SocketAddr, bound: SocketAddr) -> SocketAddr {
     match bound.ip().is_unspecified() {
         true => SocketAddr::new(configured.ip(), bound.port()),
