@@ -365,8 +365,8 @@ impl<E: Env> Server<E> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no SMTP listener"))
     }
 
-    /// Where the listener `name` (`smtp`, `submission`, `submissions`, `pop3`, `pop3s`) is bound; `None` if
-    /// the config does not enable it.
+    /// Where the listener `name` (`smtp`, `submission`, `submissions`, `pop3`, `pop3s`, `imap`,
+    /// `imaps`) is bound; `None` if the config does not enable it.
     pub fn local_addr_of(&self, name: &str) -> Option<SocketAddr> {
         self.listeners.local_addr(name)
     }
