@@ -231,7 +231,7 @@ impl Session {
                         ..
                     } = info
                     {
-                        if a.length > self.config.max_literal {
+                        if a.length > self.literal_limit() {
                             return Some(Err(Framing::LiteralTooBig(a.mode, a.length)));
                         }
                         self.in_literal = true;
@@ -301,6 +301,15 @@ impl Session {
         }
     }
 
+    /// The largest literal this session takes now: before login only what a LOGIN needs
+    /// (a line's worth), so nobody unauthenticated can make us hold 32 MiB.
+    fn literal_limit(&self) -> u32 {
+        match self.state {
+            State::NotAuthenticated => (MAX_LINE as u32).min(self.config.max_literal),
+            _ => self.config.max_literal,
+        }
+    }
+
     fn framing_error(&mut self, f: Framing) {
         let tag = self.frag.decode_tag().map(|t| t.inner().to_string());
         self.log.push(format!("[{f:?}]"));
@@ -309,7 +318,7 @@ impl Session {
                 // The client waits for `+`, so it never sends the literal: the next line is
                 // a new command.
                 self.frag.skip_message();
-                let max = self.config.max_literal;
+                let max = self.literal_limit();
                 let text = format!("[TOOBIG] Literal of {n} octets exceeds the limit of {max}");
                 self.tagged(tag.as_deref().unwrap_or("*"), "NO", &text);
                 self.count_error();
@@ -317,7 +326,7 @@ impl Session {
             Framing::LiteralTooBig(_, n) => {
                 // LITERAL+: the octets are already on their way; nothing after them can be
                 // trusted to be a command boundary we agree on.
-                let max = self.config.max_literal;
+                let max = self.literal_limit();
                 let text = format!("[TOOBIG] Literal of {n} octets exceeds the limit of {max}");
                 self.tagged(tag.as_deref().unwrap_or("*"), "BAD", &text);
                 self.bye("Literal too big");

@@ -16,6 +16,27 @@ async fn a_synchronising_literal_too_big_is_refused_before_it_is_sent() {
 }
 
 #[tokio::test]
+async fn before_login_a_literal_is_only_as_big_as_a_line() {
+    let (_env, m) = world().await;
+    let (mut c, _) = Client::new(&m, true);
+    let r = c.raw(b"a LOGIN alice {100000}\r\n").await;
+    assert_eq!(
+        r,
+        "a NO [TOOBIG] Literal of 100000 octets exceeds the limit of 65536\r\n"
+    );
+    // A LOGIN with literals of a sane size works.
+    assert_eq!(
+        c.raw(b"b LOGIN {5}\r\n").await,
+        "+ Ready for literal data\r\n"
+    );
+    assert_eq!(
+        c.raw(b"alice {6}\r\n").await,
+        "+ Ready for literal data\r\n"
+    );
+    assert!(c.raw(b"secret\r\n").await.starts_with("b OK"));
+}
+
+#[tokio::test]
 async fn a_non_synchronising_literal_too_big_closes_the_connection_unbuffered() {
     let (_env, m) = world().await;
     let mut c = Client::selected(&m).await;
