@@ -119,6 +119,8 @@ pub fn serve(args: &ServeArgs, prog: &str) -> ExitCode {
             ("submissions", "submissions (implicit TLS, AUTH)"),
             ("pop3", "POP3 (STLS)"),
             ("pop3s", "POP3S (implicit TLS)"),
+            ("imap", "IMAP (STARTTLS)"),
+            ("imaps", "IMAPS (implicit TLS)"),
         ] {
             if let Some(a) = server.local_addr_of(name) {
                 eprintln!("{prog}: {what} on {a}");

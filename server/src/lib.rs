@@ -11,6 +11,7 @@ pub mod directory;
 pub mod dkim;
 pub mod durable;
 pub mod env;
+pub mod imap;
 pub mod listener;
 pub mod mail;
 pub mod mime;

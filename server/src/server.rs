@@ -14,6 +14,9 @@
 //! - `pop3` on `listen.pop3` (port 110): STLS, USER/PASS and AUTH PLAIN once TLS is up
 //!   (unless `auth.allow_plaintext`), the same accounts, delays and lockouts as SMTP AUTH;
 //! - `pop3s` on `listen.pop3s` (port 995): implicit TLS, the same.
+//! - `imap` on `listen.imap` (port 143): STARTTLS, LOGIN and AUTHENTICATE PLAIN once TLS is
+//!   up (unless `auth.allow_plaintext`), the same accounts, delays and lockouts;
+//! - `imaps` on `listen.imaps` (port 993): implicit TLS, the same.
 //!
 //! One [`ServerTls`] (the configured certificate, or a self-signed one) serves them all.
 
@@ -29,6 +32,7 @@ use crate::auth::Accounts;
 use crate::config::{ConfigError, SaslMechanism, ServerConfig};
 use crate::dkim::{Signer, Submission};
 use crate::env::Env;
+use crate::imap::{Imap, ImapConfig};
 use crate::listener::{Connection, Listeners, Protocol, Shutdown, Tracker};
 use crate::mail::{Deliver, DeliveryError, Envelope, Message};
 use crate::policy::auth::SenderAuth;
@@ -107,6 +111,9 @@ impl<E: Env> Server<E> {
             MailStore::open_with_quotas(env.clone(), directory.accounts(), opts.commit, quotas)
                 .await
                 .map_err(StartError::Store)?;
+        // IMAP sessions hear of deliveries through the index (see `forward_deliveries`).
+        let imap_on = config.listen.imap.is_some() || config.listen.imaps.is_some();
+        let deliveries = imap_on.then(|| store.subscribe_deliveries());
         #[cfg(feature = "planted-bugs")]
         if config.planted_bugs.skip_mailbox_dir_sync {
             env.warn(
@@ -285,10 +292,6 @@ impl<E: Env> Server<E> {
             ("pop3s", config.listen.pop3s, true),
         ] {
             let Some(addr) = addr else { continue };
-            let listener = env
-                .listen(addr)
-                .await
-                .map_err(|err| StartError::Listen { addr, err })?;
             let protocol = Pop3 {
                 name,
                 env: env.clone(),
@@ -303,10 +306,41 @@ impl<E: Env> Server<E> {
                 tls: tls.clone(),
                 implicit,
             };
-            let bound = listeners
-                .add(listener, config.limits.connections, protocol)
-                .map_err(|err| StartError::Listen { addr, err })?;
-            up.push((name, shown_addr(addr, bound)));
+            let limit = config.limits.connections;
+            up.push((
+                name,
+                bind(&env, &mut listeners, addr, limit, protocol).await?,
+            ));
+        }
+        for (name, addr, implicit) in [
+            ("imap", config.listen.imap, false),
+            ("imaps", config.listen.imaps, true),
+        ] {
+            let Some(addr) = addr else { continue };
+            let protocol = Imap {
+                name,
+                env: env.clone(),
+                config: ImapConfig {
+                    hostname: config.hostname.clone(),
+                    starttls: !implicit,
+                    plaintext_auth: config.auth.allow_plaintext,
+                    idle_timeout: crate::imap::IDLE_TIMEOUT,
+                    max_literal: crate::imap::MAX_LITERAL,
+                },
+                auth: accounts.clone(),
+                mailboxes: mailboxes.clone(),
+                max_sessions: crate::imap::MAX_SESSIONS_PER_ACCOUNT,
+                tls: tls.clone(),
+                implicit,
+            };
+            let limit = config.limits.connections;
+            up.push((
+                name,
+                bind(&env, &mut listeners, addr, limit, protocol).await?,
+            ));
+        }
+        if let Some(deliveries) = deliveries {
+            forward_deliveries(&env, deliveries, mailboxes.clone());
         }
         for (name, addr) in up {
             if name == "smtp" {
@@ -331,8 +365,8 @@ impl<E: Env> Server<E> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no SMTP listener"))
     }
 
-    /// Where the listener `name` (`smtp`, `submission`, `submissions`, `pop3`, `pop3s`) is bound; `None` if
-    /// the config does not enable it.
+    /// Where the listener `name` (`smtp`, `submission`, `submissions`, `pop3`, `pop3s`, `imap`,
+    /// `imaps`) is bound; `None` if the config does not enable it.
     pub fn local_addr_of(&self, name: &str) -> Option<SocketAddr> {
         self.listeners.local_addr(name)
     }
@@ -349,6 +383,35 @@ impl<E: Env> Server<E> {
         self.listeners.run(self.grace).await;
         Ok(())
     }
+}
+
+/// Tells the access index of every durable delivery, so a folder that IMAP sessions have
+/// open is indexed at once and they hear of the message (IDLE sees it without polling).
+/// The MX path only pays a broadcast send; the rescan happens here, off its hot path. A
+/// lagging forwarder loses nothing: sessions rescan on NOOP, CHECK and SELECT.
+fn forward_deliveries<E: Env>(
+    env: &E,
+    mut deliveries: tokio::sync::broadcast::Receiver<crate::store::Delivered>,
+    mailboxes: Mailboxes<E>,
+) {
+    let trace = env.clone();
+    env.spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match deliveries.recv().await {
+                Ok(d) => {
+                    let folder = crate::store::index::FolderName::of(d.folder);
+                    if let Err(e) = mailboxes.delivered(&d.mailbox, &folder).await {
+                        trace.warn("index", format_args!("{}/{folder}: rescan: {e}", d.mailbox));
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    trace.warn("index", format_args!("{n} delivery notices lagged"));
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 /// The SASL mechanisms the session frames, from the config's list, in its order.
@@ -472,6 +535,24 @@ impl<D: Deliver> Deliver for Critical<D> {
 
 /// What the trace shows for a listener: the configured address with the port really bound
 /// (a simulated host reports its listener on the unspecified address).
+/// Binds `addr` and serves `protocol` on it: where it is bound, as the trace shows it.
+async fn bind<E: Env, P: Protocol<E>>(
+    env: &E,
+    listeners: &mut Listeners<E>,
+    addr: SocketAddr,
+    limit: usize,
+    protocol: P,
+) -> Result<SocketAddr, StartError> {
+    let listener = env
+        .listen(addr)
+        .await
+        .map_err(|err| StartError::Listen { addr, err })?;
+    let bound = listeners
+        .add(listener, limit, protocol)
+        .map_err(|err| StartError::Listen { addr, err })?;
+    Ok(shown_addr(addr, bound))
+}
+
 fn shown_addr(configured: SocketAddr, bound: SocketAddr) -> SocketAddr {
     match bound.ip().is_unspecified() {
         true => SocketAddr::new(configured.ip(), bound.port()),

@@ -11,8 +11,6 @@
 #[path = "support/serve.rs"]
 mod serve;
 
-use std::process::Command;
-
 use serve::{Proc, PASSWORD};
 
 const POPLIB: &str = r#"
@@ -91,26 +89,9 @@ fn poplib_reads_and_deletes_over_stls_and_implicit_tls() {
         p.ca(),
         PASSWORD.to_string(),
     ];
-    let out = match Command::new("python3")
-        .arg("-c")
-        .arg(POPLIB)
-        .args(&args)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("SKIPPED: python3 not runnable ({e})");
-            return;
-        }
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim() == "ok",
-        "python: {}\nstdout: {stdout}\nstderr: {}\nserver: {:#?}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        p.log()
-    );
+    if !p.run_python(POPLIB, &args) {
+        return;
+    }
     // The deleted message's file is gone; the other two are still stored.
     let dir = p.dir.join("data/mail/alice@example.org/new");
     let files = std::fs::read_dir(dir)

@@ -175,6 +175,10 @@ pub struct ListenConfig {
     pub pop3: Option<SocketAddr>,
     /// POP3 over implicit TLS (RFC 8314; port 995).
     pub pop3s: Option<SocketAddr>,
+    /// IMAP with STARTTLS (RFC 3501; port 143).
+    pub imap: Option<SocketAddr>,
+    /// IMAP over implicit TLS (RFC 8314; port 993).
+    pub imaps: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
@@ -185,6 +189,8 @@ impl Default for ListenConfig {
             submissions: None,
             pop3: None,
             pop3s: None,
+            imap: None,
+            imaps: None,
         }
     }
 }

@@ -30,6 +30,21 @@ pub fn rfc5322(t: Timestamp) -> String {
     )
 }
 
+/// `14-Nov-2023 22:13:20 +0000` (RFC 3501 `date-time`, the INTERNALDATE form).
+pub fn imap(t: Timestamp) -> String {
+    let secs = t.as_secs();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{d:02}-{}-{y:04} {:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// `2026-01-01T00:00:00.000000Z` (RFC 3339, UTC, microseconds).
 pub fn rfc3339(t: Timestamp) -> String {
     let secs = t.as_secs();
@@ -75,6 +90,10 @@ mod tests {
         ] {
             assert_eq!(rfc5322(Timestamp::from_secs(secs)), want);
         }
+        assert_eq!(
+            imap(Timestamp::from_secs(1_700_000_000)),
+            "14-Nov-2023 22:13:20 +0000"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::listener::{Latch, Tracker};
 use crate::smtp::driver::TlsMode;
 use crate::smtp::Authenticator;
 use crate::store::index::{FolderIndex, FolderName, Mailboxes, PopLock};
-use crate::tls::server::HANDSHAKE_TIMEOUT;
-use crate::tls::{MaybeTls, ServerTls};
+use crate::tls::server::handshake;
+use crate::tls::MaybeTls;
 
 /// What one session talks to besides its socket.
 pub struct Services<'a, E: Env, A: Authenticator> {
@@ -48,7 +48,7 @@ pub async fn run_session<E: Env, A: Authenticator>(
     config.starttls = matches!(services.tls, TlsMode::StartTls(_));
     let mut session = match services.tls {
         TlsMode::Implicit(server) => {
-            if !handshake(&env, server, &mut stream, &tag).await {
+            if !handshake(&env, server, &mut stream, "pop3", &tag).await {
                 env.trace("pop3", format_args!("{tag} closed"));
                 return;
             }
@@ -73,7 +73,7 @@ pub async fn run_session<E: Env, A: Authenticator>(
                 let up = match services.tls {
                     TlsMode::StartTls(server) if !stream.is_tls() => {
                         crate::listener::flush(&mut stream, &mut out).await.is_ok()
-                            && handshake(&env, server, &mut stream, &tag).await
+                            && handshake(&env, server, &mut stream, "pop3", &tag).await
                     }
                     _ => false,
                 };
@@ -185,32 +185,4 @@ async fn open<E: Env>(
             .collect(),
     };
     Ok((Held { _lock: lock, inbox }, drop))
-}
-
-async fn handshake<E: Env>(
-    env: &E,
-    server: &ServerTls,
-    stream: &mut MaybeTls<E::Stream>,
-    tag: &str,
-) -> bool {
-    let Some(plain) = stream.take_plain() else {
-        return false;
-    };
-    let deadline = env.now().plus(HANDSHAKE_TIMEOUT);
-    let accept = Box::pin(server.accept(plain));
-    match timeout_at(env, deadline, accept).await {
-        Some(Ok(tls)) => {
-            *stream = MaybeTls::from(tls);
-            env.trace("pop3", format_args!("{tag} TLS established"));
-            true
-        }
-        Some(Err(e)) => {
-            env.warn("pop3", format_args!("{tag} TLS handshake failed: {e}"));
-            false
-        }
-        None => {
-            env.warn("pop3", format_args!("{tag} TLS handshake timed out"));
-            false
-        }
-    }
 }

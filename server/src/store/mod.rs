@@ -26,7 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 /// How deliveries are made durable (the committer's modes).
 pub use crate::durable::CommitMode;
@@ -35,6 +35,16 @@ use crate::env::Env;
 use crate::mail::{DeliveryError, Envelope, Folder, Message};
 
 pub use self::quota::{Limit, Quotas, Reservation, Usage};
+
+/// A delivery made durable: the mailbox and the folder it went to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub mailbox: String,
+    pub folder: Folder,
+}
+
+/// Deliveries queued per listener before it lags (and must rescan what it watches).
+const DELIVERED: usize = 1024;
 
 /// The folder that holds every mailbox.
 const MAIL_ROOT: &str = "mail";
@@ -45,6 +55,9 @@ pub struct MailStore<E: Env> {
     env: E,
     jobs: Committer<Job>,
     quotas: Arc<Quotas>,
+    /// Every durable delivery, (mailbox, folder): how the access index learns of new mail
+    /// at once (IMAP IDLE), without the SMTP path touching the index itself.
+    delivered: broadcast::Sender<Delivered>,
     /// Planted bug (`crate::planted`), shared with the committer's planner.
     #[cfg(feature = "planted-bugs")]
     skip_dir_sync: Arc<std::sync::atomic::AtomicBool>,
@@ -150,6 +163,7 @@ impl<E: Env> MailStore<E> {
             env,
             jobs,
             quotas,
+            delivered: broadcast::channel(DELIVERED).0,
             #[cfg(feature = "planted-bugs")]
             skip_dir_sync,
         })
@@ -169,6 +183,11 @@ impl<E: Env> MailStore<E> {
 
     pub fn env(&self) -> &E {
         &self.env
+    }
+
+    /// Deliveries from now on, once each is durable.
+    pub fn subscribe_deliveries(&self) -> broadcast::Receiver<Delivered> {
+        self.delivered.subscribe()
     }
 
     /// Stores `message` in every mailbox the envelope names; returns the message id once
@@ -226,6 +245,13 @@ impl<E: Env> MailStore<E> {
             .collect::<Vec<File>>();
         // Reserved before anything is written, so the message is refused whole.
         let sizes: Vec<(String, u64)> = files.iter().map(|f| (f.mailbox.clone(), f.len)).collect();
+        let targets: Vec<Delivered> = files
+            .iter()
+            .map(|f| Delivered {
+                mailbox: f.mailbox.clone(),
+                folder: f.folder,
+            })
+            .collect();
         let reservation = match self.quotas.reserve(&sizes) {
             Ok(r) => r,
             Err(e) => {
@@ -248,6 +274,10 @@ impl<E: Env> MailStore<E> {
             .unwrap_or_else(|_| Err(DeliveryError::Temporary("store committer stopped".into())));
         if result.is_ok() {
             reservation.commit();
+            for t in targets {
+                // Nobody listening (no IMAP configured) is fine.
+                let _ = self.delivered.send(t);
+            }
         }
         result
     }

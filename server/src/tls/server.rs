@@ -157,5 +157,38 @@ fn self_signed_for(
     ))
 }
 
+/// Runs the server handshake on `stream` within [`HANDSHAKE_TIMEOUT`] (Env clock), traced
+/// under `source` (the POP3 and IMAP drivers'). On success the stream is TLS; on failure it
+/// is gone and the warning says why.
+pub async fn handshake<E: crate::env::Env>(
+    env: &E,
+    server: &ServerTls,
+    stream: &mut super::MaybeTls<E::Stream>,
+    source: &str,
+    tag: &str,
+) -> bool {
+    let Some(plain) = stream.take_plain() else {
+        return false;
+    };
+    let deadline = env.now().plus(HANDSHAKE_TIMEOUT);
+    // Boxed: the handshake state is kilobytes, needed only while it runs.
+    let accept = Box::pin(server.accept(plain));
+    match crate::env::timeout_at(env, deadline, accept).await {
+        Some(Ok(tls)) => {
+            *stream = super::MaybeTls::from(tls);
+            env.trace(source, format_args!("{tag} TLS established"));
+            true
+        }
+        Some(Err(e)) => {
+            env.warn(source, format_args!("{tag} TLS handshake failed: {e}"));
+            false
+        }
+        None => {
+            env.warn(source, format_args!("{tag} TLS handshake timed out"));
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

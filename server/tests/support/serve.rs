@@ -79,6 +79,8 @@ submission = "127.0.0.1:0"
 submissions = "127.0.0.1:0"
 pop3 = "127.0.0.1:0"
 pop3s = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+imaps = "127.0.0.1:0"
 [queue]
 relayhost = "127.0.0.1:{sink_port}"
 tls = "none"
@@ -119,6 +121,33 @@ tls = "none"
             .unwrap()
             .parse()
             .unwrap()
+    }
+
+    /// Runs a Python client script with `args`; it must print `ok`. False (and SKIPPED
+    /// printed) only when python3 cannot be run at all.
+    #[allow(dead_code)]
+    pub fn run_python(&self, script: &str, args: &[String]) -> bool {
+        let out = match Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("SKIPPED: python3 not runnable ({e})");
+                return false;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.trim() == "ok",
+            "python: {}\nstdout: {stdout}\nstderr: {}\nserver: {:#?}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        true
     }
 
     pub fn ca(&self) -> String {

@@ -9,7 +9,11 @@
 //! appended to the folder's log **and fsynced before anything reports them**. So a crash
 //! can never make a UID that a client saw be handed out again under the same UIDVALIDITY:
 //! a record whose fsync had not returned was never reported, and its UID is burnt anyway
-//! (UIDNEXT is the highest UID any readable record names, plus one).
+//! (UIDNEXT is the highest UID any readable record names, plus one). A delivery's only
+//! cost is a broadcast send: the server forwards each one to [`Mailboxes::delivered`],
+//! which rescans the folder if this process has it open, so IMAP sessions watching it
+//! (IDLE) hear of the message at once; APPEND and COPY (`appending.rs`) write a file and
+//! its record themselves.
 //!
 //! **A log that is missing or unreadable** (its header record gone) gets a new UIDVALIDITY
 //! from the Env clock and the folder is indexed afresh. Every UID a client cached is then
@@ -49,8 +53,9 @@
 //! One in-process owner per folder: a [`FolderIndex`] is an `Arc`'d mutex over the state,
 //! handed out by the per-account registry in [`Mailboxes`], so two sessions never assign
 //! the same UID. Every change is broadcast ([`Change`]) to subscribers, which is how an
-//! IMAP session will learn of EXISTS/EXPUNGE/FETCH from others.
+//! IMAP session learns of EXISTS/EXPUNGE/FETCH from others.
 
+mod appending;
 mod flags;
 mod folder;
 mod moving;
@@ -100,6 +105,8 @@ struct Inner<E: Env> {
     accounts: Mutex<BTreeMap<String, Account<E>>>,
     /// Accounts with a POP3 session (RFC 2449 §8 `IN-USE`).
     pop: SyncMutex<BTreeSet<String>>,
+    /// IMAP sessions per account (the per-account cap, item 4 of issue #11).
+    sessions: SyncMutex<BTreeMap<String, usize>>,
 }
 
 /// An account's open folders (loaded and recovered together, see the module doc).
@@ -130,6 +137,7 @@ impl<E: Env> Mailboxes<E> {
                 quotas,
                 accounts: Mutex::new(BTreeMap::new()),
                 pop: SyncMutex::new(BTreeSet::new()),
+                sessions: SyncMutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -288,6 +296,122 @@ impl<E: Env> Mailboxes<E> {
     }
 }
 
+impl<E: Env> Mailboxes<E> {
+    /// Counts one more session of `account`, unless it has `max` already (Dovecot's
+    /// `mail_max_userip_connections`, per account here); released when the claim drops.
+    pub fn claim_session(&self, account: &str, max: usize) -> Option<SessionClaim<E>> {
+        let mut sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = sessions.entry(account.to_string()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SessionClaim {
+            inner: self.inner.clone(),
+            account: account.to_string(),
+        })
+    }
+
+    /// A delivery landed in `folder` of `account`: if that folder is open in this process,
+    /// index it now, so the sessions watching it hear of the new message (IDLE sees it
+    /// without polling). A folder nobody has open is left alone; opening it rescans.
+    pub async fn delivered(&self, account: &str, folder: &FolderName) -> io::Result<()> {
+        let loaded = self.inner.accounts.lock().await.get(account).cloned();
+        let Some(folders) = loaded else {
+            return Ok(());
+        };
+        let index = folders.lock().await.get(folder).cloned();
+        if let Some(index) = index {
+            index.rescan().await?;
+        }
+        Ok(())
+    }
+
+    /// Appends a message to a folder with `flags`: (UIDVALIDITY, UID), durable first.
+    pub async fn append(
+        &self,
+        account: &str,
+        folder: &FolderName,
+        bytes: &[u8],
+        flags: Flags,
+    ) -> io::Result<(u32, u32)> {
+        let index = self.open(account, folder).await?;
+        let reservation = match &self.inner.quotas {
+            Some(q) => Some(
+                q.reserve(&[(account.to_string(), bytes.len() as u64)])
+                    .map_err(|e| io::Error::new(io::ErrorKind::QuotaExceeded, format!("{e:?}")))?,
+            ),
+            None => None,
+        };
+        let mut state = index.state.lock().await;
+        let uid = state.append(&self.inner.env, bytes, flags).await?;
+        let uidvalidity = state.uidvalidity;
+        drop(state);
+        if let Some(r) = reservation {
+            r.commit();
+        }
+        let _ = index.changes.send(Change::Added(vec![uid]));
+        Ok((uidvalidity, uid))
+    }
+
+    /// Copies messages (bytes and flags) into another folder: (target UIDVALIDITY,
+    /// (source UID, target UID) pairs). Each copy is durable before it is counted.
+    pub async fn copy_messages(
+        &self,
+        account: &str,
+        from: &FolderName,
+        to: &FolderName,
+        uids: &[u32],
+    ) -> io::Result<(u32, Vec<(u32, u32)>)> {
+        let src = self.open(account, from).await?;
+        let dst = self.open(account, to).await?;
+        let entries = src.snapshot().await;
+        let mut pairs = Vec::new();
+        let mut uidvalidity = dst.status().await.uidvalidity;
+        for uid in uids {
+            let Some(e) = entries.iter().find(|e| e.uid == *uid) else {
+                continue;
+            };
+            let bytes = match src.read(*uid).await {
+                Ok(b) => b,
+                // Expunged meanwhile: not copied (RFC 2180 §4.4.1 allows either).
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            let (uv, new) = self.append(account, to, &bytes, e.flags.clone()).await?;
+            uidvalidity = uv;
+            pairs.push((*uid, new));
+        }
+        Ok((uidvalidity, pairs))
+    }
+}
+
+/// One IMAP session's share of its account's cap (see [`Mailboxes::claim_session`]).
+pub struct SessionClaim<E: Env> {
+    inner: Arc<Inner<E>>,
+    account: String,
+}
+
+impl<E: Env> Drop for SessionClaim<E> {
+    fn drop(&mut self) {
+        let mut sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = sessions.get_mut(&self.account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                sessions.remove(&self.account);
+            }
+        }
+    }
+}
+
 /// An account's POP3 claim (see [`Mailboxes::lock_pop`]).
 pub struct PopLock<E: Env> {
     inner: Arc<Inner<E>>,
@@ -383,6 +507,30 @@ impl<E: Env> FolderIndex<E> {
                 .send(Change::Flags(changed.iter().map(|e| e.uid).collect()));
         }
         Ok(changed)
+    }
+
+    /// [`FolderIndex::set_flags`], except that a message whose MODSEQ is past
+    /// `unchanged_since` is left alone (RFC 7162 §3.1.3 UNCHANGEDSINCE), decided under the
+    /// same lock as the change. Returns (changed entries, UIDs left alone).
+    pub async fn set_flags_unchanged_since(
+        &self,
+        uids: &[u32],
+        unchanged_since: u64,
+        f: impl Fn(&Flags) -> Flags,
+    ) -> io::Result<(Vec<Entry>, Vec<u32>)> {
+        let mut state = self.state.lock().await;
+        let (modified, ok): (Vec<u32>, Vec<u32>) = uids
+            .iter()
+            .filter(|u| state.messages.contains_key(u))
+            .partition(|u| state.messages[u].modseq > unchanged_since);
+        let changed = state.set_flags(&self.env, &ok, f).await?;
+        drop(state);
+        if !changed.is_empty() {
+            let _ = self
+                .changes
+                .send(Change::Flags(changed.iter().map(|e| e.uid).collect()));
+        }
+        Ok((changed, modified))
     }
 
     /// Expunges messages; durable before it returns. Returns what was expunged.
