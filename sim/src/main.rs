@@ -87,24 +87,8 @@ enum Command {
     Trace {
         /// The trace file.
         file: PathBuf,
-        /// Only this host's lines (`server`, a remote's or an actor's name, `world`).
-        #[arg(long)]
-        host: Option<String>,
-        /// Only this source (`smtp`, `queue`, `store`, `dns`, `remote`, `actor`, ...).
-        #[arg(long)]
-        source: Option<String>,
-        /// Only lines naming this queue or message id.
-        #[arg(long)]
-        message: Option<String>,
-        /// Only lines matching this regular expression.
-        #[arg(long)]
-        grep: Option<regex::Regex>,
-        /// From this simulated second on.
-        #[arg(long)]
-        from_secs: Option<f64>,
-        /// Before this simulated second.
-        #[arg(long)]
-        until_secs: Option<f64>,
+        #[command(flatten)]
+        filter: cmd::trace::Filter,
     },
     /// Serve SMTP on real sockets (loopback unless the config says otherwise).
     ///
@@ -146,25 +130,7 @@ fn main() -> ExitCode {
             max_runs,
         } => cmd::shrink::main(&file, seed, output, threads(jobs), max_runs),
         Command::Check { paths } => cmd::check::main(paths),
-        Command::Trace {
-            file,
-            host,
-            source,
-            message,
-            grep,
-            from_secs,
-            until_secs,
-        } => cmd::trace::main(
-            &file,
-            cmd::trace::Filter {
-                host,
-                source,
-                message,
-                grep,
-                from_secs,
-                until_secs,
-            },
-        ),
+        Command::Trace { file, filter } => cmd::trace::main(&file, filter),
         Command::Serve(args) => mailsim_server::cli::serve(&args, "mailsim"),
         Command::Admin(args) => mailsim_server::cli::admin(&args, "mailsim", Some(&scenario_world)),
     }

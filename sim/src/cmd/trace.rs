@@ -12,14 +12,26 @@ use std::process::ExitCode;
 
 use regex::Regex;
 
-/// What to keep.
-#[derive(Default)]
+/// What to keep (also the command's flags).
+#[derive(Default, clap::Args)]
 pub struct Filter {
+    /// Only this host's lines (`server`, a remote's or an actor's name, `world`).
+    #[arg(long)]
     pub host: Option<String>,
+    /// Only this source (`smtp`, `queue`, `store`, `dns`, `remote`, `actor`, ...).
+    #[arg(long)]
     pub source: Option<String>,
+    /// Only lines naming this queue or message id.
+    #[arg(long)]
     pub message: Option<String>,
+    /// Only lines matching this regular expression.
+    #[arg(long)]
     pub grep: Option<Regex>,
+    /// From this simulated second on.
+    #[arg(long)]
     pub from_secs: Option<f64>,
+    /// Before this simulated second.
+    #[arg(long)]
     pub until_secs: Option<f64>,
 }
 
