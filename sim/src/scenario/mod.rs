@@ -5,6 +5,7 @@
 
 pub mod bulk;
 mod error;
+mod expect;
 pub use error::line_col;
 mod fault;
 pub use fault::{Fault, Hosts, IoOps, TraceTrigger, Window};
