@@ -75,14 +75,14 @@
 
 mod commit;
 mod format;
+mod id;
+pub use id::{InvalidQueueId, QueueId};
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -99,85 +99,6 @@ pub const QUEUE_DIR: &str = "queue";
 const BAD_PREFIX: &str = ".bad-";
 /// Most jobs in one group commit (bounds the latency of the first one in a batch).
 pub const MAX_BATCH: usize = durable::MAX_BATCH;
-
-/// A queued message's id; also its file name. See the module docs.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct QueueId {
-    secs: u64,
-    micros: u32,
-    random: u64,
-}
-
-impl QueueId {
-    /// The id of a message queued at `at` with a fresh random number.
-    pub fn new(at: Timestamp, random: u64) -> QueueId {
-        QueueId {
-            secs: at.as_secs(),
-            micros: at.0.subsec_micros(),
-            random,
-        }
-    }
-
-    /// Parses an id in its canonical form only (exactly what `Display` writes), so that
-    /// every id has exactly one file name and no other string — `..`, `a/b`, `.tmp-x`,
-    /// upper-case hex, a sign — is ever accepted as one.
-    pub fn parse(s: &str) -> Option<QueueId> {
-        let mut parts = s.split('.');
-        let (secs, micros, random) = (parts.next()?, parts.next()?, parts.next()?);
-        let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        let ok = parts.next().is_none()
-            && (10..=20).contains(&secs.len())
-            && digits(secs)
-            && micros.len() == 6
-            && digits(micros)
-            && random.len() == 16
-            && random
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !ok {
-            return None;
-        }
-        let id = QueueId {
-            secs: secs.parse().ok()?,
-            micros: micros.parse().ok()?,
-            random: u64::from_str_radix(random, 16).ok()?,
-        };
-        (id.to_string() == s).then_some(id)
-    }
-
-    /// The enqueue time the id was made from (to the microsecond).
-    pub fn timestamp(&self) -> Timestamp {
-        Timestamp(Duration::new(self.secs, self.micros * 1000))
-    }
-}
-
-impl fmt::Display for QueueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:010}.{:06}.{:016x}",
-            self.secs, self.micros, self.random
-        )
-    }
-}
-
-impl fmt::Debug for QueueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "QueueId({self})")
-    }
-}
-
-/// A string that is not a canonical [`QueueId`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid queue id {0:?}")]
-pub struct InvalidQueueId(pub String);
-
-impl FromStr for QueueId {
-    type Err = InvalidQueueId;
-    fn from_str(s: &str) -> Result<QueueId, InvalidQueueId> {
-        QueueId::parse(s).ok_or_else(|| InvalidQueueId(s.to_string()))
-    }
-}
 
 /// Where one recipient of a queued message stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
